@@ -1,0 +1,248 @@
+"""The toy benchmark's data card: classes, split, frequencies, co-occurrence and two difficulty numbers.
+
+    python -m pwslib.datacard            # both presets, 5-minute learnability probe each (~12 min)
+
+Difficulty is measured, not asserted:
+- **colour classifier**: every RGB colour (quantised to 16 levels per channel) predicts the class most
+  often seen with it on the training pixels; its test mIoU must stay low (<= 15 %), since colour is
+  drawn per instance;
+- **learnability probe**: a small fully supervised per-pixel network (``PerPixelSegmenter``) trained
+  for 5 minutes on 2 CPU threads; its test mIoU must be learnable (>= 45 %) and not saturated (<= 85 %).
+Writes ``reports/toy_datacard.md``, ``reports/toy_datacard.json`` and figures in ``reports/figures/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pwslib.data import build_dataset, class_split, collate, training_cooccurrence
+from pwslib.data.splits import IGNORE_INDEX, ClassSplit
+from pwslib.data.toy import PRESETS, load_toy
+from pwslib.io import provenance, write_json_atomic, write_text_atomic
+from pwslib.metrics import ConfusionMatrix, segmentation_scores
+from pwslib.model.per_pixel import PerPixelSegmenter
+
+COLOUR_BAND = 15.0
+LEARNABLE_BAND = (45.0, 85.0)
+
+
+def colour_classifier_scores(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                             test_labels: np.ndarray, split: ClassSplit, levels: int = 16) -> dict:
+    """Scores of the best per-pixel colour lookup table fitted on the training pixels."""
+    def bins(images: np.ndarray) -> np.ndarray:
+        q = images.astype(np.int64) * levels // 256
+        return ((q[..., 0] * levels + q[..., 1]) * levels + q[..., 2]).ravel()
+
+    labels = train_labels.ravel().astype(np.int64)
+    valid = labels != IGNORE_INDEX
+    counts = np.zeros((levels ** 3, split.num_classes), dtype=np.int64)
+    np.add.at(counts, (bins(train_images)[valid], labels[valid]), 1)
+    table = counts.argmax(1)
+    prediction = table[bins(test_images)].reshape(test_labels.shape)
+    confusion = ConfusionMatrix(split.num_classes)
+    confusion.update(torch.from_numpy(prediction), torch.from_numpy(test_labels.astype(np.int64)))
+    return segmentation_scores(confusion.matrix, split)
+
+
+@torch.no_grad()
+def evaluate_per_pixel(model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64) -> dict:
+    model.eval()
+    confusion = ConfusionMatrix(split.num_classes)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    for batch in loader:
+        confusion.update(model(batch["image"]).argmax(1), batch["full_label"])
+    return segmentation_scores(confusion.matrix, split)
+
+
+def learnability_probe(preset: str, minutes: float, seed: int = 0, batch_size: int = 16, lr: float = 2e-3) -> dict:
+    """Train ``PerPixelSegmenter`` fully supervised for ``minutes`` of wall time; test scores + throughput."""
+    torch.manual_seed(seed)
+    train = build_dataset(preset, "train", seed=seed)
+    test = build_dataset(preset, "test")
+    split = train.split
+    model = PerPixelSegmenter(split.num_classes)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    budget, start, images, epoch = minutes * 60, time.perf_counter(), 0, 0
+    model.train()
+    while time.perf_counter() - start < budget:
+        train.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, collate_fn=collate,
+                                             drop_last=True, generator=torch.Generator().manual_seed(seed + epoch))
+        for batch in loader:
+            elapsed = time.perf_counter() - start
+            if elapsed >= budget:
+                break
+            for group in optimiser.param_groups:
+                group["lr"] = lr * (1 - elapsed / budget) ** 0.9
+            loss = F.cross_entropy(model(batch["image"]), batch["full_label"], ignore_index=IGNORE_INDEX)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            images += len(batch["image"])
+        epoch += 1
+    train_seconds = time.perf_counter() - start
+    scores = evaluate_per_pixel(model, test, split)
+    scores.update(train_seconds=train_seconds, train_images=images, images_per_second=images / train_seconds,
+                  final_loss=float(loss.detach()))
+    return scores
+
+
+def sample_figure(preset: str, path: Path, count: int = 6) -> None:
+    """Images with their full label map and the base label map + clicks (stars: novel, crosses: base)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pwslib.viz import colourise, draw_points
+
+    train = build_dataset(preset, "train", augment=False)
+    split = train.split
+    fig, axes = plt.subplots(3, count, figsize=(2.2 * count, 6.8))
+    for column in range(count):
+        sample = train[column]
+        axes[0, column].imshow(sample["image"].permute(1, 2, 0).numpy())
+        axes[1, column].imshow(colourise(sample["full_label"], split.num_classes))
+        axes[2, column].imshow(colourise(sample["base_label"], split.num_classes))
+        draw_points(axes[2, column], sample["points"].numpy(), split.novel_classes, split.num_classes)
+        present = [split.class_names[c] + ("*" if c in split.novel_classes else "")
+                   for c in sample["image_labels"].nonzero().flatten().tolist()]
+        axes[0, column].set_title(", ".join(present), fontsize=7)
+    for row, title in enumerate(["image", "full label", "base label + clicks"]):
+        axes[row, 0].set_ylabel(title)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{preset}: samples (* = novel class in split 1; black = no label / ignore)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def cooccurrence_figure(matrix: np.ndarray, split: ClassSplit, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    names = [n + ("*" if i in split.novel_classes else "") for i, n in enumerate(split.class_names)]
+    size = 4 + 0.28 * len(names)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    sns.heatmap(matrix, ax=ax, xticklabels=names, yticklabels=names, cmap="viridis", vmin=0, vmax=1,
+                cbar_kws={"label": "P(column class | row class)"})
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _frequency_table(labels: np.ndarray, split: ClassSplit) -> list[dict]:
+    flat = labels.reshape(len(labels), -1)
+    rows = []
+    for c, name in enumerate(split.class_names):
+        present = (flat == c)
+        rows.append({"class": name, "novel": c in split.novel_classes,
+                     "pixel_share": float(present.mean() * 100), "image_share": float(present.any(1).mean() * 100)})
+    return rows
+
+
+def describe_preset(preset_name: str, minutes: float, figures: Path) -> dict:
+    preset = PRESETS[preset_name]
+    toy = load_toy(preset_name)
+    split = class_split(preset_name, 1)
+    train = build_dataset(preset_name, "train", augment=False)
+    cooc = training_cooccurrence(train)
+    sample_figure(preset_name, figures / f"toy_{preset_name}_samples.png")
+    cooccurrence_figure(cooc, split, figures / f"toy_{preset_name}_cooccurrence.png",
+                        f"{preset_name}: co-occurrence from training image labels (split 1)")
+    colour = colour_classifier_scores(np.asarray(toy.images["train"]), np.asarray(toy.labels["train"]),
+                                      np.asarray(toy.images["test"]), np.asarray(toy.labels["test"]), split)
+    probe = learnability_probe(preset_name, minutes)
+    partners = [{"thing": t.name, "partner": t.partner, "probability": t.partner_probability,
+                 "measured": float(cooc[split.class_names.index(t.name), split.class_names.index(t.partner)])}
+                for t in preset.things if t.partner and t.partner_probability > 0]
+    return {
+        "preset": preset_name, "classes": list(split.class_names),
+        "stuff_classes": [s.name for s in preset.stuff], "thing_classes": [t.name for t in preset.things],
+        "novel_splits": [list(s) for s in preset.novel_splits], "image_size": preset.image_size,
+        "num_train": int(len(toy.images["train"])), "num_test": int(len(toy.images["test"])),
+        "unlabelled_pixel_share": float((np.asarray(toy.labels["train"]) == IGNORE_INDEX).mean() * 100),
+        "frequencies": _frequency_table(np.asarray(toy.labels["train"]), split),
+        "partners": partners,
+        "colour_classifier": {k: colour[k] for k in ("base_miou", "novel_miou", "total_miou")},
+        "learnability_probe": {k: probe[k] for k in ("base_miou", "novel_miou", "total_miou", "train_seconds",
+                                                     "train_images", "images_per_second", "final_loss")},
+    }
+
+
+def _band(value: float, low: float, high: float) -> str:
+    return "inside" if low <= value <= high else "**OUTSIDE**"
+
+
+def render_markdown(cards: list[dict], meta: dict) -> str:
+    lines = ["# The `toy` benchmark: data card", "",
+             "Generated by `python -m pwslib.datacard` (do not edit by hand). Provenance: commit "
+             f"`{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC, wall time "
+             f"{meta['wall_seconds']:.0f} s, probe budget {meta['probe_minutes']} min per preset, data seed 0.", "",
+             "## Difficulty", "",
+             "| preset | colour classifier mIoU (band <= 15) | 5-min fully supervised mIoU (band 45..85) | "
+             "probe images/s | unlabelled pixels |", "|---|---|---|---|---|"]
+    for card in cards:
+        colour, probe = card["colour_classifier"]["total_miou"], card["learnability_probe"]["total_miou"]
+        lines.append(f"| {card['preset']} | {colour:.1f} ({_band(colour, 0, COLOUR_BAND)}) | {probe:.1f} "
+                     f"({_band(probe, *LEARNABLE_BAND)}) | {card['learnability_probe']['images_per_second']:.0f} | "
+                     f"{card['unlabelled_pixel_share']:.1f} % |")
+    for card in cards:
+        name = card["preset"]
+        lines += ["", f"## `{name}`", "",
+                  f"{len(card['classes'])} classes ({len(card['stuff_classes'])} stuff, {len(card['thing_classes'])} "
+                  f"things), {card['image_size']}x{card['image_size']} px, {card['num_train']} train / "
+                  f"{card['num_test']} test images.", "", "Base/novel splits (novel classes):", ""]
+        lines += [f"- split {i + 1}: {', '.join(s)}" for i, s in enumerate(card["novel_splits"])]
+        lines += ["", "Co-occurring pairs (thing sits on partner stuff; measured = P(partner | thing) on the "
+                  "training image labels):", "", "| thing | partner | generator probability | measured |",
+                  "|---|---|---|---|"]
+        lines += [f"| {p['thing']} | {p['partner']} | {p['probability']:.2f} | {p['measured']:.2f} |"
+                  for p in card["partners"]]
+        lines += ["", "Class frequencies on the training set (split 1, * = novel):", "",
+                  "| class | kind | % of pixels | % of images |", "|---|---|---|---|"]
+        for row in card["frequencies"]:
+            kind = "stuff" if row["class"] in card["stuff_classes"] else "thing"
+            star = "*" if row["novel"] else ""
+            lines.append(f"| {row['class']}{star} | {kind} | {row['pixel_share']:.1f} | {row['image_share']:.1f} |")
+        lines += ["", f"![samples](figures/toy_{name}_samples.png)", "",
+                  f"![co-occurrence](figures/toy_{name}_cooccurrence.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--minutes", type=float, default=5.0, help="learnability probe budget per preset")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of the probe (the band assumes 2)")
+    parser.add_argument("--out", type=Path, default=Path("reports"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    cards = [describe_preset(name, args.minutes, args.out / "figures") for name in args.presets]
+    meta = provenance(probe_minutes=args.minutes, wall_seconds=time.perf_counter() - start)
+    write_json_atomic(args.out / "toy_datacard.json", {"meta": meta, "presets": cards})
+    write_text_atomic(args.out / "toy_datacard.md", render_markdown(cards, meta))
+    for card in cards:
+        print(f"{card['preset']}: colour classifier {card['colour_classifier']['total_miou']:.1f} mIoU, "
+              f"5-min probe {card['learnability_probe']['total_miou']:.1f} mIoU")
+    if any(math.isnan(c["learnability_probe"]["total_miou"]) for c in cards):
+        raise SystemExit("a probe produced NaN mIoU")
+
+
+if __name__ == "__main__":
+    main()

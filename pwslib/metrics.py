@@ -1,0 +1,70 @@
+"""Segmentation metrics from one confusion matrix accumulated over the whole test set.
+
+IoU_c = TP / (TP + FP + FN); a class with no ground-truth pixel and no predicted pixel has an
+undefined IoU and is left out of every mean (a class that is predicted but absent scores 0).
+mIoU is reported over base classes, novel classes and all classes, and hIoU = 2·B·N / (B + N).
+Under DistributedDataParallel each rank accumulates its share and ``all_reduce`` sums the matrices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from pwslib.data.splits import IGNORE_INDEX, ClassSplit
+
+
+class ConfusionMatrix:
+    """``matrix[t, p]`` counts pixels of true class t predicted as p (ignore pixels excluded)."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        """prediction, target: integer tensors of the same shape (any), target 255 = ignore."""
+        if prediction.shape != target.shape:
+            raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape")
+        valid = target != IGNORE_INDEX
+        target, prediction = target[valid].long(), prediction[valid].long()
+        if target.numel() and int(target.max()) >= self.num_classes:
+            raise ValueError(f"target holds class {int(target.max())} but there are {self.num_classes} classes")
+        flat = target * self.num_classes + prediction
+        self.matrix += torch.bincount(flat.cpu(), minlength=self.num_classes ** 2).view(self.num_classes, -1)
+
+    def all_reduce(self) -> None:
+        """Sum the matrices of every rank (a no-op without torch.distributed)."""
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.matrix, op=dist.ReduceOp.SUM)
+
+
+def intersection_over_union(matrix: np.ndarray) -> np.ndarray:
+    """Per-class IoU (C,), NaN where a class is neither present nor predicted."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    true_positive = np.diag(matrix)
+    union = matrix.sum(0) + matrix.sum(1) - true_positive
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, true_positive / np.maximum(union, 1), np.nan)
+
+
+def harmonic_iou(base: float, novel: float) -> float:
+    return 0.0 if base + novel == 0 else 2 * base * novel / (base + novel)
+
+
+def segmentation_scores(matrix: np.ndarray | torch.Tensor, split: ClassSplit) -> dict:
+    """Base / novel / total mIoU and hIoU in percent, plus per-class IoU (NaN -> None)."""
+    matrix = matrix.numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix)
+    iou = intersection_over_union(matrix) * 100
+
+    def mean(ids) -> float:
+        values = iou[list(ids)]
+        values = values[~np.isnan(values)]
+        return float(values.mean()) if len(values) else float("nan")
+
+    base, novel = mean(split.base_classes), mean(split.novel_classes)
+    return {
+        "base_miou": base, "novel_miou": novel, "total_miou": mean(range(split.num_classes)),
+        "hiou": harmonic_iou(base, novel),
+        "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(split.class_names, iou)},
+    }

@@ -1,0 +1,1 @@
+"""The model: backbone -> FPN pixel decoder -> per-pixel embeddings; transformer decoder -> queries."""

@@ -1,0 +1,27 @@
+"""FPN pixel decoder (Lin et al., 2017), as in MaskFormer: per-pixel embeddings E at stride 4."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FPNPixelDecoder(nn.Module):
+    def __init__(self, in_channels: tuple[int, ...], dim: int):
+        super().__init__()
+        self.lateral = nn.ModuleList([nn.Conv2d(c, dim, 1) for c in in_channels])
+        self.output = nn.ModuleList([nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1, bias=False),
+                                                   nn.GroupNorm(8, dim), nn.ReLU(inplace=True))
+                                     for _ in in_channels[:-1]])
+        self.embed = nn.Conv2d(dim, dim, 3, 1, 1)
+
+    def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """features at strides 4..32 -> (E (B, D, H/4, W/4), [top-down maps at strides 32, 16, 8, 4])"""
+        x = self.lateral[-1](features[-1])
+        pyramid = [x]
+        for level in range(len(features) - 2, -1, -1):
+            x = self.lateral[level](features[level]) + F.interpolate(x, size=features[level].shape[-2:], mode="nearest")
+            x = self.output[level](x)
+            pyramid.append(x)
+        return self.embed(x), pyramid
