@@ -180,7 +180,8 @@ def describe_preset(preset_name: str, minutes: float, figures: Path) -> dict:
         "partners": partners,
         "colour_classifier": {k: colour[k] for k in ("base_miou", "novel_miou", "total_miou")},
         "learnability_probe": {k: probe[k] for k in ("base_miou", "novel_miou", "total_miou", "train_seconds",
-                                                     "train_images", "images_per_second", "final_loss")},
+                                                     "train_images", "images_per_second", "final_loss",
+                                                     "per_class_iou")},
     }
 
 
@@ -214,11 +215,15 @@ def render_markdown(cards: list[dict], meta: dict) -> str:
         lines += [f"| {p['thing']} | {p['partner']} | {p['probability']:.2f} | {p['measured']:.2f} |"
                   for p in card["partners"]]
         lines += ["", "Class frequencies on the training set (split 1, * = novel):", "",
-                  "| class | kind | % of pixels | % of images |", "|---|---|---|---|"]
+                  "| class | kind | % of pixels | % of images | probe IoU |", "|---|---|---|---|---|"]
+        probe_iou = card["learnability_probe"].get("per_class_iou", {})
         for row in card["frequencies"]:
             kind = "stuff" if row["class"] in card["stuff_classes"] else "thing"
             star = "*" if row["novel"] else ""
-            lines.append(f"| {row['class']}{star} | {kind} | {row['pixel_share']:.1f} | {row['image_share']:.1f} |")
+            iou = probe_iou.get(row["class"])
+            iou_text = "-" if iou is None else f"{iou:.1f}"
+            lines.append(f"| {row['class']}{star} | {kind} | {row['pixel_share']:.1f} | {row['image_share']:.1f} | "
+                         f"{iou_text} |")
         lines += ["", f"![samples](figures/toy_{name}_samples.png)", "",
                   f"![co-occurrence](figures/toy_{name}_cooccurrence.png)"]
     return "\n".join(lines) + "\n"

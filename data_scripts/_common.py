@@ -1,0 +1,33 @@
+"""Shared command line of the real-benchmark scripts: prepare the data, then simulate its points."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pwslib.data import ensure_points
+from pwslib.data.points import POINT_RULES, POINTS_PER_CLASS_CHOICES
+from pwslib.data.real import prepare_benchmark
+from pwslib.data.toy import default_data_root
+from pwslib.io import DataError
+
+
+def main(benchmark: str, description: str) -> None:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--root", type=Path, default=default_data_root(), help="where the converted data goes")
+    parser.add_argument("--download-dir", type=Path, default=None,
+                        help="where the archive is (or will be) downloaded; put a hand-downloaded archive here")
+    parser.add_argument("--split", type=int, nargs="+", default=[1], help="base/novel splits to simulate points for")
+    parser.add_argument("--points-per-class", type=int, nargs="+", default=[1], choices=POINTS_PER_CLASS_CHOICES)
+    parser.add_argument("--rule", default="uniform", choices=POINT_RULES)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the point simulation")
+    args = parser.parse_args()
+    try:
+        prepare_benchmark(benchmark, args.root, args.download_dir)
+        for split in args.split:
+            for k in args.points_per_class:
+                path = ensure_points(benchmark, split, k, args.rule, args.seed, root=args.root)
+                print(f"points: {path}")
+    except DataError as error:
+        sys.exit(f"error: {error}")

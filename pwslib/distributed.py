@@ -1,0 +1,58 @@
+"""torch.distributed set-up for ``torchrun`` (gloo on CPU, nccl on GPUs) and step-indexed batches.
+
+Batches are a pure function of the step: step s of a run reads the s-th slice of a seeded
+permutation of the training set (a new permutation each epoch). Rank r of W takes the r-th
+contiguous share of that global batch, so W processes see exactly the images one process sees, in
+the same order, and a resumed run continues with the very batch it would have read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Distributed:
+    """Join the process group torchrun describes in the environment (single process without it)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return Distributed(device=torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    use_cuda = torch.cuda.is_available()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    return Distributed(dist.get_rank(), dist.get_world_size(), device)
+
+
+def batch_indices(step: int, num_samples: int, global_batch: int, seed: int, rank: int = 0,
+                  world_size: int = 1) -> tuple[int, list[int]]:
+    """(epoch, this rank's sample indices) of training step ``step``."""
+    if global_batch % world_size:
+        raise ValueError(f"the global batch {global_batch} must divide evenly over {world_size} processes")
+    steps_per_epoch = max(1, num_samples // global_batch)
+    epoch, position = divmod(step, steps_per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(num_samples)
+    start = position * global_batch
+    if num_samples < global_batch:  # tiny datasets: wrap around
+        order = np.resize(order, global_batch)
+        start = 0
+    share = global_batch // world_size
+    chosen = order[start + rank * share: start + (rank + 1) * share]
+    return epoch, [int(i) for i in chosen]

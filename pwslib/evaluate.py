@@ -1,0 +1,69 @@
+"""Score a model on a test subset, or re-score a finished run's checkpoint.
+
+    python -m pwslib.evaluate runs/ours_s0          # writes runs/ours_s0/evaluation.json
+
+The test images are shared out over DDP ranks (image i to rank i mod W); the confusion matrices are
+summed with ``all_reduce`` before the scores are computed, so every rank reports the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pwslib.data import collate
+from pwslib.data.splits import ClassSplit
+from pwslib.distributed import Distributed
+from pwslib.io import DataError, provenance, write_json_atomic
+from pwslib.metrics import ConfusionMatrix, segmentation_scores
+from pwslib.model.maskformer import predict
+
+
+@torch.no_grad()
+def evaluate_model(model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64,
+                   distributed: Distributed | None = None) -> dict:
+    """Base / novel / total mIoU, hIoU and per-class IoU of ``model`` on ``dataset`` (full label maps)."""
+    distributed = distributed or Distributed()
+    was_training = model.training
+    model.eval()
+    confusion = ConfusionMatrix(split.num_classes)
+    mine = list(range(distributed.rank, len(dataset), distributed.world_size))
+    start = time.perf_counter()
+    for offset in range(0, len(mine), batch_size):
+        batch = collate([dataset[i] for i in mine[offset: offset + batch_size]])
+        confusion.update(predict(model, batch["image"].to(distributed.device)).cpu(), batch["full_label"])
+    confusion.all_reduce()
+    model.train(was_training)
+    scores = segmentation_scores(confusion.matrix, split)
+    scores["test_images"] = len(dataset)
+    scores["evaluation_seconds"] = time.perf_counter() - start
+    return scores
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pwslib.config import TrainConfig
+    from pwslib.train import CHECKPOINT, Trainer, format_scores, load_checkpoint
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a run folder written by pwslib.train")
+    args = parser.parse_args(argv)
+    try:
+        if not (args.run / "config.json").exists():
+            raise DataError(f"{args.run} has no config.json: is it a run folder written by pwslib.train?")
+        config = TrainConfig.from_dict(json.loads((args.run / "config.json").read_text()))
+        trainer = Trainer(config, args.run, progress=False)
+        trainer.restore(load_checkpoint(args.run / CHECKPOINT, config))
+    except DataError as error:
+        sys.exit(f"error: {error}")
+    scores = evaluate_model(trainer.model, trainer.test_set, trainer.split)
+    write_json_atomic(args.run / "evaluation.json", {**scores, "step": trainer.step, **provenance()})
+    print(format_scores(scores))
+
+
+if __name__ == "__main__":
+    main()

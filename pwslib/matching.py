@@ -1,0 +1,109 @@
+"""Label assignment by Hungarian matching, per image (DESIGN §3).
+
+Cost of giving proposal i to target c, built for the whole batch at once as (B, N, T) tensors:
+- mask target:  J = w_cls·(−p_i(c)) + w_focal·Focal(m_i, Y_c) + w_dice·Dice(m_i, Y_c)
+- novel target: J = w_cls·(−p_i(c)) + w_in·J_in + w_ex·J_ex + w_con·J_con with
+  J_in  = mean over c's positive clicks of −log m_i(x)      (the mask must include them),
+  J_ex  = mean over c's negative clicks of −log(1 − m_i(x)) (the mask must exclude them),
+  J_con = Dice(m_i, S_c·R), S_c the keypoint class mask (detached), R the base ignore region.
+Each image's (N, T_b) block goes to ``scipy.optimize.linear_sum_assignment``. With more targets
+than queries, the targets that would cost most stay unmatched and contribute no mask loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+
+from pwslib.targets import Targets
+
+
+@dataclass(frozen=True)
+class CostWeights:
+    classification: float = 1.0
+    focal: float = 20.0
+    dice: float = 1.0
+    inclusion: float = 1.0
+    exclusion: float = 1.0
+    consistency: float = 1.0
+
+
+def sample_at_points(maps: torch.Tensor, points_yx: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear values of maps (B, K, h, w) at image-pixel points (B, P, 2) -> (B, K, P)."""
+    height, width = image_size
+    grid = torch.stack([(points_yx[..., 1] + 0.5) / width * 2 - 1, (points_yx[..., 0] + 0.5) / height * 2 - 1], -1)
+    return F.grid_sample(maps, grid[:, None].to(maps.dtype), mode="bilinear", align_corners=False)[:, :, 0]
+
+
+def focal_cost(logits: torch.Tensor, masks: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Mean sigmoid focal loss of every proposal against every mask: (B, N, L), (B, T, L) -> (B, N, T)."""
+    probability = logits.sigmoid()
+    positive = alpha * (1 - probability) ** gamma * F.softplus(-logits)
+    negative = (1 - alpha) * probability ** gamma * F.softplus(logits)
+    return (positive @ masks.transpose(1, 2) + negative @ (1 - masks).transpose(1, 2)) / logits.shape[-1]
+
+
+def dice_cost(probability: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """1 − soft Dice of every proposal against every mask: (B, N, L), (B, T, L) -> (B, N, T)."""
+    intersection = probability @ masks.transpose(1, 2)
+    total = probability.sum(-1)[..., None] + masks.sum(-1)[:, None, :]
+    return 1 - (2 * intersection + 1) / (total + 1)
+
+
+def point_costs(point_logits: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """J_in and J_ex (B, N, T) from mask logits at the clicks (B, N, P)."""
+    positive = targets.positive / targets.positive.sum(-1, keepdim=True).clamp(min=1)
+    negative = targets.negative / targets.negative.sum(-1, keepdim=True).clamp(min=1)
+    inclusion = F.softplus(-point_logits) @ positive.transpose(1, 2)  # −log m at positives
+    exclusion = F.softplus(point_logits) @ negative.transpose(1, 2)  # −log(1 − m) at negatives
+    return inclusion, exclusion
+
+
+@torch.no_grad()
+def matching_cost(class_logits: torch.Tensor, mask_logits: torch.Tensor, point_logits: torch.Tensor,
+                  targets: Targets, keypoint_class_masks: torch.Tensor | None, weights: CostWeights,
+                  point_terms: bool = True) -> torch.Tensor:
+    """The assignment cost (B, N, T). ``point_terms=False`` matches novel targets by class only."""
+    logits = mask_logits.flatten(2).float()  # (B, N, L)
+    probability = logits.sigmoid()
+    class_probability = class_logits.float().softmax(-1)
+    index = targets.classes.clamp(min=0)[:, None, :].expand(-1, class_logits.shape[1], -1)
+    cost = -weights.classification * torch.gather(class_probability, 2, index)
+    mask_cost = weights.focal * focal_cost(logits, targets.masks) + weights.dice * dice_cost(probability, targets.masks)
+    novel_cost = torch.zeros_like(cost)
+    if point_terms:
+        inclusion, exclusion = point_costs(point_logits.float(), targets)
+        novel_cost = weights.inclusion * inclusion + weights.exclusion * exclusion
+        if keypoint_class_masks is not None and weights.consistency:
+            guide = keypoint_class_masks.float() * targets.ignore_region[:, None, :]
+            novel_cost = novel_cost + weights.consistency * dice_cost(probability, guide)
+    return cost + torch.where(targets.is_novel[:, None, :], novel_cost, mask_cost)
+
+
+def hungarian_match(cost: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Optimal one-to-one assignment per image.
+
+    cost (B, N, T), valid (B, T) -> (batch index, query index, target index), each (M,) int64.
+    """
+    cost = cost.detach().cpu().numpy()
+    valid = valid.cpu().numpy()
+    batch_index, query_index, target_index = [], [], []
+    for b in range(len(cost)):
+        columns = np.flatnonzero(valid[b])
+        if len(columns) == 0:
+            continue
+        block = cost[b][:, columns]
+        if not np.isfinite(block).all():
+            raise FloatingPointError(f"the matching cost of image {b} in the batch is not finite")
+        rows, cols = linear_sum_assignment(block)
+        batch_index.append(np.full(len(rows), b))
+        query_index.append(rows)
+        target_index.append(columns[cols])
+    if not batch_index:
+        empty = torch.zeros(0, dtype=torch.int64)
+        return empty, empty, empty
+    return tuple(torch.from_numpy(np.concatenate(part)).long() for part in (batch_index, query_index, target_index))

@@ -1,0 +1,88 @@
+"""The pointly-supervised weak-shot MaskFormer (DESIGN §2), one forward pass.
+
+    backbone -> FPN pixel decoder -> per-pixel embeddings E (B, D, H/4, W/4)
+    transformer decoder (N queries) -> class logits p_i (C + 1) and mask embeddings q_i
+    query-to-mask:    m_i = sigmoid(q_i . E)
+    keypoint-to-mask: s   = sigmoid(phi(E[:, x]) . E)           (keypoint_head.py)
+    semantic inference (MaskFormer): score_c(x) = sum_i softmax(p_i)_c * m_i(x)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pwslib.model.backbone import build_backbone
+from pwslib.model.keypoint_head import KeypointHead
+from pwslib.model.per_pixel import Normalise
+from pwslib.model.pixel_decoder import FPNPixelDecoder
+from pwslib.model.transformer_decoder import TransformerDecoder
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_classes: int
+    backbone: str = "small_resnet"
+    backbone_widths: tuple[int, ...] = (32, 64, 96, 128)
+    pretrained_backbone: bool = True
+    embedding_dim: int = 64
+    num_queries: int = 16
+    decoder_layers: int = 2
+    attention_heads: int = 4
+    feed_forward_dim: int = 128
+    keypoint_branch: bool = True  # build the keypoint-to-mask head at all
+    keypoint_embedding_head: bool = True  # phi on (MLP) or off (identity): a Table 3 variant
+
+
+class PointWeakShotMaskFormer(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        dim = config.embedding_dim
+        self.normalise = Normalise()
+        self.backbone = build_backbone(config.backbone, config.backbone_widths, config.pretrained_backbone)
+        self.pixel_decoder = FPNPixelDecoder(self.backbone.out_channels, dim)
+        self.transformer_decoder = TransformerDecoder(dim, config.num_queries, config.decoder_layers,
+                                                      config.attention_heads, config.feed_forward_dim)
+        self.class_head = nn.Linear(dim, config.num_classes + 1)
+        self.mask_head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim),
+                                       nn.ReLU(inplace=True), nn.Linear(dim, dim))
+        self.keypoint_head = KeypointHead(dim, config.keypoint_embedding_head) if config.keypoint_branch else None
+
+    def forward(self, image: torch.Tensor, keypoints_yx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """image (B, 3, H, W) uint8, optional keypoints (B, P, 2) in image pixels -> dict of
+        class_logits (B, N, C+1), mask_logits (B, N, H/4, W/4), pixel_embeddings (B, D, H/4, W/4),
+        query_embeddings (B, N, D) and, with keypoints, keypoint_mask_logits (B, P, H/4, W/4)."""
+        if image.shape[-1] % 32 or image.shape[-2] % 32:
+            raise ValueError(f"image size {tuple(image.shape[-2:])} must be a multiple of 32 (the backbone's stride)")
+        pixel_embeddings, pyramid = self.pixel_decoder(self.backbone(self.normalise(image)))
+        queries = self.transformer_decoder(pyramid[1])  # attend to the stride-16 map
+        mask_embeddings = self.mask_head(queries)
+        outputs = {
+            "class_logits": self.class_head(queries),
+            "mask_logits": torch.einsum("bnd,bdhw->bnhw", mask_embeddings, pixel_embeddings),
+            "pixel_embeddings": pixel_embeddings,
+            "query_embeddings": queries,
+        }
+        if keypoints_yx is not None:
+            if self.keypoint_head is None:
+                raise ValueError("this model was built without the keypoint branch (keypoint_branch=False)")
+            outputs["keypoint_mask_logits"] = self.keypoint_head(pixel_embeddings, keypoints_yx, tuple(image.shape[-2:]))
+        return outputs
+
+
+def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """MaskFormer semantic inference: (B, N, C+1), (B, N, h, w) -> per-class scores (B, C, H, W)."""
+    probabilities = class_logits.softmax(-1)[..., :-1]
+    masks = F.interpolate(mask_logits, size=size, mode="bilinear", align_corners=False).sigmoid()
+    return torch.einsum("bnc,bnhw->bchw", probabilities, masks)
+
+
+@torch.no_grad()
+def predict(model: PointWeakShotMaskFormer, image: torch.Tensor) -> torch.Tensor:
+    """Semantic label map (B, H, W) of uint8 images (B, 3, H, W)."""
+    outputs = model(image)
+    return semantic_scores(outputs["class_logits"], outputs["mask_logits"], image.shape[-2:]).argmax(1)

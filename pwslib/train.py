@@ -1,0 +1,358 @@
+"""Train one run of any method, resumable, on one CPU or under ``torchrun`` with DDP.
+
+    python -m pwslib.train --dataset toy-stuff --method ours --seed 0 --out runs/ours_s0
+    python -m pwslib.train --out runs/ours_s0 --resume                    # continue an interrupted run
+    torchrun --nproc_per_node=2 -m pwslib.train --method ours --out runs/ddp  # same global batch, 2 ranks
+
+A run folder holds ``config.json``, ``checkpoint.pt`` (atomic, every ``--checkpoint-every`` seconds and
+at the end), ``log.csv`` (one row per step: every loss term, learning rate, images/s) and, when done,
+``metrics.json`` (base / novel / total mIoU, hIoU, per-class IoU, config, commit, machine, wall time).
+AdamW with poly learning-rate decay; the schedule is in iterations, so a run's result does not depend
+on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from pwslib.config import METHODS, TrainConfig, config_for
+from pwslib.data import DATASETS, build_dataset, collate, training_cooccurrence
+from pwslib.data.splits import IGNORE_INDEX
+from pwslib.distributed import Distributed, batch_indices, setup_distributed
+from pwslib.evaluate import evaluate_model
+from pwslib.io import DataError, atomic_path, provenance, save_array_atomic, write_json_atomic
+from pwslib.losses import WeakShotCriterion
+from pwslib.memory_bank import MemoryBank
+from pwslib.model.keypoint_head import class_union
+from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskFormer:
+    return PointWeakShotMaskFormer(ModelConfig(
+        num_classes=num_classes, backbone=config.backbone, backbone_widths=tuple(config.backbone_widths),
+        pretrained_backbone=config.pretrained_backbone, embedding_dim=config.embedding_dim,
+        num_queries=config.num_queries, decoder_layers=config.decoder_layers, attention_heads=config.attention_heads,
+        feed_forward_dim=config.feed_forward_dim, keypoint_branch=config.keypoint_branch,
+        keypoint_embedding_head=config.keypoint_embedding_head))
+
+
+def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
+    if config.memory_bank == "off" or not config.contrastive_weight:
+        return None
+    if config.memory_bank not in ("confident", "plain"):
+        raise DataError(f"unknown memory_bank {config.memory_bank!r}; choose confident, plain or off")
+    return MemoryBank(num_classes, config.embedding_dim, config.prototype, config.bank_momentum, config.queue_size,
+                      config.temperature, use_confidence=config.memory_bank == "confident")
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Poly decay: lr · (1 − step / iterations) ^ power."""
+    return config.learning_rate * (1 - step / config.iterations) ** config.poly_power
+
+
+def _datasets(config: TrainConfig):
+    common = dict(split=config.split, data_seed=config.data_seed, **config.toy_options)
+    train = build_dataset(config.dataset, "train", points_per_class=config.points_per_class,
+                          point_rule=config.point_rule, point_seed=config.point_seed, crop_size=config.crop_size,
+                          seed=config.seed, **common)
+    test = build_dataset(config.dataset, "test", **common)
+    return train, test
+
+
+def load_checkpoint(path: Path, config: TrainConfig) -> dict:
+    """Read a checkpoint (``weights_only=True``) and check it belongs to ``config``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise DataError(f"checkpoint {path} is unreadable or truncated ({type(error).__name__}: {error}); delete it "
+                        f"to start the run over, or restore it from a copy") from error
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise DataError(f"{path} is not a pwslib checkpoint (no config / model state)")
+    saved = TrainConfig.from_dict(state["config"])
+    if saved.key() != config.key():
+        differing = sorted(k for k, v in saved.to_dict().items() if config.to_dict().get(k) != v)
+        raise DataError(f"checkpoint {path} was trained with another config (differs in {differing}); "
+                        f"use a new --out folder or the config it was made with")
+    return state
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+@torch.no_grad()
+def pseudo_labels(model: PointWeakShotMaskFormer, dataset, class_union_rule: str, batch_size: int = 32) -> np.ndarray:
+    """keypoint_pseudo's pseudo masks of every training image (N, H, W) uint8.
+
+    Each novel class's keypoint class mask S_c (union over its clicks) is thresholded at 0.5 and kept
+    inside R (the base ignore region); where several novel classes claim a pixel the largest S_c wins;
+    R pixels no class claims stay ignored; outside R the base label is kept.
+    """
+    model.eval()
+    augmentation, dataset.augmentation = dataset.augmentation, None
+    labels = []
+    for start in range(0, len(dataset), batch_size):
+        batch = collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
+        outputs = model(batch["image"], batch["points"][..., :2].float())
+        probability = outputs["keypoint_mask_logits"].sigmoid().flatten(2)  # (B, P, L)
+        point_class = batch["points"][..., 2]
+        novel = torch.tensor(dataset.split.novel_classes)
+        membership = (point_class[:, None, :] == novel[None, :, None]).float()  # (B, C_novel, P)
+        masks = class_union(probability, membership, class_union_rule)
+        masks = masks.view(*masks.shape[:2], *outputs["keypoint_mask_logits"].shape[-2:])
+        masks = F.interpolate(masks, size=batch["image"].shape[-2:], mode="bilinear", align_corners=False)
+        best, which = masks.max(1)
+        base = batch["base_label"]
+        claimed = (best > 0.5) & (base == IGNORE_INDEX)
+        label = torch.where(claimed, novel[which], base)
+        labels.append(label.to(torch.uint8).numpy())
+    dataset.augmentation = augmentation
+    model.train()
+    return np.concatenate(labels)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: Path, distributed: Distributed | None = None, progress: bool = True):
+        self.config, self.out, self.progress = config, Path(out), progress
+        self.distributed = distributed or Distributed()
+        torch.manual_seed(config.seed)
+        self.train_set, self.test_set = _datasets(config)
+        split = self.split = self.train_set.split
+        self.model = build_model(config, split.num_classes).to(self.distributed.device)
+        self.bank = build_bank(config, split.num_classes)
+        cooccurrence = torch.from_numpy(training_cooccurrence(self.train_set)).float()
+        self.criterion = WeakShotCriterion(config, split.num_classes, list(split.novel_classes), cooccurrence, self.bank)
+        self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        self.network = DistributedDataParallel(self.model) if self.distributed.world_size > 1 else self.model
+        self.step = 0
+        self.stage_switch = int(config.iterations * config.pseudo_label_share) if config.method == "keypoint_pseudo" \
+            else None
+
+    # ---------------------------------------------------------------- state
+    def state(self) -> dict:
+        return {"config": self.config.to_dict(), "model": self.model.state_dict(),
+                "optimiser": self.optimiser.state_dict(), "step": self.step,
+                "bank": self.bank.state_dict() if self.bank is not None else {},
+                "torch_rng": torch.get_rng_state()}
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        if self.bank is not None:
+            self.bank.load_state_dict(state["bank"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        if self.stage_switch is not None and self.step >= self.stage_switch:
+            self.train_set.pseudo_labels = np.load(self.out / "pseudo_labels.npy")
+
+    # ---------------------------------------------------------------- one step
+    def supervision(self) -> str:
+        if self.stage_switch is not None and self.step >= self.stage_switch:
+            return "pseudo_masks"
+        return self.config.novel_supervision
+
+    def training_step(self) -> dict:
+        config = self.config
+        epoch, indices = batch_indices(self.step, len(self.train_set), config.batch_size, config.seed,
+                                       self.distributed.rank, self.distributed.world_size)
+        self.train_set.set_epoch(epoch)
+        batch = collate([self.train_set[i] for i in indices])
+        keypoints = self.criterion.keypoints_for(batch)
+        outputs = self.network(batch["image"].to(self.distributed.device), keypoints)
+        loss, logged = self.criterion(outputs, batch, self.supervision())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss is {float(loss)} at step {self.step} (training images {indices}; terms {logged}); "
+                f"stopped before the update, so the last checkpoint in {self.out} is intact: resume from it with a "
+                f"lower learning rate or inspect those images")
+        for group in self.optimiser.param_groups:
+            group["lr"] = learning_rate(config, self.step)
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.gradient_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.gradient_clip)
+        self.optimiser.step()
+        logged.update(step=self.step, loss=_global_mean(loss.detach()), lr=learning_rate(config, self.step))
+        return logged
+
+    # ---------------------------------------------------------------- loop
+    def fit(self, stop_after: int | None = None, time_budget: float | None = None,
+            checkpoint_every: float = 120.0) -> bool:
+        """Train until ``config.iterations`` (True) or until ``stop_after`` steps / ``time_budget`` seconds of
+        this call (False: checkpointed, resumable)."""
+        config, main = self.config, self.distributed.is_main
+        start_time, last_save, start_step = time.perf_counter(), time.perf_counter(), self.step
+        log_path = self.out / "log.csv"
+        _truncate_log(log_path, self.step)
+        bar = tqdm(total=config.iterations, initial=self.step, desc=f"{config.method} s{config.seed}",
+                   disable=not (self.progress and main), dynamic_ncols=True)
+        writer_file, writer = None, None
+        try:
+            while self.step < config.iterations:
+                if self.stage_switch is not None and self.step == self.stage_switch and \
+                        self.train_set.pseudo_labels is None:
+                    self._enter_pseudo_stage()
+                step_start = time.perf_counter()
+                logged = self.training_step()
+                logged["images_per_second"] = config.batch_size / (time.perf_counter() - step_start)
+                self.step += 1
+                if main:
+                    if writer is None:
+                        new = not log_path.exists()
+                        writer_file = open(log_path, "a", newline="")
+                        writer = csv.DictWriter(writer_file, fieldnames=_log_fields(), extrasaction="ignore")
+                        if new:
+                            writer.writeheader()
+                    writer.writerow(logged)
+                    bar.set_postfix(loss=f"{logged['loss']:.3f}", refresh=False)
+                bar.update(1)
+                elapsed = time.perf_counter() - start_time
+                finished = self.step >= config.iterations
+                interrupted = (stop_after is not None and self.step - start_step >= stop_after) or \
+                              (time_budget is not None and elapsed >= time_budget)
+                if finished or interrupted or time.perf_counter() - last_save >= checkpoint_every:
+                    if writer_file:
+                        writer_file.flush()
+                    if main:
+                        save_checkpoint(self.out / CHECKPOINT, self.state())
+                    last_save = time.perf_counter()
+                if interrupted and not finished:
+                    return False
+        finally:
+            bar.close()
+            if writer_file:
+                writer_file.close()
+        return True
+
+    def _enter_pseudo_stage(self) -> None:
+        labels = pseudo_labels(self.model, self.train_set, self.config.class_union)
+        if self.distributed.is_main:
+            save_array_atomic(self.out / "pseudo_labels.npy", labels)
+        self.train_set.pseudo_labels = labels
+
+
+def _global_mean(value: torch.Tensor) -> float:
+    """The loss of the global batch: each rank's loss is normalised by global counts, so their mean."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        value = value.clone()
+        torch.distributed.all_reduce(value)
+        value = value / torch.distributed.get_world_size()
+    return float(value)
+
+
+def _log_fields() -> list[str]:
+    return ["step", "loss", "classification", "focal", "dice", "inclusion", "exclusion", "consistency",
+            "contrastive", "keypoint", "complementary", "matched", "unmatched_targets", "lr", "images_per_second"]
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows at or after ``step`` (left by an interrupted run after its last checkpoint)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if int(row["step"]) < step]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=_log_fields())
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run(config: TrainConfig, out: Path, resume: bool = False, progress: bool = True, stop_after: int | None = None,
+        time_budget: float | None = None, checkpoint_every: float = 120.0, threads: int | None = None) -> dict | None:
+    """Train (or resume) a run into ``out`` and score it; returns the metrics, or None if stopped early."""
+    out = Path(out)
+    distributed = setup_distributed()
+    if threads:
+        torch.set_num_threads(threads)
+    wall_start = time.perf_counter()
+    trainer = Trainer(config, out, distributed, progress)
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists():
+        if not resume:
+            raise DataError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        trainer.restore(load_checkpoint(checkpoint, config))
+    if distributed.is_main:
+        write_json_atomic(out / "config.json", config.to_dict())
+    finished = trainer.fit(stop_after, time_budget, checkpoint_every)
+    if not finished:
+        return None
+    scores = evaluate_model(trainer.model, trainer.test_set, trainer.split, distributed=distributed)
+    metrics = {**scores, "config": config.to_dict(), "config_key": config.key(),
+               **provenance(wall_seconds=time.perf_counter() - wall_start, world_size=distributed.world_size)}
+    if distributed.is_main:
+        write_json_atomic(out / "metrics.json", metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="toy-stuff", choices=DATASETS)
+    parser.add_argument("--method", default="ours", choices=list(METHODS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=None, help="training steps (default: the method's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="any config field, e.g. --set class_union=noisy_or points_per_class=3")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--time-budget", type=float, default=None, help="stop (resumably) after this many seconds")
+    parser.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    args = parser.parse_args(argv)
+    try:
+        if args.resume and (args.out / "config.json").exists():
+            config = TrainConfig.from_dict(json.loads((args.out / "config.json").read_text()))
+        else:
+            overrides = dict(dataset=args.dataset, seed=args.seed, split=args.split, **parse_overrides(args.set))
+            if args.iterations:
+                overrides["iterations"] = args.iterations
+            if args.batch_size:
+                overrides["batch_size"] = args.batch_size
+            config = config_for(args.method, **overrides)
+        metrics = run(config, args.out, args.resume, time_budget=args.time_budget,
+                      checkpoint_every=args.checkpoint_every, threads=args.threads)
+    except (DataError, FloatingPointError) as error:
+        sys.exit(f"error: {error}")
+    if metrics is None:
+        print(f"stopped early; continue with: python -m pwslib.train --out {args.out} --resume")
+    elif setup_distributed().is_main:
+        print(format_scores(metrics))
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["class_union=noisy_or", "points_per_class=3"]`` -> typed values (JSON where it parses)."""
+    values = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise DataError(f"--set takes KEY=VALUE, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def format_scores(metrics: dict) -> str:
+    return (f"base mIoU {metrics['base_miou']:.1f} | novel mIoU {metrics['novel_miou']:.1f} | "
+            f"total mIoU {metrics['total_miou']:.1f} | hIoU {metrics['hiou']:.1f}")
+
+
+if __name__ == "__main__":
+    main()

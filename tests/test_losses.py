@@ -1,0 +1,106 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pwslib.config import config_for
+from pwslib.losses import WeakShotCriterion, dice_loss, point_loss, probability_bce, sigmoid_focal_loss
+
+
+def test_focal_loss_known_value_and_reduction_to_bce():
+    logits, target = torch.tensor([0.0]), torch.tensor([1.0])
+    # p = 0.5: alpha 0.25 * (1 - 0.5)^2 * log 2
+    assert sigmoid_focal_loss(logits, target).item() == pytest.approx(0.25 * 0.25 * 0.6931, abs=1e-4)
+    plain = sigmoid_focal_loss(torch.tensor([1.3]), torch.tensor([0.0]), alpha=0.5, gamma=0.0) * 2
+    assert plain.item() == pytest.approx(F.binary_cross_entropy_with_logits(torch.tensor([1.3]), torch.tensor([0.0])).item())
+
+
+def test_dice_loss_known_values():
+    target = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    assert dice_loss(target, target).item() == pytest.approx(0.0)
+    assert dice_loss(1 - target, target).item() == pytest.approx(1 - 1 / 5)
+
+
+@pytest.mark.parametrize("loss", ["focal", "dice", "bce"])
+def test_mask_losses_push_logits_toward_the_target(loss):
+    logits = torch.zeros(1, 4, requires_grad=True)
+    target = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    value = {"focal": lambda: sigmoid_focal_loss(logits, target).sum(),
+             "dice": lambda: dice_loss(logits.sigmoid(), target).sum(),
+             "bce": lambda: probability_bce(logits.sigmoid(), target).sum()}[loss]()
+    value.backward()
+    assert (logits.grad[0, :2] < 0).all() and (logits.grad[0, 2:] > 0).all()
+
+
+def test_point_losses_include_positives_and_exclude_negatives():
+    values = torch.zeros(1, 3, requires_grad=True)
+    inclusion, pairs = point_loss(values, torch.tensor([[1.0, 0.0, 0.0]]), positive=True)
+    exclusion, _ = point_loss(values, torch.tensor([[0.0, 1.0, 1.0]]), positive=False)
+    assert inclusion.item() == pytest.approx(0.6931, abs=1e-4) and pairs.item() == 1
+    assert exclusion.item() == pytest.approx(0.6931, abs=1e-4)  # mean over the two negatives
+    (inclusion + exclusion).backward()
+    assert values.grad[0, 0] < 0 and (values.grad[0, 1:] > 0).all()
+
+
+def _batch(points):
+    """Two 32x32 images: class 0 top half, class 1 bottom half, a novel class 2 square at rows 20..27, cols 4..11."""
+    full = torch.zeros(2, 32, 32, dtype=torch.int64)
+    full[:, 16:] = 1
+    full[:, 20:28, 4:12] = 2
+    base = full.clone()
+    base[full == 2] = 255
+    labels = torch.zeros(2, 3, dtype=torch.bool)
+    labels[:, :2] = True
+    labels[0, 2] = True
+    keypoints = torch.tensor([[[4, 4, 0], [30, 30, 1]]] * 2)
+    return {"image": torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "full_label": full, "base_label": base,
+            "points": points, "keypoints": keypoints, "image_labels": labels}
+
+
+def _outputs(batch_size=2, queries=4, classes=3, requires_grad=True):
+    generator = torch.Generator().manual_seed(0)
+    outputs = {"class_logits": torch.randn(batch_size, queries, classes + 1, generator=generator),
+               "mask_logits": torch.randn(batch_size, queries, 8, 8, generator=generator),
+               "query_embeddings": torch.randn(batch_size, queries, 16, generator=generator),
+               "keypoint_mask_logits": torch.randn(batch_size, 4, 8, 8, generator=generator)}
+    return {k: v.requires_grad_(requires_grad) for k, v in outputs.items()}
+
+
+@pytest.mark.parametrize("method", ["base_only", "point_naive", "image_weakshot", "keypoint_pseudo", "ours",
+                                    "full_supervision"])
+def test_every_method_gives_a_finite_loss_with_gradients(method):
+    points = torch.tensor([[[24, 8, 2], [5, 20, 0]], [[-1, -1, -1], [-1, -1, -1]]])  # image 1: no novel click
+    config = config_for(method, embedding_dim=16)
+    criterion = WeakShotCriterion(config, 3, [2], torch.eye(3), None)
+    outputs = _outputs()
+    loss, logged = criterion(outputs, _batch(points))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert outputs["mask_logits"].grad.abs().sum() > 0
+    if method in ("point_naive", "ours"):
+        assert "inclusion" in logged and "exclusion" in logged
+    if method == "ours":
+        assert {"consistency", "keypoint"} <= logged.keys()
+    if method == "image_weakshot":
+        assert "complementary" in logged
+
+
+def test_image_whose_only_clicks_are_padding_has_no_novel_target():
+    points = torch.full((2, 2, 3), -1)
+    criterion = WeakShotCriterion(config_for("ours", embedding_dim=16), 3, [2], torch.eye(3), None)
+    loss, logged = criterion(_outputs(), _batch(points))
+    assert torch.isfinite(loss) and "inclusion" not in logged
+
+
+def test_more_targets_than_queries_leaves_the_costliest_unmatched():
+    points = torch.tensor([[[24, 8, 2]], [[24, 8, 2]]])
+    criterion = WeakShotCriterion(config_for("ours", embedding_dim=16), 3, [2], torch.eye(3), None)
+    loss, logged = criterion(_outputs(queries=2), _batch(points))
+    assert torch.isfinite(loss)
+    assert logged["matched"] == 4 and logged["unmatched_targets"] == 2
+
+
+def test_switched_off_terms_are_not_computed():
+    points = torch.tensor([[[24, 8, 2]], [[24, 8, 2]]])
+    config = config_for("ours", embedding_dim=16, inclusion_weight=0.0, consistency_weight=0.0)
+    _, logged = WeakShotCriterion(config, 3, [2], torch.eye(3), None)(_outputs(), _batch(points))
+    assert "inclusion" not in logged and "consistency" not in logged and "exclusion" in logged

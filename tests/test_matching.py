@@ -1,0 +1,106 @@
+import itertools
+
+import pytest
+import torch
+
+from pwslib.matching import (CostWeights, dice_cost, focal_cost, hungarian_match, matching_cost, point_costs,
+                             sample_at_points)
+from pwslib.targets import Targets
+
+
+def brute_force(cost):
+    """Minimum total cost over every injective assignment of targets to queries."""
+    queries, targets = cost.shape
+    best = float("inf")
+    for chosen in itertools.permutations(range(queries), min(queries, targets)):
+        if targets <= queries:
+            best = min(best, sum(cost[q, t] for t, q in enumerate(chosen)))
+        else:
+            best = min(best, min(sum(cost[q, t] for q, t in zip(range(queries), cols))
+                                 for cols in itertools.permutations(range(targets), queries)))
+    return best
+
+
+@pytest.mark.parametrize("queries, targets", [(4, 3), (5, 5), (3, 5)])
+def test_hungarian_matching_is_optimal_against_brute_force(queries, targets):
+    generator = torch.Generator().manual_seed(queries * 10 + targets)
+    for _ in range(5):
+        cost = torch.rand(2, queries, targets, generator=generator)
+        valid = torch.ones(2, targets, dtype=torch.bool)
+        b, q, t = hungarian_match(cost, valid)
+        for image in range(2):
+            mine = b == image
+            total = cost[image, q[mine], t[mine]].sum().item()
+            assert total == pytest.approx(brute_force(cost[image].numpy()), abs=1e-6)
+            assert mine.sum() == min(queries, targets)  # more targets than queries: N matched, rest left
+
+
+def test_only_valid_targets_are_matched():
+    cost = torch.rand(1, 4, 3)
+    valid = torch.tensor([[True, False, True]])
+    _, _, t = hungarian_match(cost, valid)
+    assert sorted(t.tolist()) == [0, 2]
+
+
+def test_non_finite_cost_is_an_error():
+    cost = torch.zeros(1, 2, 2)
+    cost[0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="image 0"):
+        hungarian_match(cost, torch.ones(1, 2, dtype=torch.bool))
+
+
+def test_dice_and_focal_costs_prefer_the_matching_mask():
+    masks = torch.tensor([[[1.0, 1, 0, 0], [0.0, 0, 1, 1]]])  # (B=1, T=2, L=4)
+    logits = torch.tensor([[[5.0, 5, -5, -5], [-5.0, -5, 5, 5]]])  # proposal 0 ~ mask 0, proposal 1 ~ mask 1
+    dice = dice_cost(logits.sigmoid(), masks)[0]
+    focal = focal_cost(logits, masks)[0]
+    for cost in (dice, focal):
+        assert cost[0, 0] < cost[0, 1] and cost[1, 1] < cost[1, 0]
+    assert dice[0, 0] == pytest.approx(1 - (2 * 2 * 0.9933 + 1) / (2 * 0.9933 + 2 * 0.0067 + 2 + 1), abs=1e-3)
+
+
+def test_point_costs_by_hand():
+    logits = torch.tensor([[[0.0, 2.0, -1.0]]])  # one query, three clicks
+    positive = torch.tensor([[[1.0, 1.0, 0.0]]])
+    negative = torch.tensor([[[0.0, 0.0, 1.0]]])
+    targets = Targets(classes=None, valid=None, is_novel=None, masks=None, positive=positive, negative=negative,
+                      points_yx=None, ignore_region=None, known_labels=None)
+    inclusion, exclusion = point_costs(logits, targets)
+    expected_in = (-torch.log(torch.sigmoid(torch.tensor(0.0))) - torch.log(torch.sigmoid(torch.tensor(2.0)))) / 2
+    assert inclusion.item() == pytest.approx(expected_in.item(), abs=1e-5)
+    assert exclusion.item() == pytest.approx(-torch.log(1 - torch.sigmoid(torch.tensor(-1.0))).item(), abs=1e-5)
+
+
+def test_sample_at_points_reads_the_pixel_under_the_click():
+    maps = torch.zeros(1, 1, 4, 4)
+    maps[0, 0, 1, 2] = 7.0  # cell (1, 2) covers image pixels y 4..7, x 8..11 at stride 4
+    value = sample_at_points(maps, torch.tensor([[[5.5, 9.5]]]), (16, 16))
+    assert value.item() == pytest.approx(7.0)
+
+
+def _targets(is_novel, classes, positive, negative, masks, region):
+    return Targets(classes=classes, valid=torch.ones_like(classes, dtype=torch.bool), is_novel=is_novel, masks=masks,
+                   positive=positive, negative=negative, points_yx=None, ignore_region=region, known_labels=None)
+
+
+def test_novel_cost_prefers_the_proposal_that_includes_positives_and_excludes_negatives():
+    # two proposals over L=4 pixels; the novel target's positive click is value index 0, negative index 1
+    point_logits = torch.tensor([[[4.0, -4.0], [-4.0, 4.0]]])  # (B, N=2, P=2)
+    targets = _targets(torch.tensor([[True]]), torch.tensor([[0]]), torch.tensor([[[1.0, 0.0]]]),
+                       torch.tensor([[[0.0, 1.0]]]), torch.zeros(1, 1, 4), torch.ones(1, 4))
+    class_logits = torch.zeros(1, 2, 3)
+    cost = matching_cost(class_logits, torch.zeros(1, 2, 2, 2), point_logits, targets, None, CostWeights())
+    assert cost[0, 0, 0] < cost[0, 1, 0]
+    class_only = matching_cost(class_logits, torch.zeros(1, 2, 2, 2), point_logits, targets, None, CostWeights(),
+                               point_terms=False)
+    assert class_only[0, 0, 0] == class_only[0, 1, 0]
+
+
+def test_consistency_cost_follows_the_keypoint_mask_inside_the_ignore_region():
+    mask_logits = torch.tensor([[[[5.0, 5.0], [-5.0, -5.0]], [[-5.0, -5.0], [5.0, 5.0]]]])  # (B, N=2, 2, 2)
+    keypoint_masks = torch.tensor([[[1.0, 1.0, 0.0, 0.0]]])  # (B, T=1, L=4)
+    targets = _targets(torch.tensor([[True]]), torch.tensor([[0]]), torch.zeros(1, 1, 1), torch.zeros(1, 1, 1),
+                       torch.zeros(1, 1, 4), torch.ones(1, 4))
+    weights = CostWeights(classification=0, inclusion=0, exclusion=0, consistency=1)
+    cost = matching_cost(torch.zeros(1, 2, 3), mask_logits, torch.zeros(1, 2, 1), targets, keypoint_masks, weights)
+    assert cost[0, 0, 0] < cost[0, 1, 0]

@@ -1,0 +1,125 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pwslib.config import config_for
+from pwslib.io import DataError
+from pwslib.train import CHECKPOINT, Trainer, load_checkpoint, run
+
+TINY = {"num_train": 24, "num_test": 8}
+
+
+def tiny_config(method="ours", **overrides):
+    values = dict(iterations=6, batch_size=4, toy_options=TINY, embedding_dim=32, backbone_widths=(16, 32, 48, 64))
+    values.update(overrides)
+    return config_for(method, **values)
+
+
+def losses(run_dir):
+    with open(run_dir / "log.csv") as handle:
+        return [float(row["loss"]) for row in csv.DictReader(handle)]
+
+
+def test_run_writes_metrics_config_log_and_checkpoint(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    metrics = run(tiny_config(), tmp_path / "run", progress=False)
+    for name in ("metrics.json", "config.json", "log.csv", CHECKPOINT):
+        assert (tmp_path / "run" / name).exists()
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert {"base_miou", "novel_miou", "total_miou", "hiou", "per_class_iou", "git_commit", "wall_seconds"} <= saved.keys()
+    assert saved["hiou"] == metrics["hiou"] and len(losses(tmp_path / "run")) == 6
+
+
+def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = tiny_config()
+    straight = run(config, tmp_path / "straight", progress=False)
+    assert run(config, tmp_path / "resumed", progress=False, stop_after=3) is None
+    assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT, config)["step"] == 3
+    resumed = run(config, tmp_path / "resumed", resume=True, progress=False)
+    assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
+    a = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert torch.equal(a["bank"]["prototypes"], b["bank"]["prototypes"])
+    assert straight["hiou"] == resumed["hiou"]
+
+
+def test_keypoint_pseudo_resumes_across_its_two_stages(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = tiny_config("keypoint_pseudo")
+    run(config, tmp_path / "straight", progress=False)
+    run(config, tmp_path / "resumed", progress=False, stop_after=4)  # stops in the second stage
+    assert (tmp_path / "resumed" / "pseudo_labels.npy").exists()
+    run(config, tmp_path / "resumed", resume=True, progress=False)
+    assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
+
+
+def test_existing_run_needs_resume(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    run(tiny_config(iterations=1), tmp_path / "run", progress=False)
+    with pytest.raises(DataError, match="--resume"):
+        run(tiny_config(iterations=1), tmp_path / "run", progress=False)
+
+
+def test_checkpoint_of_another_config_and_truncated_checkpoint(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    run(tiny_config(iterations=1), tmp_path / "run", progress=False)
+    with pytest.raises(DataError, match=r"another config \(differs in \['class_union'\]\)"):
+        load_checkpoint(tmp_path / "run" / CHECKPOINT, tiny_config(iterations=1, class_union="noisy_or"))
+    path = tmp_path / "run" / CHECKPOINT
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DataError, match="truncated"):
+        load_checkpoint(path, tiny_config(iterations=1))
+
+
+def test_nan_loss_stops_with_step_and_images_named_and_checkpoint_intact(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = tiny_config()
+    trainer = Trainer(config, tmp_path, progress=False)
+    criterion = trainer.criterion
+
+    def poisoned(outputs, batch, supervision=None):
+        loss, logged = criterion(outputs, batch, supervision)
+        return (loss * float("nan") if trainer.step == 2 else loss), logged
+
+    trainer.criterion = poisoned
+    trainer.criterion.keypoints_for = criterion.keypoints_for
+    with pytest.raises(FloatingPointError, match=r"at step 2 \(training images \["):
+        trainer.fit(checkpoint_every=0.0)
+    assert load_checkpoint(tmp_path / CHECKPOINT, config)["step"] == 2
+
+
+def test_evaluate_cli_rescores_a_checkpoint(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    metrics = run(tiny_config(iterations=2), tmp_path / "run", progress=False)
+    result = subprocess.run([sys.executable, "-m", "pwslib.evaluate", str(tmp_path / "run")], capture_output=True,
+                            text=True, env={**os.environ, "PWSLIB_DATA": str(toy_root)})
+    assert result.returncode == 0, result.stderr
+    rescored = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    assert rescored["hiou"] == pytest.approx(metrics["hiou"]) and rescored["total_miou"] == pytest.approx(metrics["total_miou"])
+
+
+@pytest.mark.slow
+def test_two_processes_follow_the_loss_trajectory_of_one(tmp_path, toy_root):
+    """torchrun --nproc_per_node=2 (gloo) with the same global batch as one process."""
+    env = {**os.environ, "PWSLIB_DATA": str(toy_root), "OMP_NUM_THREADS": "1"}
+    common = ["--method", "ours", "--iterations", "5", "--batch-size", "8", "--threads", "1", "--set",
+              'toy_options={"num_train": 24, "num_test": 8}', "embedding_dim=32", "backbone_widths=[16,32,48,64]"]
+    single = subprocess.run([sys.executable, "-m", "pwslib.train", "--out", str(tmp_path / "one"), *common],
+                            capture_output=True, text=True, env=env)
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+                             "-m", "pwslib.train", "--out", str(tmp_path / "two"), *common],
+                            capture_output=True, text=True, env=env)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert losses(tmp_path / "one") == pytest.approx(losses(tmp_path / "two"), rel=1e-4, abs=1e-5)
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["world_size"] == 2 and two["total_miou"] == pytest.approx(one["total_miou"], abs=0.5)
