@@ -28,6 +28,7 @@ from pwslib.data.toy import PRESETS, load_toy
 from pwslib.io import provenance, write_json_atomic, write_text_atomic
 from pwslib.metrics import ConfusionMatrix, segmentation_scores
 from pwslib.model.per_pixel import PerPixelSegmenter
+from pwslib.viz import cooccurrence_heatmap, sample_grid
 
 COLOUR_BAND = 15.0
 LEARNABLE_BAND = (45.0, 85.0)
@@ -94,53 +95,10 @@ def learnability_probe(preset: str, minutes: float, seed: int = 0, batch_size: i
     return scores
 
 
-def sample_figure(preset: str, path: Path, count: int = 6) -> None:
-    """Images with their full label map and the base label map + clicks (stars: novel, crosses: base)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from pwslib.viz import colourise, draw_points
-
-    train = build_dataset(preset, "train", augment=False)
-    split = train.split
-    fig, axes = plt.subplots(3, count, figsize=(2.2 * count, 6.8))
-    for column in range(count):
-        sample = train[column]
-        axes[0, column].imshow(sample["image"].permute(1, 2, 0).numpy())
-        axes[1, column].imshow(colourise(sample["full_label"], split.num_classes))
-        axes[2, column].imshow(colourise(sample["base_label"], split.num_classes))
-        draw_points(axes[2, column], sample["points"].numpy(), split.novel_classes, split.num_classes)
-        present = [split.class_names[c] + ("*" if c in split.novel_classes else "")
-                   for c in sample["image_labels"].nonzero().flatten().tolist()]
-        axes[0, column].set_title(", ".join(present), fontsize=7)
-    for row, title in enumerate(["image", "full label", "base label + clicks"]):
-        axes[row, 0].set_ylabel(title)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"{preset}: samples (* = novel class in split 1; black = no label / ignore)")
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def cooccurrence_figure(matrix: np.ndarray, split: ClassSplit, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    names = [n + ("*" if i in split.novel_classes else "") for i, n in enumerate(split.class_names)]
-    size = 4 + 0.28 * len(names)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    sns.heatmap(matrix, ax=ax, xticklabels=names, yticklabels=names, cmap="viridis", vmin=0, vmax=1,
-                cbar_kws={"label": "P(column class | row class)"})
-    ax.set_title(title)
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -161,9 +119,10 @@ def describe_preset(preset_name: str, minutes: float, figures: Path) -> dict:
     split = class_split(preset_name, 1)
     train = build_dataset(preset_name, "train", augment=False)
     cooc = training_cooccurrence(train)
-    sample_figure(preset_name, figures / f"toy_{preset_name}_samples.png")
-    cooccurrence_figure(cooc, split, figures / f"toy_{preset_name}_cooccurrence.png",
-                        f"{preset_name}: co-occurrence from training image labels (split 1)")
+    _save(sample_grid(train, title=f"{preset_name}: samples (* = novel class in split 1; black = no label)"),
+          figures / f"toy_{preset_name}_samples.png")
+    _save(cooccurrence_heatmap(cooc, split, f"{preset_name}: co-occurrence from training image labels (split 1)"),
+          figures / f"toy_{preset_name}_cooccurrence.png")
     colour = colour_classifier_scores(np.asarray(toy.images["train"]), np.asarray(toy.labels["train"]),
                                       np.asarray(toy.images["test"]), np.asarray(toy.labels["test"]), split)
     probe = learnability_probe(preset_name, minutes)

@@ -56,3 +56,10 @@ def batch_indices(step: int, num_samples: int, global_batch: int, seed: int, ran
     share = global_batch // world_size
     chosen = order[start + rank * share: start + (rank + 1) * share]
     return epoch, [int(i) for i in chosen]
+
+
+def collective_device() -> torch.device:
+    """Where tensors for collectives must live: CUDA for nccl, the CPU for gloo."""
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

@@ -36,7 +36,7 @@ def evaluate_model(model: torch.nn.Module, dataset, split: ClassSplit, batch_siz
     start = time.perf_counter()
     for offset in range(0, len(mine), batch_size):
         batch = collate([dataset[i] for i in mine[offset: offset + batch_size]])
-        confusion.update(predict(model, batch["image"].to(distributed.device)).cpu(), batch["full_label"])
+        confusion.update(predict(model, batch["image"]), batch["full_label"])
     confusion.all_reduce()
     model.train(was_training)
     scores = segmentation_scores(confusion.matrix, split)
@@ -45,19 +45,29 @@ def evaluate_model(model: torch.nn.Module, dataset, split: ClassSplit, batch_siz
     return scores
 
 
-def main(argv: list[str] | None = None) -> None:
+def load_run(folder: Path):
+    """The ``Trainer`` of a run folder, restored from its checkpoint (model, bank, datasets, step)."""
     from pwslib.config import TrainConfig
-    from pwslib.train import CHECKPOINT, Trainer, format_scores, load_checkpoint
+    from pwslib.train import CHECKPOINT, Trainer, load_checkpoint
+
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        raise DataError(f"{folder} has no config.json: is it a run folder written by pwslib.train?")
+    config = TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    trainer = Trainer(config, folder, progress=False)
+    trainer.restore(load_checkpoint(folder / CHECKPOINT, config))
+    trainer.model.eval()
+    return trainer
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pwslib.train import format_scores
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a run folder written by pwslib.train")
     args = parser.parse_args(argv)
     try:
-        if not (args.run / "config.json").exists():
-            raise DataError(f"{args.run} has no config.json: is it a run folder written by pwslib.train?")
-        config = TrainConfig.from_dict(json.loads((args.run / "config.json").read_text()))
-        trainer = Trainer(config, args.run, progress=False)
-        trainer.restore(load_checkpoint(args.run / CHECKPOINT, config))
+        trainer = load_run(args.run)
     except DataError as error:
         sys.exit(f"error: {error}")
     scores = evaluate_model(trainer.model, trainer.test_set, trainer.split)

@@ -19,6 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from pwslib.config import TrainConfig
+from pwslib.distributed import collective_device
 from pwslib.matching import CostWeights, hungarian_match, matching_cost, sample_at_points
 from pwslib.memory_bank import MemoryBank, object_confidence
 from pwslib.model.keypoint_head import class_union
@@ -27,11 +28,13 @@ from pwslib.targets import Targets, build_targets
 
 def global_count(count: torch.Tensor | float) -> torch.Tensor:
     """A normaliser shared by every rank: the global count divided by the world size (>= 1e-6)."""
-    count = torch.as_tensor(count, dtype=torch.float32).clone()
+    count = torch.as_tensor(count, dtype=torch.float32).detach()
+    device = count.device
     if dist.is_available() and dist.is_initialized():
+        count = count.to(collective_device()).clone()
         dist.all_reduce(count)
         count = count / dist.get_world_size()
-    return count.clamp(min=1e-6)
+    return count.to(device).clamp(min=1e-6)
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
@@ -89,6 +92,10 @@ class WeakShotCriterion:
         config = self.config
         supervision = supervision or config.novel_supervision
         mask_logits = outputs["mask_logits"]  # (B, N, h, w)
+        device = mask_logits.device
+        if self.novel_table.device != device:
+            self.novel_table, self.class_weights = self.novel_table.to(device), self.class_weights.to(device)
+            self.cooccurrence = self.cooccurrence.to(device) if self.cooccurrence is not None else None
         batch_size, num_queries, height, width = mask_logits.shape
         image_size = tuple(batch["image"].shape[-2:])
         targets = build_targets(batch, self.novel_table, self.num_classes, supervision, (height, width))
@@ -106,7 +113,8 @@ class WeakShotCriterion:
         batch_index, query_index, target_index = hungarian_match(cost, match_valid)
 
         # classification over every query: matched -> its class, the rest -> no object
-        classes = torch.full((batch_size, num_queries), self.num_classes, dtype=torch.int64)
+        batch_index, query_index, target_index = (i.to(device) for i in (batch_index, query_index, target_index))
+        classes = torch.full((batch_size, num_queries), self.num_classes, dtype=torch.int64, device=device)
         classes[batch_index, query_index] = targets.classes[batch_index, target_index]
         weights = self.class_weights.to(outputs["class_logits"].dtype)
         ce = F.cross_entropy(outputs["class_logits"].flatten(0, 1), classes.flatten(), weight=weights, reduction="sum")
@@ -115,7 +123,7 @@ class WeakShotCriterion:
         flat_masks = mask_logits.flatten(2)  # (B, N, L)
         is_mask = targets.is_mask_target[batch_index, target_index]
         self._mask_terms(flat_masks, targets, (batch_index, query_index, target_index), is_mask, terms)
-        if use_novel:
+        if use_novel:  # on every rank, even without novel pairs: the terms hold collectives
             novel_pairs = tuple(index[~is_mask] for index in (batch_index, query_index, target_index))
             self._novel_terms(outputs, flat_masks, point_logits, targets, novel_pairs, keypoint_class_masks, terms)
 
@@ -178,7 +186,7 @@ class WeakShotCriterion:
             bce = F.binary_cross_entropy_with_logits(logits, guide, reduction="none").mean(-1)
             terms["consistency"] = (bce + dice_loss(logits.sigmoid(), guide)).sum() / count
         if config.complementary_weight:
-            matched = torch.zeros(flat_masks.shape[:2], dtype=torch.bool)
+            matched = torch.zeros(flat_masks.shape[:2], dtype=torch.bool, device=flat_masks.device)
             matched[batch_index, query_index] = True
             union = torch.where(matched[..., None], flat_masks.sigmoid(), torch.zeros((), dtype=flat_masks.dtype)).amax(1)
             has_novel = matched.any(1)

@@ -91,15 +91,19 @@ def _gather_all(*tensors: torch.Tensor) -> list[torch.Tensor]:
     """Concatenate each tensor's rows from every rank, in rank order (identity without DDP)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return list(tensors)
-    count = torch.tensor([len(tensors[0])], dtype=torch.int64)
+    from pwslib.distributed import collective_device
+
+    device, home = collective_device(), tensors[0].device
+    tensors = [tensor.to(device) for tensor in tensors]
+    count = torch.tensor([len(tensors[0])], dtype=torch.int64, device=device)
     counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
     dist.all_gather(counts, count)
-    largest = int(max(c.item() for c in counts))
+    largest = max(1, int(max(c.item() for c in counts)))
     gathered = []
     for tensor in tensors:
-        padded = torch.zeros((largest, *tensor.shape[1:]), dtype=tensor.dtype)
+        padded = torch.zeros((largest, *tensor.shape[1:]), dtype=tensor.dtype, device=device)
         padded[: len(tensor)] = tensor
         parts = [torch.zeros_like(padded) for _ in counts]
         dist.all_gather(parts, padded)
-        gathered.append(torch.cat([part[: int(c.item())] for part, c in zip(parts, counts)]))
+        gathered.append(torch.cat([part[: int(c.item())] for part, c in zip(parts, counts)]).to(home))
     return gathered

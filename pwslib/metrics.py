@@ -36,7 +36,11 @@ class ConfusionMatrix:
     def all_reduce(self) -> None:
         """Sum the matrices of every rank (a no-op without torch.distributed)."""
         if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.matrix, op=dist.ReduceOp.SUM)
+            from pwslib.distributed import collective_device
+
+            matrix = self.matrix.to(collective_device())
+            dist.all_reduce(matrix, op=dist.ReduceOp.SUM)
+            self.matrix = matrix.cpu()
 
 
 def intersection_over_union(matrix: np.ndarray) -> np.ndarray:

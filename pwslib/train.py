@@ -2,7 +2,7 @@
 
     python -m pwslib.train --dataset toy-stuff --method ours --seed 0 --out runs/ours_s0
     python -m pwslib.train --out runs/ours_s0 --resume                    # continue an interrupted run
-    torchrun --nproc_per_node=2 -m pwslib.train --method ours --out runs/ddp  # same global batch, 2 ranks
+    torchrun --standalone --nproc_per_node=2 -m pwslib.train --method ours --out runs/ddp  # 2 ranks, same global batch
 
 A run folder holds ``config.json``, ``checkpoint.pt`` (atomic, every ``--checkpoint-every`` seconds and
 at the end), ``log.csv`` (one row per step: every loss term, learning rate, images/s) and, when done,
@@ -103,11 +103,12 @@ def pseudo_labels(model: PointWeakShotMaskFormer, dataset, class_union_rule: str
     R pixels no class claims stay ignored; outside R the base label is kept.
     """
     model.eval()
+    device = model.normalise.mean.device
     augmentation, dataset.augmentation = dataset.augmentation, None
     labels = []
     for start in range(0, len(dataset), batch_size):
         batch = collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
-        outputs = model(batch["image"], batch["points"][..., :2].float())
+        outputs = {k: v.cpu() for k, v in model(batch["image"].to(device), batch["points"][..., :2].float().to(device)).items()}
         probability = outputs["keypoint_mask_logits"].sigmoid().flatten(2)  # (B, P, L)
         point_class = batch["points"][..., 2]
         novel = torch.tensor(dataset.split.novel_classes)
@@ -134,6 +135,8 @@ class Trainer:
         split = self.split = self.train_set.split
         self.model = build_model(config, split.num_classes).to(self.distributed.device)
         self.bank = build_bank(config, split.num_classes)
+        if self.bank is not None:
+            self.bank.to(self.distributed.device)
         cooccurrence = torch.from_numpy(training_cooccurrence(self.train_set)).float()
         self.criterion = WeakShotCriterion(config, split.num_classes, list(split.novel_classes), cooccurrence, self.bank)
         self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
@@ -151,7 +154,7 @@ class Trainer:
                 "torch_rng": torch.get_rng_state()}
 
     def restore(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state["model"])  # map_location="cpu" tensors are copied onto the model's device
         self.optimiser.load_state_dict(state["optimiser"])
         if self.bank is not None:
             self.bank.load_state_dict(state["bank"])
@@ -171,13 +174,13 @@ class Trainer:
         epoch, indices = batch_indices(self.step, len(self.train_set), config.batch_size, config.seed,
                                        self.distributed.rank, self.distributed.world_size)
         self.train_set.set_epoch(epoch)
-        batch = collate([self.train_set[i] for i in indices])
+        batch = {k: v.to(self.distributed.device) for k, v in collate([self.train_set[i] for i in indices]).items()}
         keypoints = self.criterion.keypoints_for(batch)
-        outputs = self.network(batch["image"].to(self.distributed.device), keypoints)
+        outputs = self.network(batch["image"], keypoints)
         loss, logged = self.criterion(outputs, batch, self.supervision())
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"the loss is {float(loss)} at step {self.step} (training images {indices}; terms {logged}); "
+                f"the loss is {float(loss.detach())} at step {self.step} (training images {indices}; terms {logged}); "
                 f"stopped before the update, so the last checkpoint in {self.out} is intact: resume from it with a "
                 f"lower learning rate or inspect those images")
         for group in self.optimiser.param_groups:

@@ -38,3 +38,162 @@ def draw_points(ax, points: np.ndarray, novel_classes, num_classes: int) -> None
             ax.scatter([x], [y], marker="*", s=160, c=[palette[cls]], edgecolors="white", linewidths=1.2)
         else:
             ax.scatter([x], [y], marker="x", s=40, c="white", linewidths=1.5)
+
+
+def _pyplot():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def sample_grid(dataset, indices=range(6), title: str = ""):
+    """Training samples: image (titled with its classes, * = novel), full label, base label + clicks."""
+    plt = _pyplot()
+    indices = list(indices)
+    split = dataset.split
+    fig, axes = plt.subplots(3, len(indices), figsize=(2.2 * len(indices), 6.8), squeeze=False)
+    for column, index in enumerate(indices):
+        sample = dataset[index]
+        axes[0, column].imshow(sample["image"].permute(1, 2, 0).numpy())
+        axes[1, column].imshow(colourise(sample["full_label"], split.num_classes))
+        axes[2, column].imshow(colourise(sample["base_label"], split.num_classes))
+        draw_points(axes[2, column], sample["points"].numpy(), split.novel_classes, split.num_classes)
+        present = [split.class_names[c] + ("*" if c in split.novel_classes else "")
+                   for c in sample["image_labels"].nonzero().flatten().tolist()]
+        axes[0, column].set_title(", ".join(present), fontsize=7)
+    for row, name in enumerate(["image", "full label", "base label + clicks"]):
+        axes[row, 0].set_ylabel(name)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def cooccurrence_heatmap(matrix: np.ndarray, split, title: str = ""):
+    """P(column | row) as a heat map, novel classes starred."""
+    import seaborn as sns
+
+    plt = _pyplot()
+    names = [n + ("*" if i in split.novel_classes else "") for i, n in enumerate(split.class_names)]
+    size = 4 + 0.28 * len(names)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    sns.heatmap(matrix, ax=ax, xticklabels=names, yticklabels=names, cmap="viridis", vmin=0, vmax=1,
+                cbar_kws={"label": "P(column class | row class)"})
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def visual_comparison(images: np.ndarray, ground_truth: np.ndarray, predictions: dict[str, np.ndarray], split,
+                      title: str = ""):
+    """Grid: one row per test image; columns image, ground truth, then every method's prediction.
+
+    images (K, H, W, 3) uint8, ground_truth (K, H, W), predictions name -> (K, H, W). Returns the figure.
+    """
+    plt = _pyplot()
+    columns = ["image", "ground truth", *predictions]
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(1.9 * len(columns), 1.9 * len(images)), squeeze=False)
+    for row in range(len(images)):
+        panels = [images[row], colourise(ground_truth[row], split.num_classes)]
+        panels += [colourise(p[row], split.num_classes) for p in predictions.values()]
+        for column, panel in enumerate(panels):
+            axes[row, column].imshow(panel)
+            axes[row, column].set_xticks([])
+            axes[row, column].set_yticks([])
+            if row == 0:
+                axes[row, column].set_title(columns[column], fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_iou_bars(per_class: dict[str, dict[str, float | None]], split, title: str = ""):
+    """Grouped bars of per-class IoU (methods side by side), novel classes shaded. per_class: method -> class -> IoU."""
+    plt = _pyplot()
+    names = list(split.class_names)
+    methods = list(per_class)
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(names)), 3.8))
+    for c in split.novel_classes:
+        ax.axvspan(c - 0.45, c + 0.45, color="0.92", zorder=0)
+    for k, method in enumerate(methods):
+        values = [per_class[method].get(n) or 0.0 for n in names]
+        ax.bar(np.arange(len(names)) + (k - (len(methods) - 1) / 2) * width, values, width, label=method, zorder=2)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([n + ("*" if i in split.novel_classes else "") for i, n in enumerate(names)], rotation=60,
+                       ha="right", fontsize=8)
+    ax.set_ylabel("IoU (%)")
+    ax.set_title(title or "per-class IoU (* and grey: novel classes)")
+    ax.legend(fontsize=7, ncol=min(6, len(methods)))
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(logs: dict[str, "object"], terms: tuple[str, ...] = ("loss",), title: str = ""):
+    """Loss curves (smoothed over 20 steps) of several runs; logs: name -> DataFrame of a run's log.csv."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(terms), figsize=(4.5 * len(terms), 3.2), squeeze=False)
+    for ax, term in zip(axes[0], terms):
+        for name, log in logs.items():
+            if term in log and log[term].notna().any():
+                ax.plot(log["step"], log[term].rolling(20, min_periods=1).mean(), label=name)
+        ax.set_xlabel("step")
+        ax.set_title(term)
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def click_rules_figure(image: np.ndarray, label: np.ndarray, split, counts=(1, 5), rules=("uniform", "centre"),
+                       seed: int = 0):
+    """One image's base label map with the clicks each (K, rule) simulates."""
+    from pwslib.data.points import base_label_map, simulate_image_points
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 1 + len(counts) * len(rules), figsize=(2.6 * (1 + len(counts) * len(rules)), 2.8))
+    axes[0].imshow(image)
+    axes[0].set_title("image", fontsize=9)
+    base = colourise(base_label_map(label, split), split.num_classes)
+    for ax, (k, rule) in zip(axes[1:], [(k, r) for k in counts for r in rules]):
+        clicks = simulate_image_points(label, split, k, rule, 3, np.random.default_rng(seed))["points"]
+        ax.imshow(base)
+        draw_points(ax, np.array(clicks), split.novel_classes, split.num_classes)
+        ax.set_title(f"K={k}, {rule}", fontsize=9)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def proposals_figure(model, dataset, image_index: int = 0, count: int = 6):
+    """A test image and the masks of its ``count`` most confident queries, titled with their class."""
+    import torch.nn.functional as F
+
+    plt = _pyplot()
+    sample = dataset[image_index]
+    outputs = model.eval()(sample["image"][None])
+    probability = outputs["class_logits"].softmax(-1)[0]  # (N, C+1)
+    confidence, classes = probability[:, :-1].max(-1)
+    order = confidence.argsort(descending=True)[:count]
+    masks = F.interpolate(outputs["mask_logits"], size=sample["image"].shape[-2:], mode="bilinear",
+                          align_corners=False).sigmoid()[0]
+    names = dataset.split.class_names
+    fig, axes = plt.subplots(1, count + 1, figsize=(2.2 * (count + 1), 2.5))
+    axes[0].imshow(sample["image"].permute(1, 2, 0).numpy())
+    axes[0].set_title("image", fontsize=8)
+    for ax, query in zip(axes[1:], order.tolist()):
+        ax.imshow(masks[query].numpy(), cmap="magma", vmin=0, vmax=1)
+        ax.set_title(f"query {query}: {names[classes[query]]} ({confidence[query]:.2f})", fontsize=7)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

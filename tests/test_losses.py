@@ -56,12 +56,12 @@ def _batch(points):
             "points": points, "keypoints": keypoints, "image_labels": labels}
 
 
-def _outputs(batch_size=2, queries=4, classes=3, requires_grad=True):
+def _outputs(batch_size=2, queries=4, classes=3, requires_grad=True, keypoints=4):
     generator = torch.Generator().manual_seed(0)
     outputs = {"class_logits": torch.randn(batch_size, queries, classes + 1, generator=generator),
                "mask_logits": torch.randn(batch_size, queries, 8, 8, generator=generator),
                "query_embeddings": torch.randn(batch_size, queries, 16, generator=generator),
-               "keypoint_mask_logits": torch.randn(batch_size, 4, 8, 8, generator=generator)}
+               "keypoint_mask_logits": torch.randn(batch_size, keypoints, 8, 8, generator=generator)}
     return {k: v.requires_grad_(requires_grad) for k, v in outputs.items()}
 
 
@@ -84,17 +84,18 @@ def test_every_method_gives_a_finite_loss_with_gradients(method):
         assert "complementary" in logged
 
 
-def test_image_whose_only_clicks_are_padding_has_no_novel_target():
+def test_image_whose_only_clicks_are_padding_has_no_novel_target_and_zero_novel_terms():
     points = torch.full((2, 2, 3), -1)
     criterion = WeakShotCriterion(config_for("ours", embedding_dim=16), 3, [2], torch.eye(3), None)
     loss, logged = criterion(_outputs(), _batch(points))
-    assert torch.isfinite(loss) and "inclusion" not in logged
+    assert torch.isfinite(loss)
+    assert logged["inclusion"] == logged["exclusion"] == logged["consistency"] == 0.0
 
 
 def test_more_targets_than_queries_leaves_the_costliest_unmatched():
     points = torch.tensor([[[24, 8, 2]], [[24, 8, 2]]])
     criterion = WeakShotCriterion(config_for("ours", embedding_dim=16), 3, [2], torch.eye(3), None)
-    loss, logged = criterion(_outputs(queries=2), _batch(points))
+    loss, logged = criterion(_outputs(queries=2, keypoints=3), _batch(points))
     assert torch.isfinite(loss)
     assert logged["matched"] == 4 and logged["unmatched_targets"] == 2
 
@@ -102,5 +103,5 @@ def test_more_targets_than_queries_leaves_the_costliest_unmatched():
 def test_switched_off_terms_are_not_computed():
     points = torch.tensor([[[24, 8, 2]], [[24, 8, 2]]])
     config = config_for("ours", embedding_dim=16, inclusion_weight=0.0, consistency_weight=0.0)
-    _, logged = WeakShotCriterion(config, 3, [2], torch.eye(3), None)(_outputs(), _batch(points))
+    _, logged = WeakShotCriterion(config, 3, [2], torch.eye(3), None)(_outputs(keypoints=3), _batch(points))
     assert "inclusion" not in logged and "consistency" not in logged and "exclusion" in logged

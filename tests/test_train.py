@@ -113,11 +113,11 @@ def test_two_processes_follow_the_loss_trajectory_of_one(tmp_path, toy_root):
     common = ["--method", "ours", "--iterations", "5", "--batch-size", "8", "--threads", "1", "--set",
               'toy_options={"num_train": 24, "num_test": 8}', "embedding_dim=32", "backbone_widths=[16,32,48,64]"]
     single = subprocess.run([sys.executable, "-m", "pwslib.train", "--out", str(tmp_path / "one"), *common],
-                            capture_output=True, text=True, env=env)
+                            capture_output=True, text=True, env=env, timeout=300)
     assert single.returncode == 0, single.stderr[-2000:]
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                              "-m", "pwslib.train", "--out", str(tmp_path / "two"), *common],
-                            capture_output=True, text=True, env=env)
+                            capture_output=True, text=True, env=env, timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
     assert losses(tmp_path / "one") == pytest.approx(losses(tmp_path / "two"), rel=1e-4, abs=1e-5)
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())

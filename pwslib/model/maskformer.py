@@ -83,6 +83,6 @@ def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor, size:
 
 @torch.no_grad()
 def predict(model: PointWeakShotMaskFormer, image: torch.Tensor) -> torch.Tensor:
-    """Semantic label map (B, H, W) of uint8 images (B, 3, H, W)."""
-    outputs = model(image)
-    return semantic_scores(outputs["class_logits"], outputs["mask_logits"], image.shape[-2:]).argmax(1)
+    """Semantic label map (B, H, W), on the CPU, of uint8 images (B, 3, H, W) on any device."""
+    outputs = model(image.to(model.normalise.mean.device))
+    return semantic_scores(outputs["class_logits"], outputs["mask_logits"], image.shape[-2:]).argmax(1).cpu()

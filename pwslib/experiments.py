@@ -1,0 +1,327 @@
+"""Tables 1-3 as functions of (datasets, split, seeds, schedule): cached runs -> tables with provenance.
+
+A run is cached under ``<runs_root>/<dataset>-<method>-s<seed>-<config hash>``: re-running a table reuses
+finished runs (their ``metrics.json``) and resumes interrupted ones from their checkpoint, so an
+interrupted reproduction continues where it stopped. Each table is written as Markdown (mean ± std
+over seeds where more than one seed ran, provenance on top) and CSV (one row per run).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pwslib.config import METHODS, TABLE2_ROWS, TABLE3_ROWS, TrainConfig, config_for
+from pwslib.data import REAL_BENCHMARKS
+from pwslib.data.toy import default_data_root
+from pwslib.io import provenance, write_text_atomic
+from pwslib.train import CHECKPOINT, run
+
+SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
+SCORE_NAMES = {"base_miou": "Base", "novel_miou": "Novel", "total_miou": "Total", "hiou": "hIoU"}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How much to train: the notebooks' ``parameters`` cell fills one of these."""
+
+    seeds: tuple[int, ...] = (0,)
+    iterations: int = 400
+    batch_size: int = 16
+    toy_options: dict = field(default_factory=dict)
+
+    def overrides(self) -> dict[str, Any]:
+        return {"iterations": self.iterations, "batch_size": self.batch_size, "toy_options": dict(self.toy_options)}
+
+
+PRESETS = {
+    "ci": Schedule(seeds=(0,), iterations=4, batch_size=8, toy_options={"num_train": 24, "num_test": 8}),
+    "quick": Schedule(seeds=(0,), iterations=400),
+    "full": Schedule(seeds=(0, 1, 2), iterations=1500),
+}
+
+
+def run_folder(runs_root: Path, config: TrainConfig) -> Path:
+    return Path(runs_root) / f"{config.dataset}-{config.method}-s{config.seed}-{config.key()}"
+
+
+def run_cached(config: TrainConfig, runs_root: Path, progress: bool = True) -> dict:
+    """The metrics of ``config``: read if finished, resumed if interrupted, trained otherwise."""
+    folder = run_folder(runs_root, config)
+    metrics_path = folder / "metrics.json"
+    if metrics_path.exists():
+        return json.loads(metrics_path.read_text())
+    return run(config, folder, resume=(folder / CHECKPOINT).exists(), progress=progress)
+
+
+def data_available(dataset: str) -> bool:
+    """True for the toy presets; for a real benchmark, whether it was prepared (else say how)."""
+    if dataset not in REAL_BENCHMARKS:
+        return True
+    folder = default_data_root() / dataset
+    if (folder / "labels" / "train").is_dir():
+        return True
+    print(f"{dataset} is not prepared in {folder}. Get it with:\n"
+          f"    python data_scripts/{dataset}.py --root {folder.parent}\n"
+          f"(downloads the official archive, verifies it, converts labels, simulates clicks), then run this "
+          f"notebook again. Nothing was trained.")
+    return False
+
+
+def run_grid(rows: dict[str, tuple[str, dict]], datasets: list[str], split: int, schedule: Schedule,
+             runs_root: Path, progress: bool = True) -> pd.DataFrame:
+    """Train (or reuse) every (row, dataset, seed); one result row per run.
+
+    ``rows`` maps a row name to ``(method, config overrides)``.
+    """
+    records = []
+    for dataset in datasets:
+        if not data_available(dataset):
+            continue
+        for name, (method, overrides) in rows.items():
+            for seed in schedule.seeds:
+                config = config_for(method, dataset=dataset, split=split, seed=seed,
+                                    **{**schedule.overrides(), **overrides})
+                metrics = run_cached(config, runs_root, progress)
+                records.append({"row": name, "dataset": dataset, "method": method, "seed": seed,
+                                **{k: metrics[k] for k in SCORES}, "wall_seconds": metrics.get("wall_seconds"),
+                                "git_commit": metrics.get("git_commit"), "run": str(run_folder(runs_root, config))})
+    return pd.DataFrame.from_records(records)
+
+
+def table1_rows() -> dict[str, tuple[str, dict]]:
+    return {method: (method, {}) for method in METHODS}
+
+
+def table2_rows() -> dict[str, tuple[str, dict]]:
+    return {name: ("ours", overrides) for name, overrides in TABLE2_ROWS.items()}
+
+
+def table3_rows() -> dict[str, tuple[str, dict]]:
+    return {name: ("ours", overrides) for name, overrides in TABLE3_ROWS.items()}
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows x (dataset, score) with "mean ± std" over seeds (just the mean for a single seed)."""
+    if results.empty:
+        return pd.DataFrame()
+
+    def cell(values: pd.Series) -> str:
+        values = values.astype(float)
+        return f"{values.mean():.1f}" if len(values) == 1 else f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+
+    order = list(dict.fromkeys(results["row"]))
+    table = results.groupby(["row", "dataset"], sort=False)[list(SCORES)].agg(cell).unstack("dataset")
+    table = table.reindex(order)
+    table.columns = [f"{dataset} {SCORE_NAMES[score]}" for score, dataset in table.columns]
+    datasets = list(dict.fromkeys(results["dataset"]))
+    return table[[f"{d} {SCORE_NAMES[s]}" for d in datasets for s in SCORES]]
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame (index = row names) as a Markdown table."""
+    header = "| | " + " | ".join(frame.columns) + " |"
+    rule = "|---" * (len(frame.columns) + 1) + "|"
+    rows = [f"| {index} | " + " | ".join(str(v) for v in row) + " |" for index, row in zip(frame.index, frame.values)]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def write_table(results: pd.DataFrame, name: str, title: str, reports_dir: Path, schedule: Schedule, split: int,
+                notes: str = "") -> str:
+    """Write ``<reports_dir>/<name>.md`` (summary + provenance) and ``<name>.csv`` (every run); return the Markdown."""
+    reports_dir = Path(reports_dir)
+    meta = provenance(split=split, seeds=list(schedule.seeds), iterations=schedule.iterations,
+                      batch_size=schedule.batch_size, toy_options=schedule.toy_options)
+    commits = sorted(set(results["git_commit"].dropna())) if not results.empty else []
+    run_seconds = float(results["wall_seconds"].fillna(0).sum()) if not results.empty else 0.0
+    summary = summarise(results)
+    body = markdown_table(summary) if not summary.empty else "(no runs: the data is missing)"
+    text = (f"# {title}\n\n"
+            f"Produced by the notebooks (`python -m pwslib.reproduce`); do not edit by hand. mIoU in %, "
+            f"{'mean ± std over seeds' if len(schedule.seeds) > 1 else 'one seed'}.\n\n"
+            f"- seeds {list(schedule.seeds)}, {schedule.iterations} iterations at batch {schedule.batch_size}, "
+            f"split {split}{', toy options ' + json.dumps(schedule.toy_options) if schedule.toy_options else ''}\n"
+            f"- runs trained at commit(s) {', '.join(f'`{c}`' for c in commits) or '-'}; table written at "
+            f"`{meta['git_commit']}` on {meta['date_utc']} UTC\n"
+            f"- machine: {meta['machine']}\n"
+            f"- summed training + evaluation wall time of the runs: {run_seconds / 60:.1f} min\n\n"
+            f"{body}\n{notes}")
+    write_text_atomic(reports_dir / f"{name}.md", text)
+    write_text_atomic(reports_dir / f"{name}.csv", results.to_csv(index=False))
+    return text
+
+
+def hiou_gaps(results: pd.DataFrame, dataset: str) -> dict[str, float]:
+    """Mean hIoU of every Table 1 method on ``dataset`` (for the notebook's comparison sentence)."""
+    subset = results[results["dataset"] == dataset]
+    return {row: float(np.mean(group["hiou"])) for row, group in subset.groupby("row", sort=False)}
+
+
+def first_image_with_novel(dataset) -> int:
+    """Index of the first image of ``dataset`` (its points) with a novel click (0 if none)."""
+    novel = set(dataset.split.novel_classes)
+    for index, points in enumerate(dataset.points):
+        if any(int(c) in novel for c in points[:, 2]):
+            return index
+    return 0
+
+
+def first_object_click(dataset, split, image_index: int | None = None, avoid: int | None = None) -> tuple:
+    """(image index, centre click (y, x), class) of a novel object in a test image, from its ground truth.
+
+    With ``avoid``, picks an object of another class (novel first, else any) in the same image.
+    """
+    from scipy import ndimage
+
+    candidates = [image_index] if image_index is not None else range(len(dataset))
+    for index in candidates:
+        _, label = dataset.source.load(index)
+        present = [int(c) for c in np.unique(label) if c != 255 and c != avoid]
+        ordered = [c for c in present if c in split.novel_classes] + [c for c in present if c not in split.novel_classes]
+        for cls in ordered:
+            depth = ndimage.distance_transform_edt(np.pad(label == cls, 1))[1:-1, 1:-1]
+            if depth.max() >= 2:
+                y, x = np.unravel_index(depth.argmax(), depth.shape)
+                return index, (int(y), int(x)), cls
+    raise ValueError("no object large enough for a click in the chosen test images")
+
+
+def annotation_summary(dataset) -> pd.DataFrame:
+    """What the novel classes' supervision costs on a training set: clicks vs the mask pixels they replace."""
+    novel = np.zeros(256, dtype=bool)
+    novel[list(dataset.split.novel_classes)] = True
+    clicks = sum(int(novel[p[:, 2]].sum()) for p in dataset.points)
+    base_clicks = sum(int((~novel[p[:, 2]]).sum()) for p in dataset.points)
+    novel_pixels = sum(int(novel[dataset.source.load(i)[1]].sum()) for i in range(len(dataset)))
+    images = sum(int(novel[p[:, 2]].any()) for p in dataset.points)
+    return pd.DataFrame({"value": [len(dataset), images, clicks, novel_pixels, base_clicks]},
+                        index=["training images", "images with a novel class", "novel clicks (positives)",
+                               "novel pixels a mask would label", "clicks on base pixels (free negatives)"])
+
+
+def split_table(dataset: str, split: int) -> pd.DataFrame:
+    from pwslib.data import class_split
+
+    classes = class_split(dataset, split)
+    return pd.DataFrame({"class": classes.class_names,
+                         "role": ["novel" if c in classes.novel_classes else "base" for c in range(classes.num_classes)]})
+
+
+def datacard_summary(path: Path) -> pd.DataFrame | str:
+    """The data card's difficulty numbers (``reports/toy_datacard.json``)."""
+    if not Path(path).exists():
+        return f"{path} does not exist yet: run `python -m pwslib.datacard`"
+    card = json.loads(Path(path).read_text())
+    return pd.DataFrame([{"preset": p["preset"], "colour classifier mIoU": round(p["colour_classifier"]["total_miou"], 1),
+                          "5-min supervised mIoU": round(p["learnability_probe"]["total_miou"], 1),
+                          "unlabelled pixels %": round(p["unlabelled_pixel_share"], 1)} for p in card["presets"]])
+
+
+def parameter_table(model) -> pd.DataFrame:
+    parts = {name: sum(p.numel() for p in module.parameters()) for name, module in model.named_children()}
+    return pd.DataFrame({"parameters": parts}).query("parameters > 0")
+
+
+def compare_to_ours(results: pd.DataFrame, dataset: str) -> str:
+    """A sentence per dataset comparing ``ours`` with the other methods, from the numbers."""
+    means = hiou_gaps(results, dataset)
+    if "ours" not in means:
+        return f"{dataset}: no run of ours"
+    ours = means["ours"]
+    weak = {m: v for m, v in means.items() if m not in ("ours", "full_supervision", "base_only")}
+    best_name = max(weak, key=weak.get) if weak else None
+    parts = [f"{dataset}: ours reaches hIoU {ours:.1f}"]
+    if "full_supervision" in means and means["full_supervision"] > 0:
+        parts.append(f"{100 * ours / means['full_supervision']:.0f} % of full supervision's {means['full_supervision']:.1f}")
+    if best_name:
+        parts.append(f"{ours - weak[best_name]:+.1f} points against the best other weak method ({best_name}, "
+                     f"{weak[best_name]:.1f})")
+    return "; ".join(parts) + "."
+
+
+def drops_against(results: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Mean hIoU of each row and its difference to the ``reference`` row."""
+    means = results.groupby("row", sort=False)["hiou"].mean()
+    if reference not in means:
+        return pd.DataFrame({"hIoU": means})
+    return pd.DataFrame({"hIoU": means.round(1), "difference": (means - means[reference]).round(1)})
+
+
+def per_class_results(results: pd.DataFrame, dataset: str):
+    """(method -> class -> IoU of its first seed's run, ClassSplit) on ``dataset``."""
+    from pwslib.data import class_split
+
+    subset = results[results["dataset"] == dataset]
+    per_class, split = {}, None
+    for row in subset.groupby("row", sort=False).head(1).itertuples():
+        metrics = json.loads((Path(row.run) / "metrics.json").read_text())
+        per_class[row.row] = metrics["per_class_iou"]
+        split = class_split(dataset, metrics["config"]["split"])
+    return per_class, split
+
+
+def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: Path, count: int = 6):
+    """Test images, ground truth and every Table 1 method's prediction (first seed); None without data."""
+    import torch
+
+    from pwslib.evaluate import load_run
+    from pwslib.model.maskformer import predict
+    from pwslib.data import collate
+    from pwslib.viz import visual_comparison
+
+    if not data_available(dataset):
+        return None
+    predictions, batch, classes = {}, None, None
+    for method in METHODS:
+        config = config_for(method, dataset=dataset, split=split, seed=schedule.seeds[0], **schedule.overrides())
+        run_cached(config, runs_root, progress=False)
+        trainer = load_run(run_folder(runs_root, config))
+        if batch is None:
+            test = trainer.test_set
+            batch = collate([test[i] for i in range(min(count, len(test)))])
+            classes = trainer.split
+        with torch.no_grad():
+            predictions[method] = predict(trainer.model, batch["image"]).numpy()
+    return visual_comparison(batch["image"].permute(0, 2, 3, 1).numpy(), batch["full_label"].numpy(), predictions,
+                             classes, title=f"{dataset}: test images, ground truth and every method")
+
+
+TABLES = {"table1": (table1_rows, "Table 1: methods (Base / Novel / Total mIoU, hIoU)"),
+          "table2": (table2_rows, "Table 2: loss and cost ablation"),
+          "table3": (table3_rows, "Table 3: design variants")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m pwslib.experiments table1 --datasets toy-stuff --seeds 0 1 2 --iterations 1500 --name quality``"""
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(description="Train (or reuse) the runs of one table and write it to reports/.")
+    parser.add_argument("table", choices=list(TABLES))
+    parser.add_argument("--datasets", nargs="+", default=["toy-stuff"])
+    parser.add_argument("--split", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--iterations", type=int, default=TrainConfig.iterations)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--runs-root", type=Path, default=Path("runs/tables"))
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    parser.add_argument("--name", default=None, help="file name of the table (default: the table's name)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows, title = TABLES[args.table]
+    schedule = Schedule(tuple(args.seeds), args.iterations, args.batch_size)
+    results = run_grid(rows(), args.datasets, args.split, schedule, args.runs_root)
+    notes = "\n" + "\n".join(compare_to_ours(results, d) for d in args.datasets) + "\n" if args.table == "table1" else ""
+    print(write_table(results, args.name or args.table, title, args.reports_dir, schedule, args.split, notes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+import pandas as pd
+
+from conftest import SMALL_TOY
+from pwslib.config import config_for
+from pwslib.experiments import Schedule, run_cached, run_folder, run_grid, summarise, table1_rows, write_table
+from pwslib.train import run
+
+SCHEDULE = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY)
+
+
+def test_grid_reuses_finished_runs_and_writes_tables(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    rows = {"base_only": ("base_only", {}), "ours": ("ours", {})}
+    results = run_grid(rows, ["toy-stuff"], 1, SCHEDULE, tmp_path / "runs", progress=False)
+    assert len(results) == 4 and set(results["row"]) == {"base_only", "ours"}
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/metrics.json")}
+    again = run_grid(rows, ["toy-stuff"], 1, SCHEDULE, tmp_path / "runs", progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/metrics.json")} == stamps
+    assert again["hiou"].tolist() == results["hiou"].tolist()
+    text = write_table(results, "table_test", "A test table", tmp_path / "reports", SCHEDULE, 1)
+    assert "±" in text and "seeds [0, 1]" in text and "machine" in text
+    assert len(pd.read_csv(tmp_path / "reports" / "table_test.csv")) == 4
+
+
+def test_interrupted_run_is_resumed_by_the_cache(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = config_for("ours", iterations=4, batch_size=4, toy_options=SMALL_TOY)
+    folder = run_folder(tmp_path, config)
+    assert run(config, folder, progress=False, stop_after=2) is None
+    metrics = run_cached(config, tmp_path, progress=False)
+    assert metrics["config_key"] == config.key()
+    assert len(pd.read_csv(folder / "log.csv")) == 4
+
+
+def test_summary_formats_mean_and_std():
+    results = pd.DataFrame({"row": ["a", "a", "b"], "dataset": ["d"] * 3, "base_miou": [10.0, 20.0, 5.0],
+                            "novel_miou": [1.0, 3.0, 2.0], "total_miou": [5.0, 5.0, 5.0], "hiou": [2.0, 4.0, 3.0]})
+    table = summarise(results)
+    assert table.loc["a", "d Base"] == "15.0 ± 7.1" and table.loc["b", "d hIoU"] == "3.0"
+
+
+def test_table1_has_the_six_methods():
+    assert list(table1_rows()) == ["base_only", "point_naive", "image_weakshot", "keypoint_pseudo", "ours",
+                                   "full_supervision"]
