@@ -175,7 +175,7 @@ def click_rules_figure(image: np.ndarray, label: np.ndarray, split, counts=(1, 5
 @torch.no_grad()
 def proposals_figure(model, dataset, image_index: int = 0, count: int = 6):
     """A test image and the masks of its ``count`` most confident queries, titled with their class."""
-    import torch.nn.functional as F
+    from pwslib.model.maskformer import mask_probabilities
 
     plt = _pyplot()
     sample = dataset[image_index]
@@ -183,8 +183,7 @@ def proposals_figure(model, dataset, image_index: int = 0, count: int = 6):
     probability = outputs["class_logits"].softmax(-1)[0]  # (N, C+1)
     confidence, classes = probability[:, :-1].max(-1)
     order = confidence.argsort(descending=True)[:count]
-    masks = F.interpolate(outputs["mask_logits"], size=sample["image"].shape[-2:], mode="bilinear",
-                          align_corners=False).sigmoid()[0]
+    masks = mask_probabilities(outputs["mask_logits"], tuple(sample["image"].shape[-2:]))[0]
     names = dataset.split.class_names
     fig, axes = plt.subplots(1, count + 1, figsize=(2.2 * (count + 1), 2.5))
     axes[0].imshow(sample["image"].permute(1, 2, 0).numpy())

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from pwslib.matching import CostWeights, matching_cost, sample_at_points
 from pwslib.model.keypoint_head import class_union
+from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.targets import Targets
 
 
@@ -53,8 +54,8 @@ class KeypointMaskExplorer:
             return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)[0].numpy()
 
         probabilities = outputs["class_logits"].softmax(-1)[0, :, :-1]
-        masks = F.interpolate(outputs["mask_logits"], size=size, mode="bilinear", align_corners=False).sigmoid()[0]
-        prediction = torch.einsum("nc,nhw->chw", probabilities, masks).argmax(0).numpy()
+        masks = mask_probabilities(outputs["mask_logits"], size)[0]
+        prediction = semantic_scores(outputs["class_logits"], outputs["mask_logits"], size)[0].argmax(-1).numpy()
         return {
             "image": sample["image"].permute(1, 2, 0).numpy(),
             "ground_truth": sample["full_label"].numpy(),

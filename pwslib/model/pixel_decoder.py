@@ -14,7 +14,8 @@ class FPNPixelDecoder(nn.Module):
         self.output = nn.ModuleList([nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1, bias=False),
                                                    nn.GroupNorm(8, dim), nn.ReLU(inplace=True))
                                      for _ in in_channels[:-1]])
-        self.embed = nn.Conv2d(dim, dim, 3, 1, 1)
+        # 1x1 (our choice; MaskFormer uses 3x3): the 3x3 at stride 4 cost 12 % of a training step on CPU
+        self.embed = nn.Conv2d(dim, dim, 1)
 
     def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """features at strides 4..32 -> (E (B, D, H/4, W/4), [top-down maps at strides 32, 16, 8, 4])"""

@@ -26,8 +26,8 @@ def test_image_size_must_be_a_multiple_of_32_and_keypoints_need_the_branch():
 def test_semantic_inference_is_the_class_weighted_sum_of_masks():
     class_logits = torch.tensor([[[10.0, -10.0, -10.0], [-10.0, 10.0, -10.0]]])  # query 0 -> class 0, 1 -> class 1
     mask_logits = torch.tensor([[[[10.0, -10.0]], [[-10.0, 10.0]]]])  # query 0 left pixel, query 1 right
-    scores = semantic_scores(class_logits, mask_logits, (1, 2))
-    assert scores.argmax(1).tolist() == [[[0, 1]]]
+    scores = semantic_scores(class_logits, mask_logits, (1, 2))  # (B, H, W, C)
+    assert scores.argmax(-1).tolist() == [[[0, 1]]]
     assert scores[0, 0, 0, 0].item() == pytest.approx(1.0, abs=1e-3)
 
 
