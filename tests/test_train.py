@@ -108,7 +108,12 @@ def test_evaluate_cli_rescores_a_checkpoint(tmp_path, toy_root, monkeypatch):
 
 @pytest.mark.slow
 def test_two_processes_follow_the_loss_trajectory_of_one(tmp_path, toy_root):
-    """torchrun --nproc_per_node=2 (gloo) with the same global batch as one process."""
+    """torchrun --nproc_per_node=2 (gloo) with the same global batch as one process.
+
+    Step 0 (same weights, same images) must agree to float precision: a bug in sharding, global loss
+    normalisation or bank synchronisation shows there. Later steps may drift by float noise (kernels differ
+    between batch 4 and batch 8, and AdamW amplifies noise in near-zero gradients), bounded at 0.5 %.
+    """
     env = {**os.environ, "PWSLIB_DATA": str(toy_root), "OMP_NUM_THREADS": "1"}
     common = ["--method", "ours", "--iterations", "5", "--batch-size", "8", "--threads", "1", "--set",
               'toy_options={"num_train": 24, "num_test": 8}', "embedding_dim=32", "backbone_widths=[16,32,48,64]"]
@@ -119,7 +124,10 @@ def test_two_processes_follow_the_loss_trajectory_of_one(tmp_path, toy_root):
                              "-m", "pwslib.train", "--out", str(tmp_path / "two"), *common],
                             capture_output=True, text=True, env=env, timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
-    assert losses(tmp_path / "one") == pytest.approx(losses(tmp_path / "two"), rel=1e-4, abs=1e-5)
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) == 5
+    assert two[0] == pytest.approx(one[0], rel=1e-5)
+    assert two == pytest.approx(one, rel=5e-3)
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert two["world_size"] == 2 and two["total_miou"] == pytest.approx(one["total_miou"], abs=0.5)
