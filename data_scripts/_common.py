@@ -16,8 +16,12 @@ from pwslib.io import DataError
 def main(benchmark: str, description: str) -> None:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--root", type=Path, default=default_data_root(), help="where the converted data goes")
-    parser.add_argument("--download-dir", type=Path, default=None,
-                        help="where the archive is (or will be) downloaded; put a hand-downloaded archive here")
+    parser.add_argument(
+        "--download-dir",
+        type=Path,
+        default=None,
+        help="where the archive is (or will be) downloaded; put a hand-downloaded archive here",
+    )
     parser.add_argument("--split", type=int, nargs="+", default=[1], help="base/novel splits to simulate points for")
     parser.add_argument("--points-per-class", type=int, nargs="+", default=[1], choices=POINTS_PER_CLASS_CHOICES)
     parser.add_argument("--rule", default="uniform", choices=POINT_RULES)

@@ -1,6 +1,6 @@
 """Download ADEChallengeData2016.zip, verify its SHA-1, convert to 150-class label PNGs, simulate points.
 
-    python data_scripts/ade20k.py --root data                  # ~0.9 GB download
+python data_scripts/ade20k.py --root data                  # ~0.9 GB download
 """
 
 import sys

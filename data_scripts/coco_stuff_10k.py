@@ -1,6 +1,6 @@
 """Download cocostuff-10k-v1.1.zip, verify it, convert to 171-class label PNGs, simulate points.
 
-    python data_scripts/coco_stuff_10k.py --root data          # ~2 GB download, ~10 min to convert
+python data_scripts/coco_stuff_10k.py --root data          # ~2 GB download, ~10 min to convert
 """
 
 import sys

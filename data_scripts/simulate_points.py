@@ -1,6 +1,6 @@
 """Simulate (or re-use) the point annotations of any benchmark's training subset.
 
-    python data_scripts/simulate_points.py --dataset toy-stuff --split 1 2 3 --points-per-class 1 3 5 10
+python data_scripts/simulate_points.py --dataset toy-stuff --split 1 2 3 --points-per-class 1 3 5 10
 """
 
 import argparse

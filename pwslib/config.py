@@ -96,18 +96,34 @@ class TrainConfig:
         return cls(**values)
 
 
-_NO_NOVEL_TERMS = dict(inclusion_weight=0.0, exclusion_weight=0.0, consistency_weight=0.0, contrastive_weight=0.0,
-                       keypoint_weight=0.0, keypoint_branch=False, memory_bank="off")
+_NO_NOVEL_TERMS = dict(
+    inclusion_weight=0.0,
+    exclusion_weight=0.0,
+    consistency_weight=0.0,
+    contrastive_weight=0.0,
+    keypoint_weight=0.0,
+    keypoint_branch=False,
+    memory_bank="off",
+)
 
 METHODS: dict[str, dict[str, Any]] = {
     "base_only": dict(novel_supervision="none", **_NO_NOVEL_TERMS),
-    "point_naive": dict(novel_supervision="points", novel_matching="class_only",
-                        **{**_NO_NOVEL_TERMS, "inclusion_weight": 1.0, "exclusion_weight": 1.0}),
-    "image_weakshot": dict(novel_supervision="image_labels", novel_matching="class_only", complementary_weight=1.0,
-                           **_NO_NOVEL_TERMS),
+    "point_naive": dict(
+        novel_supervision="points",
+        novel_matching="class_only",
+        **{**_NO_NOVEL_TERMS, "inclusion_weight": 1.0, "exclusion_weight": 1.0},
+    ),
+    "image_weakshot": dict(
+        novel_supervision="image_labels", novel_matching="class_only", complementary_weight=1.0, **_NO_NOVEL_TERMS
+    ),
     # first stage: base masks + the keypoint branch; the second stage (pseudo masks) is run by the trainer
-    "keypoint_pseudo": dict(novel_supervision="points", novel_proposals=False, consistency_weight=0.0,
-                            contrastive_weight=0.0, memory_bank="off"),
+    "keypoint_pseudo": dict(
+        novel_supervision="points",
+        novel_proposals=False,
+        consistency_weight=0.0,
+        contrastive_weight=0.0,
+        memory_bank="off",
+    ),
     "ours": dict(),
     "full_supervision": dict(novel_supervision="full_masks", **_NO_NOVEL_TERMS),
 }
@@ -142,11 +158,30 @@ TABLE3_ROWS: dict[str, dict[str, Any]] = {
 
 # The real-data recipe (DESIGN §1), one parameter away from the toy defaults.
 REAL_RECIPES: dict[str, dict[str, Any]] = {
-    "coco_stuff_10k": dict(backbone="resnet50", embedding_dim=256, num_queries=100, decoder_layers=6,
-                           attention_heads=8, feed_forward_dim=2048, learning_rate=1e-4, iterations=60_000,
-                           batch_size=32, crop_size=640),
-    "ade20k": dict(backbone="resnet50", embedding_dim=256, num_queries=100, decoder_layers=6, attention_heads=8,
-                   feed_forward_dim=2048, learning_rate=1e-4, iterations=160_000, batch_size=16, crop_size=512),
+    "coco_stuff_10k": dict(
+        backbone="resnet50",
+        embedding_dim=256,
+        num_queries=100,
+        decoder_layers=6,
+        attention_heads=8,
+        feed_forward_dim=2048,
+        learning_rate=1e-4,
+        iterations=60_000,
+        batch_size=32,
+        crop_size=640,
+    ),
+    "ade20k": dict(
+        backbone="resnet50",
+        embedding_dim=256,
+        num_queries=100,
+        decoder_layers=6,
+        attention_heads=8,
+        feed_forward_dim=2048,
+        learning_rate=1e-4,
+        iterations=160_000,
+        batch_size=16,
+        crop_size=512,
+    ),
 }
 
 

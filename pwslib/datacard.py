@@ -34,16 +34,23 @@ COLOUR_BAND = 15.0
 LEARNABLE_BAND = (45.0, 85.0)
 
 
-def colour_classifier_scores(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
-                             test_labels: np.ndarray, split: ClassSplit, levels: int = 16) -> dict:
+def colour_classifier_scores(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    split: ClassSplit,
+    levels: int = 16,
+) -> dict:
     """Scores of the best per-pixel colour lookup table fitted on the training pixels."""
+
     def bins(images: np.ndarray) -> np.ndarray:
         q = images.astype(np.int64) * levels // 256
         return ((q[..., 0] * levels + q[..., 1]) * levels + q[..., 2]).ravel()
 
     labels = train_labels.ravel().astype(np.int64)
     valid = labels != IGNORE_INDEX
-    counts = np.zeros((levels ** 3, split.num_classes), dtype=np.int64)
+    counts = np.zeros((levels**3, split.num_classes), dtype=np.int64)
     np.add.at(counts, (bins(train_images)[valid], labels[valid]), 1)
     table = counts.argmax(1)
     prediction = table[bins(test_images)].reshape(test_labels.shape)
@@ -74,8 +81,14 @@ def learnability_probe(preset: str, minutes: float, seed: int = 0, batch_size: i
     model.train()
     while time.perf_counter() - start < budget:
         train.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, collate_fn=collate,
-                                             drop_last=True, generator=torch.Generator().manual_seed(seed + epoch))
+        loader = torch.utils.data.DataLoader(
+            train,
+            batch_size=batch_size,
+            shuffle=True,
+            collate_fn=collate,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(seed + epoch),
+        )
         for batch in loader:
             elapsed = time.perf_counter() - start
             if elapsed >= budget:
@@ -90,8 +103,12 @@ def learnability_probe(preset: str, minutes: float, seed: int = 0, batch_size: i
         epoch += 1
     train_seconds = time.perf_counter() - start
     scores = evaluate_per_pixel(model, test, split)
-    scores.update(train_seconds=train_seconds, train_images=images, images_per_second=images / train_seconds,
-                  final_loss=float(loss.detach()))
+    scores.update(
+        train_seconds=train_seconds,
+        train_images=images,
+        images_per_second=images / train_seconds,
+        final_loss=float(loss.detach()),
+    )
     return scores
 
 
@@ -107,9 +124,15 @@ def _frequency_table(labels: np.ndarray, split: ClassSplit) -> list[dict]:
     flat = labels.reshape(len(labels), -1)
     rows = []
     for c, name in enumerate(split.class_names):
-        present = (flat == c)
-        rows.append({"class": name, "novel": c in split.novel_classes,
-                     "pixel_share": float(present.mean() * 100), "image_share": float(present.any(1).mean() * 100)})
+        present = flat == c
+        rows.append(
+            {
+                "class": name,
+                "novel": c in split.novel_classes,
+                "pixel_share": float(present.mean() * 100),
+                "image_share": float(present.any(1).mean() * 100),
+            }
+        )
     return rows
 
 
@@ -119,28 +142,58 @@ def describe_preset(preset_name: str, minutes: float, figures: Path) -> dict:
     split = class_split(preset_name, 1)
     train = build_dataset(preset_name, "train", augment=False)
     cooc = training_cooccurrence(train)
-    _save(sample_grid(train, title=f"{preset_name}: samples (* = novel class in split 1; black = no label)"),
-          figures / f"toy_{preset_name}_samples.png")
-    _save(cooccurrence_heatmap(cooc, split, f"{preset_name}: co-occurrence from training image labels (split 1)"),
-          figures / f"toy_{preset_name}_cooccurrence.png")
-    colour = colour_classifier_scores(np.asarray(toy.images["train"]), np.asarray(toy.labels["train"]),
-                                      np.asarray(toy.images["test"]), np.asarray(toy.labels["test"]), split)
+    _save(
+        sample_grid(train, title=f"{preset_name}: samples (* = novel class in split 1; black = no label)"),
+        figures / f"toy_{preset_name}_samples.png",
+    )
+    _save(
+        cooccurrence_heatmap(cooc, split, f"{preset_name}: co-occurrence from training image labels (split 1)"),
+        figures / f"toy_{preset_name}_cooccurrence.png",
+    )
+    colour = colour_classifier_scores(
+        np.asarray(toy.images["train"]),
+        np.asarray(toy.labels["train"]),
+        np.asarray(toy.images["test"]),
+        np.asarray(toy.labels["test"]),
+        split,
+    )
     probe = learnability_probe(preset_name, minutes)
-    partners = [{"thing": t.name, "partner": t.partner, "probability": t.partner_probability,
-                 "measured": float(cooc[split.class_names.index(t.name), split.class_names.index(t.partner)])}
-                for t in preset.things if t.partner and t.partner_probability > 0]
+    partners = [
+        {
+            "thing": t.name,
+            "partner": t.partner,
+            "probability": t.partner_probability,
+            "measured": float(cooc[split.class_names.index(t.name), split.class_names.index(t.partner)]),
+        }
+        for t in preset.things
+        if t.partner and t.partner_probability > 0
+    ]
     return {
-        "preset": preset_name, "classes": list(split.class_names),
-        "stuff_classes": [s.name for s in preset.stuff], "thing_classes": [t.name for t in preset.things],
-        "novel_splits": [list(s) for s in preset.novel_splits], "image_size": preset.image_size,
-        "num_train": int(len(toy.images["train"])), "num_test": int(len(toy.images["test"])),
+        "preset": preset_name,
+        "classes": list(split.class_names),
+        "stuff_classes": [s.name for s in preset.stuff],
+        "thing_classes": [t.name for t in preset.things],
+        "novel_splits": [list(s) for s in preset.novel_splits],
+        "image_size": preset.image_size,
+        "num_train": int(len(toy.images["train"])),
+        "num_test": int(len(toy.images["test"])),
         "unlabelled_pixel_share": float((np.asarray(toy.labels["train"]) == IGNORE_INDEX).mean() * 100),
         "frequencies": _frequency_table(np.asarray(toy.labels["train"]), split),
         "partners": partners,
         "colour_classifier": {k: colour[k] for k in ("base_miou", "novel_miou", "total_miou")},
-        "learnability_probe": {k: probe[k] for k in ("base_miou", "novel_miou", "total_miou", "train_seconds",
-                                                     "train_images", "images_per_second", "final_loss",
-                                                     "per_class_iou")},
+        "learnability_probe": {
+            k: probe[k]
+            for k in (
+                "base_miou",
+                "novel_miou",
+                "total_miou",
+                "train_seconds",
+                "train_images",
+                "images_per_second",
+                "final_loss",
+                "per_class_iou",
+            )
+        },
     }
 
 
@@ -149,42 +202,74 @@ def _band(value: float, low: float, high: float) -> str:
 
 
 def render_markdown(cards: list[dict], meta: dict) -> str:
-    lines = ["# The `toy` benchmark: data card", "",
-             "Generated by `python -m pwslib.datacard` (do not edit by hand). Provenance: commit "
-             f"`{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC, wall time "
-             f"{meta['wall_seconds']:.0f} s, probe budget {meta['probe_minutes']} min per preset, data seed 0.", "",
-             "## Difficulty", "",
-             "| preset | colour classifier mIoU (band <= 15) | 5-min fully supervised mIoU (band 45..85) | "
-             "probe images/s | unlabelled pixels |", "|---|---|---|---|---|"]
+    lines = [
+        "# The `toy` benchmark: data card",
+        "",
+        "Generated by `python -m pwslib.datacard` (do not edit by hand). Provenance: commit "
+        f"`{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC, wall time "
+        f"{meta['wall_seconds']:.0f} s, probe budget {meta['probe_minutes']} min per preset, data seed 0.",
+        "",
+        "## Difficulty",
+        "",
+        "| preset | colour classifier mIoU (band <= 15) | 5-min fully supervised mIoU (band 45..85) | "
+        "probe images/s | unlabelled pixels |",
+        "|---|---|---|---|---|",
+    ]
     for card in cards:
         colour, probe = card["colour_classifier"]["total_miou"], card["learnability_probe"]["total_miou"]
-        lines.append(f"| {card['preset']} | {colour:.1f} ({_band(colour, 0, COLOUR_BAND)}) | {probe:.1f} "
-                     f"({_band(probe, *LEARNABLE_BAND)}) | {card['learnability_probe']['images_per_second']:.0f} | "
-                     f"{card['unlabelled_pixel_share']:.1f} % |")
+        lines.append(
+            f"| {card['preset']} | {colour:.1f} ({_band(colour, 0, COLOUR_BAND)}) | {probe:.1f} "
+            f"({_band(probe, *LEARNABLE_BAND)}) | {card['learnability_probe']['images_per_second']:.0f} | "
+            f"{card['unlabelled_pixel_share']:.1f} % |"
+        )
     for card in cards:
         name = card["preset"]
-        lines += ["", f"## `{name}`", "",
-                  f"{len(card['classes'])} classes ({len(card['stuff_classes'])} stuff, {len(card['thing_classes'])} "
-                  f"things), {card['image_size']}x{card['image_size']} px, {card['num_train']} train / "
-                  f"{card['num_test']} test images.", "", "Base/novel splits (novel classes):", ""]
+        lines += [
+            "",
+            f"## `{name}`",
+            "",
+            f"{len(card['classes'])} classes ({len(card['stuff_classes'])} stuff, {len(card['thing_classes'])} "
+            f"things), {card['image_size']}x{card['image_size']} px, {card['num_train']} train / "
+            f"{card['num_test']} test images.",
+            "",
+            "Base/novel splits (novel classes):",
+            "",
+        ]
         lines += [f"- split {i + 1}: {', '.join(s)}" for i, s in enumerate(card["novel_splits"])]
-        lines += ["", "Co-occurring pairs (thing sits on partner stuff; measured = P(partner | thing) on the "
-                  "training image labels):", "", "| thing | partner | generator probability | measured |",
-                  "|---|---|---|---|"]
-        lines += [f"| {p['thing']} | {p['partner']} | {p['probability']:.2f} | {p['measured']:.2f} |"
-                  for p in card["partners"]]
-        lines += ["", "Class frequencies on the training set (split 1, * = novel):", "",
-                  "| class | kind | % of pixels | % of images | probe IoU |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Co-occurring pairs (thing sits on partner stuff; measured = P(partner | thing) on the "
+            "training image labels):",
+            "",
+            "| thing | partner | generator probability | measured |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p['thing']} | {p['partner']} | {p['probability']:.2f} | {p['measured']:.2f} |"
+            for p in card["partners"]
+        ]
+        lines += [
+            "",
+            "Class frequencies on the training set (split 1, * = novel):",
+            "",
+            "| class | kind | % of pixels | % of images | probe IoU |",
+            "|---|---|---|---|---|",
+        ]
         probe_iou = card["learnability_probe"].get("per_class_iou", {})
         for row in card["frequencies"]:
             kind = "stuff" if row["class"] in card["stuff_classes"] else "thing"
             star = "*" if row["novel"] else ""
             iou = probe_iou.get(row["class"])
             iou_text = "-" if iou is None else f"{iou:.1f}"
-            lines.append(f"| {row['class']}{star} | {kind} | {row['pixel_share']:.1f} | {row['image_share']:.1f} | "
-                         f"{iou_text} |")
-        lines += ["", f"![samples](figures/toy_{name}_samples.png)", "",
-                  f"![co-occurrence](figures/toy_{name}_cooccurrence.png)"]
+            lines.append(
+                f"| {row['class']}{star} | {kind} | {row['pixel_share']:.1f} | {row['image_share']:.1f} | {iou_text} |"
+            )
+        lines += [
+            "",
+            f"![samples](figures/toy_{name}_samples.png)",
+            "",
+            f"![co-occurrence](figures/toy_{name}_cooccurrence.png)",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -202,8 +287,10 @@ def main(argv: list[str] | None = None) -> None:
     write_json_atomic(args.out / "toy_datacard.json", {"meta": meta, "presets": cards})
     write_text_atomic(args.out / "toy_datacard.md", render_markdown(cards, meta))
     for card in cards:
-        print(f"{card['preset']}: colour classifier {card['colour_classifier']['total_miou']:.1f} mIoU, "
-              f"5-min probe {card['learnability_probe']['total_miou']:.1f} mIoU")
+        print(
+            f"{card['preset']}: colour classifier {card['colour_classifier']['total_miou']:.1f} mIoU, "
+            f"5-min probe {card['learnability_probe']['total_miou']:.1f} mIoU"
+        )
     if any(math.isnan(c["learnability_probe"]["total_miou"]) for c in cards):
         raise SystemExit("a probe produced NaN mIoU")
 

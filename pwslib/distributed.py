@@ -41,8 +41,9 @@ def setup_distributed() -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), device)
 
 
-def batch_indices(step: int, num_samples: int, global_batch: int, seed: int, rank: int = 0,
-                  world_size: int = 1) -> tuple[int, list[int]]:
+def batch_indices(
+    step: int, num_samples: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1
+) -> tuple[int, list[int]]:
     """(epoch, this rank's sample indices) of training step ``step``."""
     if global_batch % world_size:
         raise ValueError(f"the global batch {global_batch} must divide evenly over {world_size} processes")
@@ -54,7 +55,7 @@ def batch_indices(step: int, num_samples: int, global_batch: int, seed: int, ran
         order = np.resize(order, global_batch)
         start = 0
     share = global_batch // world_size
-    chosen = order[start + rank * share: start + (rank + 1) * share]
+    chosen = order[start + rank * share : start + (rank + 1) * share]
     return epoch, [int(i) for i in chosen]
 
 

@@ -25,8 +25,9 @@ from pwslib.model.maskformer import predict
 
 
 @torch.no_grad()
-def evaluate_model(model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64,
-                   distributed: Distributed | None = None) -> dict:
+def evaluate_model(
+    model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64, distributed: Distributed | None = None
+) -> dict:
     """Base / novel / total mIoU, hIoU and per-class IoU of ``model`` on ``dataset`` (full label maps)."""
     distributed = distributed or Distributed()
     was_training = model.training
@@ -35,7 +36,7 @@ def evaluate_model(model: torch.nn.Module, dataset, split: ClassSplit, batch_siz
     mine = list(range(distributed.rank, len(dataset), distributed.world_size))
     start = time.perf_counter()
     for offset in range(0, len(mine), batch_size):
-        batch = collate([dataset[i] for i in mine[offset: offset + batch_size]])
+        batch = collate([dataset[i] for i in mine[offset : offset + batch_size]])
         confusion.update(predict(model, batch["image"]), batch["full_label"])
     confusion.all_reduce()
     model.train(was_training)

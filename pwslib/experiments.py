@@ -66,15 +66,23 @@ def data_available(dataset: str) -> bool:
     folder = default_data_root() / dataset
     if (folder / "labels" / "train").is_dir():
         return True
-    print(f"{dataset} is not prepared in {folder}. Get it with:\n"
-          f"    python data_scripts/{dataset}.py --root {folder.parent}\n"
-          f"(downloads the official archive, verifies it, converts labels, simulates clicks), then run this "
-          f"notebook again. Nothing was trained.")
+    print(
+        f"{dataset} is not prepared in {folder}. Get it with:\n"
+        f"    python data_scripts/{dataset}.py --root {folder.parent}\n"
+        f"(downloads the official archive, verifies it, converts labels, simulates clicks), then run this "
+        f"notebook again. Nothing was trained."
+    )
     return False
 
 
-def run_grid(rows: dict[str, tuple[str, dict]], datasets: list[str], split: int, schedule: Schedule,
-             runs_root: Path, progress: bool = True) -> pd.DataFrame:
+def run_grid(
+    rows: dict[str, tuple[str, dict]],
+    datasets: list[str],
+    split: int,
+    schedule: Schedule,
+    runs_root: Path,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Train (or reuse) every (row, dataset, seed); one result row per run.
 
     ``rows`` maps a row name to ``(method, config overrides)``.
@@ -85,12 +93,22 @@ def run_grid(rows: dict[str, tuple[str, dict]], datasets: list[str], split: int,
             continue
         for name, (method, overrides) in rows.items():
             for seed in schedule.seeds:
-                config = config_for(method, dataset=dataset, split=split, seed=seed,
-                                    **{**schedule.overrides(), **overrides})
+                config = config_for(
+                    method, dataset=dataset, split=split, seed=seed, **{**schedule.overrides(), **overrides}
+                )
                 metrics = run_cached(config, runs_root, progress)
-                records.append({"row": name, "dataset": dataset, "method": method, "seed": seed,
-                                **{k: metrics[k] for k in SCORES}, "wall_seconds": metrics.get("wall_seconds"),
-                                "git_commit": metrics.get("git_commit"), "run": str(run_folder(runs_root, config))})
+                records.append(
+                    {
+                        "row": name,
+                        "dataset": dataset,
+                        "method": method,
+                        "seed": seed,
+                        **{k: metrics[k] for k in SCORES},
+                        "wall_seconds": metrics.get("wall_seconds"),
+                        "git_commit": metrics.get("git_commit"),
+                        "run": str(run_folder(runs_root, config)),
+                    }
+                )
     return pd.DataFrame.from_records(records)
 
 
@@ -131,26 +149,34 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows]) + "\n"
 
 
-def write_table(results: pd.DataFrame, name: str, title: str, reports_dir: Path, schedule: Schedule, split: int,
-                notes: str = "") -> str:
+def write_table(
+    results: pd.DataFrame, name: str, title: str, reports_dir: Path, schedule: Schedule, split: int, notes: str = ""
+) -> str:
     """Write ``<reports_dir>/<name>.md`` (summary + provenance) and ``<name>.csv`` (every run); return the Markdown."""
     reports_dir = Path(reports_dir)
-    meta = provenance(split=split, seeds=list(schedule.seeds), iterations=schedule.iterations,
-                      batch_size=schedule.batch_size, toy_options=schedule.toy_options)
+    meta = provenance(
+        split=split,
+        seeds=list(schedule.seeds),
+        iterations=schedule.iterations,
+        batch_size=schedule.batch_size,
+        toy_options=schedule.toy_options,
+    )
     commits = sorted(set(results["git_commit"].dropna())) if not results.empty else []
     run_seconds = float(results["wall_seconds"].fillna(0).sum()) if not results.empty else 0.0
     summary = summarise(results)
     body = markdown_table(summary) if not summary.empty else "(no runs: the data is missing)"
-    text = (f"# {title}\n\n"
-            f"Produced by the notebooks (`python -m pwslib.reproduce`); do not edit by hand. mIoU in %, "
-            f"{'mean ± std over seeds' if len(schedule.seeds) > 1 else 'one seed'}.\n\n"
-            f"- seeds {list(schedule.seeds)}, {schedule.iterations} iterations at batch {schedule.batch_size}, "
-            f"split {split}{', toy options ' + json.dumps(schedule.toy_options) if schedule.toy_options else ''}\n"
-            f"- runs trained at commit(s) {', '.join(f'`{c}`' for c in commits) or '-'}; table written at "
-            f"`{meta['git_commit']}` on {meta['date_utc']} UTC\n"
-            f"- machine: {meta['machine']}\n"
-            f"- summed training + evaluation wall time of the runs: {run_seconds / 60:.1f} min\n\n"
-            f"{body}\n{notes}")
+    text = (
+        f"# {title}\n\n"
+        f"Produced by the notebooks (`python -m pwslib.reproduce`); do not edit by hand. mIoU in %, "
+        f"{'mean ± std over seeds' if len(schedule.seeds) > 1 else 'one seed'}.\n\n"
+        f"- seeds {list(schedule.seeds)}, {schedule.iterations} iterations at batch {schedule.batch_size}, "
+        f"split {split}{', toy options ' + json.dumps(schedule.toy_options) if schedule.toy_options else ''}\n"
+        f"- runs trained at commit(s) {', '.join(f'`{c}`' for c in commits) or '-'}; table written at "
+        f"`{meta['git_commit']}` on {meta['date_utc']} UTC\n"
+        f"- machine: {meta['machine']}\n"
+        f"- summed training + evaluation wall time of the runs: {run_seconds / 60:.1f} min\n\n"
+        f"{body}\n{notes}"
+    )
     write_text_atomic(reports_dir / f"{name}.md", text)
     write_text_atomic(reports_dir / f"{name}.csv", results.to_csv(index=False))
     return text
@@ -182,7 +208,9 @@ def first_object_click(dataset, split, image_index: int | None = None, avoid: in
     for index in candidates:
         _, label = dataset.source.load(index)
         present = [int(c) for c in np.unique(label) if c != 255 and c != avoid]
-        ordered = [c for c in present if c in split.novel_classes] + [c for c in present if c not in split.novel_classes]
+        ordered = [c for c in present if c in split.novel_classes] + [
+            c for c in present if c not in split.novel_classes
+        ]
         for cls in ordered:
             depth = ndimage.distance_transform_edt(np.pad(label == cls, 1))[1:-1, 1:-1]
             if depth.max() >= 2:
@@ -199,17 +227,28 @@ def annotation_summary(dataset) -> pd.DataFrame:
     base_clicks = sum(int((~novel[p[:, 2]]).sum()) for p in dataset.points)
     novel_pixels = sum(int(novel[dataset.source.load(i)[1]].sum()) for i in range(len(dataset)))
     images = sum(int(novel[p[:, 2]].any()) for p in dataset.points)
-    return pd.DataFrame({"value": [len(dataset), images, clicks, novel_pixels, base_clicks]},
-                        index=["training images", "images with a novel class", "novel clicks (positives)",
-                               "novel pixels a mask would label", "clicks on base pixels (free negatives)"])
+    return pd.DataFrame(
+        {"value": [len(dataset), images, clicks, novel_pixels, base_clicks]},
+        index=[
+            "training images",
+            "images with a novel class",
+            "novel clicks (positives)",
+            "novel pixels a mask would label",
+            "clicks on base pixels (free negatives)",
+        ],
+    )
 
 
 def split_table(dataset: str, split: int) -> pd.DataFrame:
     from pwslib.data import class_split
 
     classes = class_split(dataset, split)
-    return pd.DataFrame({"class": classes.class_names,
-                         "role": ["novel" if c in classes.novel_classes else "base" for c in range(classes.num_classes)]})
+    return pd.DataFrame(
+        {
+            "class": classes.class_names,
+            "role": ["novel" if c in classes.novel_classes else "base" for c in range(classes.num_classes)],
+        }
+    )
 
 
 def datacard_summary(path: Path) -> pd.DataFrame | str:
@@ -217,9 +256,17 @@ def datacard_summary(path: Path) -> pd.DataFrame | str:
     if not Path(path).exists():
         return f"{path} does not exist yet: run `python -m pwslib.datacard`"
     card = json.loads(Path(path).read_text())
-    return pd.DataFrame([{"preset": p["preset"], "colour classifier mIoU": round(p["colour_classifier"]["total_miou"], 1),
-                          "5-min supervised mIoU": round(p["learnability_probe"]["total_miou"], 1),
-                          "unlabelled pixels %": round(p["unlabelled_pixel_share"], 1)} for p in card["presets"]])
+    return pd.DataFrame(
+        [
+            {
+                "preset": p["preset"],
+                "colour classifier mIoU": round(p["colour_classifier"]["total_miou"], 1),
+                "5-min supervised mIoU": round(p["learnability_probe"]["total_miou"], 1),
+                "unlabelled pixels %": round(p["unlabelled_pixel_share"], 1),
+            }
+            for p in card["presets"]
+        ]
+    )
 
 
 def parameter_table(model) -> pd.DataFrame:
@@ -237,10 +284,14 @@ def compare_to_ours(results: pd.DataFrame, dataset: str) -> str:
     best_name = max(weak, key=weak.get) if weak else None
     parts = [f"{dataset}: ours reaches hIoU {ours:.1f}"]
     if "full_supervision" in means and means["full_supervision"] > 0:
-        parts.append(f"{100 * ours / means['full_supervision']:.0f} % of full supervision's {means['full_supervision']:.1f}")
+        parts.append(
+            f"{100 * ours / means['full_supervision']:.0f} % of full supervision's {means['full_supervision']:.1f}"
+        )
     if best_name:
-        parts.append(f"{ours - weak[best_name]:+.1f} points against the best other weak method ({best_name}, "
-                     f"{weak[best_name]:.1f})")
+        parts.append(
+            f"{ours - weak[best_name]:+.1f} points against the best other weak method ({best_name}, "
+            f"{weak[best_name]:.1f})"
+        )
     return "; ".join(parts) + "."
 
 
@@ -269,9 +320,9 @@ def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: P
     """Test images, ground truth and every Table 1 method's prediction (first seed); None without data."""
     import torch
 
+    from pwslib.data import collate
     from pwslib.evaluate import load_run
     from pwslib.model.maskformer import predict
-    from pwslib.data import collate
     from pwslib.viz import visual_comparison
 
     if not data_available(dataset):
@@ -287,13 +338,20 @@ def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: P
             classes = trainer.split
         with torch.no_grad():
             predictions[method] = predict(trainer.model, batch["image"]).numpy()
-    return visual_comparison(batch["image"].permute(0, 2, 3, 1).numpy(), batch["full_label"].numpy(), predictions,
-                             classes, title=f"{dataset}: test images, ground truth and every method")
+    return visual_comparison(
+        batch["image"].permute(0, 2, 3, 1).numpy(),
+        batch["full_label"].numpy(),
+        predictions,
+        classes,
+        title=f"{dataset}: test images, ground truth and every method",
+    )
 
 
-TABLES = {"table1": (table1_rows, "Table 1: methods (Base / Novel / Total mIoU, hIoU)"),
-          "table2": (table2_rows, "Table 2: loss and cost ablation"),
-          "table3": (table3_rows, "Table 3: design variants")}
+TABLES = {
+    "table1": (table1_rows, "Table 1: methods (Base / Novel / Total mIoU, hIoU)"),
+    "table2": (table2_rows, "Table 2: loss and cost ablation"),
+    "table3": (table3_rows, "Table 3: design variants"),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -319,7 +377,9 @@ def main(argv: list[str] | None = None) -> None:
     rows, title = TABLES[args.table]
     schedule = Schedule(tuple(args.seeds), args.iterations, args.batch_size)
     results = run_grid(rows(), args.datasets, args.split, schedule, args.runs_root)
-    notes = "\n" + "\n".join(compare_to_ours(results, d) for d in args.datasets) + "\n" if args.table == "table1" else ""
+    notes = (
+        "\n" + "\n".join(compare_to_ours(results, d) for d in args.datasets) + "\n" if args.table == "table1" else ""
+    )
     print(write_table(results, args.name or args.table, title, args.reports_dir, schedule, args.split, notes))
 
 

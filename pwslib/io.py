@@ -64,10 +64,16 @@ def git_commit(repo: str | os.PathLike | None = None) -> str:
     """The checkout's commit (with ``+dirty`` when it has uncommitted changes), or ``unknown``."""
     cwd = Path(repo) if repo else Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
@@ -77,11 +83,17 @@ def machine_description() -> str:
     """One line naming the machine a number was measured on."""
     import torch
 
-    return (f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}")
+    return (
+        f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}"
+    )
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
     """Commit, machine and time of a measurement, plus whatever the caller adds (config, seeds...)."""
-    return {"git_commit": git_commit(), "machine": machine_description(),
-            "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), **extra}
+    return {
+        "git_commit": git_commit(),
+        "machine": machine_description(),
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        **extra,
+    }

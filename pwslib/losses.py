@@ -71,14 +71,26 @@ def point_loss(values: torch.Tensor, weights: torch.Tensor, positive: bool, logi
 class WeakShotCriterion:
     """Matches proposals to targets and sums the switched-on losses of ``config``."""
 
-    def __init__(self, config: TrainConfig, num_classes: int, novel_classes: list[int],
-                 cooccurrence: torch.Tensor | None = None, bank: MemoryBank | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        num_classes: int,
+        novel_classes: list[int],
+        cooccurrence: torch.Tensor | None = None,
+        bank: MemoryBank | None = None,
+    ):
         self.config, self.num_classes, self.bank = config, num_classes, bank
         self.novel_table = torch.zeros(num_classes, dtype=torch.bool)
         self.novel_table[novel_classes] = True
         self.cooccurrence = cooccurrence
-        self.cost_weights = CostWeights(config.classification_cost, config.focal_cost, config.dice_cost,
-                                        config.inclusion_cost, config.exclusion_cost, config.consistency_cost)
+        self.cost_weights = CostWeights(
+            config.classification_cost,
+            config.focal_cost,
+            config.dice_cost,
+            config.inclusion_cost,
+            config.exclusion_cost,
+            config.consistency_cost,
+        )
         self.class_weights = torch.ones(num_classes + 1)
         self.class_weights[-1] = config.no_object_weight
 
@@ -108,8 +120,15 @@ class WeakShotCriterion:
         point_logits = sample_at_points(mask_logits, targets.points_yx, image_size)  # (B, N, P)
         use_novel = config.novel_proposals and supervision in ("points", "image_labels")
         match_valid = targets.valid & (~targets.is_novel if not use_novel else torch.ones_like(targets.valid))
-        cost = matching_cost(outputs["class_logits"], mask_logits, point_logits, targets,
-                             keypoint_class_masks, self.cost_weights, point_terms=config.novel_matching == "points")
+        cost = matching_cost(
+            outputs["class_logits"],
+            mask_logits,
+            point_logits,
+            targets,
+            keypoint_class_masks,
+            self.cost_weights,
+            point_terms=config.novel_matching == "points",
+        )
         batch_index, query_index, target_index = hungarian_match(cost, match_valid)
 
         # classification over every query: matched -> its class, the rest -> no object
@@ -127,11 +146,17 @@ class WeakShotCriterion:
             novel_pairs = tuple(index[~is_mask] for index in (batch_index, query_index, target_index))
             self._novel_terms(outputs, flat_masks, point_logits, targets, novel_pairs, keypoint_class_masks, terms)
 
-        weight_of = {"classification": config.classification_weight, "focal": config.focal_weight,
-                     "dice": config.dice_weight, "inclusion": config.inclusion_weight,
-                     "exclusion": config.exclusion_weight, "consistency": config.consistency_weight,
-                     "contrastive": config.contrastive_weight, "keypoint": config.keypoint_weight,
-                     "complementary": config.complementary_weight}
+        weight_of = {
+            "classification": config.classification_weight,
+            "focal": config.focal_weight,
+            "dice": config.dice_weight,
+            "inclusion": config.inclusion_weight,
+            "exclusion": config.exclusion_weight,
+            "consistency": config.consistency_weight,
+            "contrastive": config.contrastive_weight,
+            "keypoint": config.keypoint_weight,
+            "complementary": config.complementary_weight,
+        }
         total = sum(weight_of[name] * value for name, value in terms.items())
         logged = {name: float(value.detach()) for name, value in terms.items()}
         logged["matched"] = int(len(batch_index))
@@ -151,8 +176,11 @@ class WeakShotCriterion:
         num_clicks = batch["points"].shape[1]
         probability = keypoint_logits.flatten(2).sigmoid()  # (B, P + K, L)
         keypoint_class = batch["keypoints"][..., 2]  # (B, K)
-        base_membership = ((keypoint_class[:, None, :] == targets.classes[:, :, None]) & (keypoint_class[:, None, :] >= 0)
-                           & targets.is_mask_target[..., None]).float()  # (B, T, K)
+        base_membership = (
+            (keypoint_class[:, None, :] == targets.classes[:, :, None])
+            & (keypoint_class[:, None, :] >= 0)
+            & targets.is_mask_target[..., None]
+        ).float()  # (B, T, K)
         base_masks = class_union(probability[:, num_clicks:], base_membership, self.config.class_union)
         supervised = base_membership.sum(-1) > 0  # (B, T)
         predicted, wanted = base_masks[supervised], targets.masks[supervised]
@@ -161,8 +189,9 @@ class WeakShotCriterion:
 
         novel_masks = class_union(probability[:, :num_clicks], targets.positive, self.config.class_union)  # (B, T, L)
         height, width = keypoint_logits.shape[-2:]
-        at_clicks = sample_at_points(novel_masks.view(*novel_masks.shape[:2], height, width), targets.points_yx,
-                                     tuple(batch["image"].shape[-2:]))  # (B, T, P)
+        at_clicks = sample_at_points(
+            novel_masks.view(*novel_masks.shape[:2], height, width), targets.points_yx, tuple(batch["image"].shape[-2:])
+        )  # (B, T, P)
         inclusion, with_positive = point_loss(at_clicks.flatten(0, 1), targets.positive.flatten(0, 1), True, False)
         exclusion, with_negative = point_loss(at_clicks.flatten(0, 1), targets.negative.flatten(0, 1), False, False)
         keypoint = keypoint + inclusion / global_count(with_positive) + exclusion / global_count(with_negative)
@@ -188,7 +217,9 @@ class WeakShotCriterion:
         if config.complementary_weight:
             matched = torch.zeros(flat_masks.shape[:2], dtype=torch.bool, device=flat_masks.device)
             matched[batch_index, query_index] = True
-            union = torch.where(matched[..., None], flat_masks.sigmoid(), torch.zeros((), dtype=flat_masks.dtype)).amax(1)
+            union = torch.where(matched[..., None], flat_masks.sigmoid(), torch.zeros((), dtype=flat_masks.dtype)).amax(
+                1
+            )
             has_novel = matched.any(1)
             loss = probability_bce(union[has_novel], targets.ignore_region[has_novel]).mean(-1).sum()
             terms["complementary"] = loss / global_count(has_novel.sum())

@@ -43,7 +43,7 @@ def focal_cost(logits: torch.Tensor, masks: torch.Tensor, alpha: float = 0.25, g
     """Mean sigmoid focal loss of every proposal against every mask: (B, N, L), (B, T, L) -> (B, N, T)."""
     probability = logits.sigmoid()
     positive = alpha * (1 - probability) ** gamma * F.softplus(-logits)
-    negative = (1 - alpha) * probability ** gamma * F.softplus(logits)
+    negative = (1 - alpha) * probability**gamma * F.softplus(logits)
     return (positive @ masks.transpose(1, 2) + negative @ (1 - masks).transpose(1, 2)) / logits.shape[-1]
 
 
@@ -64,9 +64,15 @@ def point_costs(point_logits: torch.Tensor, targets: Targets) -> tuple[torch.Ten
 
 
 @torch.no_grad()
-def matching_cost(class_logits: torch.Tensor, mask_logits: torch.Tensor, point_logits: torch.Tensor,
-                  targets: Targets, keypoint_class_masks: torch.Tensor | None, weights: CostWeights,
-                  point_terms: bool = True) -> torch.Tensor:
+def matching_cost(
+    class_logits: torch.Tensor,
+    mask_logits: torch.Tensor,
+    point_logits: torch.Tensor,
+    targets: Targets,
+    keypoint_class_masks: torch.Tensor | None,
+    weights: CostWeights,
+    point_terms: bool = True,
+) -> torch.Tensor:
     """The assignment cost (B, N, T). ``point_terms=False`` matches novel targets by class only."""
     logits = mask_logits.flatten(2).float()  # (B, N, L)
     probability = logits.sigmoid()

@@ -36,8 +36,16 @@ def object_confidence(cooccurrence: torch.Tensor, classes: torch.Tensor, known_l
 
 
 class MemoryBank(nn.Module):
-    def __init__(self, num_classes: int, dim: int, mode: str = "ema", momentum: float = 0.9, queue_size: int = 16,
-                 temperature: float = 0.1, use_confidence: bool = True):
+    def __init__(
+        self,
+        num_classes: int,
+        dim: int,
+        mode: str = "ema",
+        momentum: float = 0.9,
+        queue_size: int = 16,
+        temperature: float = 0.1,
+        use_confidence: bool = True,
+    ):
         super().__init__()
         if mode not in ("ema", "queue"):
             raise ValueError(f"unknown prototype mode {mode!r}; choose 'ema' or 'queue'")
@@ -47,7 +55,9 @@ class MemoryBank(nn.Module):
         self.register_buffer("queue", torch.zeros(num_classes, queue_size if mode == "queue" else 0, dim))
         self.register_buffer("queue_weights", torch.zeros(num_classes, queue_size if mode == "queue" else 0))
 
-    def contrastive_loss(self, embeddings: torch.Tensor, classes: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+    def contrastive_loss(
+        self, embeddings: torch.Tensor, classes: torch.Tensor, confidence: torch.Tensor
+    ) -> torch.Tensor:
         """Summed L_ctl of embeddings (M, D) of classes (M,) weighted by confidence (M,).
 
         Embeddings of a class without a prototype yet contribute nothing (0 when none has one)."""
@@ -64,8 +74,9 @@ class MemoryBank(nn.Module):
     @torch.no_grad()
     def update(self, embeddings: torch.Tensor, classes: torch.Tensor, confidence: torch.Tensor) -> None:
         """Add embeddings (M, D) of classes (M,) with confidences (M,), gathered over every rank."""
-        embeddings, classes, confidence = _gather_all(F.normalize(embeddings.detach().float(), dim=-1),
-                                                      classes, confidence.detach().float())
+        embeddings, classes, confidence = _gather_all(
+            F.normalize(embeddings.detach().float(), dim=-1), classes, confidence.detach().float()
+        )
         if not self.use_confidence:
             confidence = torch.ones_like(confidence)
         for z, c, w in zip(embeddings, classes.tolist(), confidence):

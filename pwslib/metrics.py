@@ -31,7 +31,7 @@ class ConfusionMatrix:
         if target.numel() and int(target.max()) >= self.num_classes:
             raise ValueError(f"target holds class {int(target.max())} but there are {self.num_classes} classes")
         flat = target * self.num_classes + prediction
-        self.matrix += torch.bincount(flat.cpu(), minlength=self.num_classes ** 2).view(self.num_classes, -1)
+        self.matrix += torch.bincount(flat.cpu(), minlength=self.num_classes**2).view(self.num_classes, -1)
 
     def all_reduce(self) -> None:
         """Sum the matrices of every rank (a no-op without torch.distributed)."""
@@ -68,7 +68,9 @@ def segmentation_scores(matrix: np.ndarray | torch.Tensor, split: ClassSplit) ->
 
     base, novel = mean(split.base_classes), mean(split.novel_classes)
     return {
-        "base_miou": base, "novel_miou": novel, "total_miou": mean(range(split.num_classes)),
+        "base_miou": base,
+        "novel_miou": novel,
+        "total_miou": mean(range(split.num_classes)),
         "hiou": harmonic_iou(base, novel),
         "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(split.class_names, iou)},
     }

@@ -21,14 +21,29 @@ from pwslib.experiments import PRESETS
 from pwslib.io import atomic_path, provenance, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("00_overview", "01_data_and_split", "02_point_annotations", "03_model_and_keypoint_masks",
-             "04_training", "05_table1_methods", "06_table2_ablation", "07_table3_variants", "08_visual_comparison")
+NOTEBOOKS = (
+    "00_overview",
+    "01_data_and_split",
+    "02_point_annotations",
+    "03_model_and_keypoint_masks",
+    "04_training",
+    "05_table1_methods",
+    "06_table2_ablation",
+    "07_table3_variants",
+    "08_visual_comparison",
+)
 
 
 def parameters(preset: str) -> dict:
     schedule = PRESETS[preset]
-    return {"seeds": list(schedule.seeds), "iterations": schedule.iterations, "batch_size": schedule.batch_size,
-            "toy_options": dict(schedule.toy_options), "runs_root": f"../runs/{preset}", "reports_dir": "../reports"}
+    return {
+        "seeds": list(schedule.seeds),
+        "iterations": schedule.iterations,
+        "batch_size": schedule.batch_size,
+        "toy_options": dict(schedule.toy_options),
+        "runs_root": f"../runs/{preset}",
+        "reports_dir": "../reports",
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,8 +62,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"== {name} ({args.preset})", flush=True)
         began = time.perf_counter()
         with atomic_path(executed / f"{name}.ipynb") as tmp:
-            papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(tmp), parameters=injected,
-                                       cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
+            papermill.execute_notebook(
+                str(ROOT / "notebooks" / f"{name}.ipynb"),
+                str(tmp),
+                parameters=injected,
+                cwd=str(ROOT / "notebooks"),
+                progress_bar=False,
+                kernel_name="python3",
+            )
         timings[name] = round(time.perf_counter() - began, 1)
         print(f"   {timings[name]:.0f} s", flush=True)
     total = time.perf_counter() - start

@@ -40,11 +40,12 @@ class Targets:
 
 def downsample_labels(label: torch.Tensor, stride: int) -> torch.Tensor:
     """Label maps (B, H, W) -> (B, H/stride, W/stride): the pixel at the centre of each cell."""
-    return label[:, stride // 2::stride, stride // 2::stride]
+    return label[:, stride // 2 :: stride, stride // 2 :: stride]
 
 
-def build_targets(batch: dict, novel_classes: torch.Tensor, num_classes: int, supervision: str,
-                  mask_shape: tuple[int, int]) -> Targets:
+def build_targets(
+    batch: dict, novel_classes: torch.Tensor, num_classes: int, supervision: str, mask_shape: tuple[int, int]
+) -> Targets:
     """Targets of a collated batch. ``novel_classes`` is a (C,) bool table of the split."""
     if supervision not in NOVEL_SUPERVISION:
         raise ValueError(f"unknown novel supervision {supervision!r}; choose one of {NOVEL_SUPERVISION}")
@@ -82,7 +83,14 @@ def build_targets(batch: dict, novel_classes: torch.Tensor, num_classes: int, su
 
     same_class = point_class[:, None, :] == classes[:, :, None]  # (B, T, P)
     usable = is_novel[..., None] & point_valid[:, None, :] & (supervision == "points")
-    return Targets(classes=classes, valid=valid, is_novel=is_novel, masks=masks,
-                   positive=(same_class & usable).float(), negative=(~same_class & usable).float(),
-                   points_yx=points[..., :2].float(), ignore_region=(base_small == IGNORE_INDEX).float(),
-                   known_labels=batch["image_labels"])
+    return Targets(
+        classes=classes,
+        valid=valid,
+        is_novel=is_novel,
+        masks=masks,
+        positive=(same_class & usable).float(),
+        negative=(~same_class & usable).float(),
+        points_yx=points[..., :2].float(),
+        ignore_region=(base_small == IGNORE_INDEX).float(),
+        known_labels=batch["image_labels"],
+    )

@@ -41,12 +41,21 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskFormer:
-    return PointWeakShotMaskFormer(ModelConfig(
-        num_classes=num_classes, backbone=config.backbone, backbone_widths=tuple(config.backbone_widths),
-        pretrained_backbone=config.pretrained_backbone, embedding_dim=config.embedding_dim,
-        num_queries=config.num_queries, decoder_layers=config.decoder_layers, attention_heads=config.attention_heads,
-        feed_forward_dim=config.feed_forward_dim, keypoint_branch=config.keypoint_branch,
-        keypoint_embedding_head=config.keypoint_embedding_head))
+    return PointWeakShotMaskFormer(
+        ModelConfig(
+            num_classes=num_classes,
+            backbone=config.backbone,
+            backbone_widths=tuple(config.backbone_widths),
+            pretrained_backbone=config.pretrained_backbone,
+            embedding_dim=config.embedding_dim,
+            num_queries=config.num_queries,
+            decoder_layers=config.decoder_layers,
+            attention_heads=config.attention_heads,
+            feed_forward_dim=config.feed_forward_dim,
+            keypoint_branch=config.keypoint_branch,
+            keypoint_embedding_head=config.keypoint_embedding_head,
+        )
+    )
 
 
 def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
@@ -54,8 +63,15 @@ def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
         return None
     if config.memory_bank not in ("confident", "plain"):
         raise DataError(f"unknown memory_bank {config.memory_bank!r}; choose confident, plain or off")
-    return MemoryBank(num_classes, config.embedding_dim, config.prototype, config.bank_momentum, config.queue_size,
-                      config.temperature, use_confidence=config.memory_bank == "confident")
+    return MemoryBank(
+        num_classes,
+        config.embedding_dim,
+        config.prototype,
+        config.bank_momentum,
+        config.queue_size,
+        config.temperature,
+        use_confidence=config.memory_bank == "confident",
+    )
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -65,9 +81,16 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 def _datasets(config: TrainConfig):
     common = dict(split=config.split, data_seed=config.data_seed, **config.toy_options)
-    train = build_dataset(config.dataset, "train", points_per_class=config.points_per_class,
-                          point_rule=config.point_rule, point_seed=config.point_seed, crop_size=config.crop_size,
-                          seed=config.seed, **common)
+    train = build_dataset(
+        config.dataset,
+        "train",
+        points_per_class=config.points_per_class,
+        point_rule=config.point_rule,
+        point_seed=config.point_seed,
+        crop_size=config.crop_size,
+        seed=config.seed,
+        **common,
+    )
     test = build_dataset(config.dataset, "test", **common)
     return train, test
 
@@ -77,15 +100,19 @@ def load_checkpoint(path: Path, config: TrainConfig) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
-        raise DataError(f"checkpoint {path} is unreadable or truncated ({type(error).__name__}: {error}); delete it "
-                        f"to start the run over, or restore it from a copy") from error
+        raise DataError(
+            f"checkpoint {path} is unreadable or truncated ({type(error).__name__}: {error}); delete it "
+            f"to start the run over, or restore it from a copy"
+        ) from error
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise DataError(f"{path} is not a pwslib checkpoint (no config / model state)")
     saved = TrainConfig.from_dict(state["config"])
     if saved.key() != config.key():
         differing = sorted(k for k, v in saved.to_dict().items() if config.to_dict().get(k) != v)
-        raise DataError(f"checkpoint {path} was trained with another config (differs in {differing}); "
-                        f"use a new --out folder or the config it was made with")
+        raise DataError(
+            f"checkpoint {path} was trained with another config (differs in {differing}); "
+            f"use a new --out folder or the config it was made with"
+        )
     return state
 
 
@@ -108,7 +135,9 @@ def pseudo_labels(model: PointWeakShotMaskFormer, dataset, class_union_rule: str
     labels = []
     for start in range(0, len(dataset), batch_size):
         batch = collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
-        outputs = {k: v.cpu() for k, v in model(batch["image"].to(device), batch["points"][..., :2].float().to(device)).items()}
+        outputs = {
+            k: v.cpu() for k, v in model(batch["image"].to(device), batch["points"][..., :2].float().to(device)).items()
+        }
         probability = outputs["keypoint_mask_logits"].sigmoid().flatten(2)  # (B, P, L)
         point_class = batch["points"][..., 2]
         novel = torch.tensor(dataset.split.novel_classes)
@@ -138,20 +167,28 @@ class Trainer:
         if self.bank is not None:
             self.bank.to(self.distributed.device)
         cooccurrence = torch.from_numpy(training_cooccurrence(self.train_set)).float()
-        self.criterion = WeakShotCriterion(config, split.num_classes, list(split.novel_classes), cooccurrence, self.bank)
-        self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
-                                           weight_decay=config.weight_decay)
+        self.criterion = WeakShotCriterion(
+            config, split.num_classes, list(split.novel_classes), cooccurrence, self.bank
+        )
+        self.optimiser = torch.optim.AdamW(
+            self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
         self.network = DistributedDataParallel(self.model) if self.distributed.world_size > 1 else self.model
         self.step = 0
-        self.stage_switch = int(config.iterations * config.pseudo_label_share) if config.method == "keypoint_pseudo" \
-            else None
+        self.stage_switch = (
+            int(config.iterations * config.pseudo_label_share) if config.method == "keypoint_pseudo" else None
+        )
 
     # ---------------------------------------------------------------- state
     def state(self) -> dict:
-        return {"config": self.config.to_dict(), "model": self.model.state_dict(),
-                "optimiser": self.optimiser.state_dict(), "step": self.step,
-                "bank": self.bank.state_dict() if self.bank is not None else {},
-                "torch_rng": torch.get_rng_state()}
+        return {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "step": self.step,
+            "bank": self.bank.state_dict() if self.bank is not None else {},
+            "torch_rng": torch.get_rng_state(),
+        }
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])  # map_location="cpu" tensors are copied onto the model's device
@@ -171,8 +208,14 @@ class Trainer:
 
     def training_step(self) -> dict:
         config = self.config
-        epoch, indices = batch_indices(self.step, len(self.train_set), config.batch_size, config.seed,
-                                       self.distributed.rank, self.distributed.world_size)
+        epoch, indices = batch_indices(
+            self.step,
+            len(self.train_set),
+            config.batch_size,
+            config.seed,
+            self.distributed.rank,
+            self.distributed.world_size,
+        )
         self.train_set.set_epoch(epoch)
         batch = {k: v.to(self.distributed.device) for k, v in collate([self.train_set[i] for i in indices]).items()}
         keypoints = self.criterion.keypoints_for(batch)
@@ -182,7 +225,8 @@ class Trainer:
             raise FloatingPointError(
                 f"the loss is {float(loss.detach())} at step {self.step} (training images {indices}; terms {logged}); "
                 f"stopped before the update, so the last checkpoint in {self.out} is intact: resume from it with a "
-                f"lower learning rate or inspect those images")
+                f"lower learning rate or inspect those images"
+            )
         for group in self.optimiser.param_groups:
             group["lr"] = learning_rate(config, self.step)
         self.optimiser.zero_grad(set_to_none=True)
@@ -194,21 +238,30 @@ class Trainer:
         return logged
 
     # ---------------------------------------------------------------- loop
-    def fit(self, stop_after: int | None = None, time_budget: float | None = None,
-            checkpoint_every: float = 120.0) -> bool:
+    def fit(
+        self, stop_after: int | None = None, time_budget: float | None = None, checkpoint_every: float = 120.0
+    ) -> bool:
         """Train until ``config.iterations`` (True) or until ``stop_after`` steps / ``time_budget`` seconds of
         this call (False: checkpointed, resumable)."""
         config, main = self.config, self.distributed.is_main
         start_time, last_save, start_step = time.perf_counter(), time.perf_counter(), self.step
         log_path = self.out / "log.csv"
         _truncate_log(log_path, self.step)
-        bar = tqdm(total=config.iterations, initial=self.step, desc=f"{config.method} s{config.seed}",
-                   disable=not (self.progress and main), dynamic_ncols=True)
+        bar = tqdm(
+            total=config.iterations,
+            initial=self.step,
+            desc=f"{config.method} s{config.seed}",
+            disable=not (self.progress and main),
+            dynamic_ncols=True,
+        )
         writer_file, writer = None, None
         try:
             while self.step < config.iterations:
-                if self.stage_switch is not None and self.step == self.stage_switch and \
-                        self.train_set.pseudo_labels is None:
+                if (
+                    self.stage_switch is not None
+                    and self.step == self.stage_switch
+                    and self.train_set.pseudo_labels is None
+                ):
                     self._enter_pseudo_stage()
                 step_start = time.perf_counter()
                 logged = self.training_step()
@@ -226,8 +279,9 @@ class Trainer:
                 bar.update(1)
                 elapsed = time.perf_counter() - start_time
                 finished = self.step >= config.iterations
-                interrupted = (stop_after is not None and self.step - start_step >= stop_after) or \
-                              (time_budget is not None and elapsed >= time_budget)
+                interrupted = (stop_after is not None and self.step - start_step >= stop_after) or (
+                    time_budget is not None and elapsed >= time_budget
+                )
                 if finished or interrupted or time.perf_counter() - last_save >= checkpoint_every:
                     if writer_file:
                         writer_file.flush()
@@ -259,8 +313,23 @@ def _global_mean(value: torch.Tensor) -> float:
 
 
 def _log_fields() -> list[str]:
-    return ["step", "loss", "classification", "focal", "dice", "inclusion", "exclusion", "consistency",
-            "contrastive", "keypoint", "complementary", "matched", "unmatched_targets", "lr", "images_per_second"]
+    return [
+        "step",
+        "loss",
+        "classification",
+        "focal",
+        "dice",
+        "inclusion",
+        "exclusion",
+        "consistency",
+        "contrastive",
+        "keypoint",
+        "complementary",
+        "matched",
+        "unmatched_targets",
+        "lr",
+        "images_per_second",
+    ]
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -275,8 +344,16 @@ def _truncate_log(path: Path, step: int) -> None:
         writer.writerows(rows)
 
 
-def run(config: TrainConfig, out: Path, resume: bool = False, progress: bool = True, stop_after: int | None = None,
-        time_budget: float | None = None, checkpoint_every: float = 120.0, threads: int | None = None) -> dict | None:
+def run(
+    config: TrainConfig,
+    out: Path,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    time_budget: float | None = None,
+    checkpoint_every: float = 120.0,
+    threads: int | None = None,
+) -> dict | None:
     """Train (or resume) a run into ``out`` and score it; returns the metrics, or None if stopped early."""
     out = Path(out)
     distributed = setup_distributed()
@@ -295,8 +372,12 @@ def run(config: TrainConfig, out: Path, resume: bool = False, progress: bool = T
     if not finished:
         return None
     scores = evaluate_model(trainer.model, trainer.test_set, trainer.split, distributed=distributed)
-    metrics = {**scores, "config": config.to_dict(), "config_key": config.key(),
-               **provenance(wall_seconds=time.perf_counter() - wall_start, world_size=distributed.world_size)}
+    metrics = {
+        **scores,
+        "config": config.to_dict(),
+        "config_key": config.key(),
+        **provenance(wall_seconds=time.perf_counter() - wall_start, world_size=distributed.world_size),
+    }
     if distributed.is_main:
         write_json_atomic(out / "metrics.json", metrics)
     return metrics
@@ -310,8 +391,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=None, help="training steps (default: the method's)")
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="any config field, e.g. --set class_union=noisy_or points_per_class=3")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config field, e.g. --set class_union=noisy_or points_per_class=3",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--time-budget", type=float, default=None, help="stop (resumably) after this many seconds")
@@ -328,8 +414,14 @@ def main(argv: list[str] | None = None) -> None:
             if args.batch_size:
                 overrides["batch_size"] = args.batch_size
             config = config_for(args.method, **overrides)
-        metrics = run(config, args.out, args.resume, time_budget=args.time_budget,
-                      checkpoint_every=args.checkpoint_every, threads=args.threads)
+        metrics = run(
+            config,
+            args.out,
+            args.resume,
+            time_budget=args.time_budget,
+            checkpoint_every=args.checkpoint_every,
+            threads=args.threads,
+        )
     except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
     if metrics is None:
@@ -353,8 +445,10 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def format_scores(metrics: dict) -> str:
-    return (f"base mIoU {metrics['base_miou']:.1f} | novel mIoU {metrics['novel_miou']:.1f} | "
-            f"total mIoU {metrics['total_miou']:.1f} | hIoU {metrics['hiou']:.1f}")
+    return (
+        f"base mIoU {metrics['base_miou']:.1f} | novel mIoU {metrics['novel_miou']:.1f} | "
+        f"total mIoU {metrics['total_miou']:.1f} | hIoU {metrics['hiou']:.1f}"
+    )
 
 
 if __name__ == "__main__":

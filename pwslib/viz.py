@@ -58,8 +58,10 @@ def sample_grid(dataset, indices=range(6), title: str = ""):
         axes[1, column].imshow(colourise(sample["full_label"], split.num_classes))
         axes[2, column].imshow(colourise(sample["base_label"], split.num_classes))
         draw_points(axes[2, column], sample["points"].numpy(), split.novel_classes, split.num_classes)
-        present = [split.class_names[c] + ("*" if c in split.novel_classes else "")
-                   for c in sample["image_labels"].nonzero().flatten().tolist()]
+        present = [
+            split.class_names[c] + ("*" if c in split.novel_classes else "")
+            for c in sample["image_labels"].nonzero().flatten().tolist()
+        ]
         axes[0, column].set_title(", ".join(present), fontsize=7)
     for row, name in enumerate(["image", "full label", "base label + clicks"]):
         axes[row, 0].set_ylabel(name)
@@ -80,15 +82,24 @@ def cooccurrence_heatmap(matrix: np.ndarray, split, title: str = ""):
     names = [n + ("*" if i in split.novel_classes else "") for i, n in enumerate(split.class_names)]
     size = 4 + 0.28 * len(names)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    sns.heatmap(matrix, ax=ax, xticklabels=names, yticklabels=names, cmap="viridis", vmin=0, vmax=1,
-                cbar_kws={"label": "P(column class | row class)"})
+    sns.heatmap(
+        matrix,
+        ax=ax,
+        xticklabels=names,
+        yticklabels=names,
+        cmap="viridis",
+        vmin=0,
+        vmax=1,
+        cbar_kws={"label": "P(column class | row class)"},
+    )
     ax.set_title(title)
     fig.tight_layout()
     return fig
 
 
-def visual_comparison(images: np.ndarray, ground_truth: np.ndarray, predictions: dict[str, np.ndarray], split,
-                      title: str = ""):
+def visual_comparison(
+    images: np.ndarray, ground_truth: np.ndarray, predictions: dict[str, np.ndarray], split, title: str = ""
+):
     """Grid: one row per test image; columns image, ground truth, then every method's prediction.
 
     images (K, H, W, 3) uint8, ground_truth (K, H, W), predictions name -> (K, H, W). Returns the figure.
@@ -124,8 +135,12 @@ def per_class_iou_bars(per_class: dict[str, dict[str, float | None]], split, tit
         values = [per_class[method].get(n) or 0.0 for n in names]
         ax.bar(np.arange(len(names)) + (k - (len(methods) - 1) / 2) * width, values, width, label=method, zorder=2)
     ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([n + ("*" if i in split.novel_classes else "") for i, n in enumerate(names)], rotation=60,
-                       ha="right", fontsize=8)
+    ax.set_xticklabels(
+        [n + ("*" if i in split.novel_classes else "") for i, n in enumerate(names)],
+        rotation=60,
+        ha="right",
+        fontsize=8,
+    )
     ax.set_ylabel("IoU (%)")
     ax.set_title(title or "per-class IoU (* and grey: novel classes)")
     ax.legend(fontsize=7, ncol=min(6, len(methods)))
@@ -150,8 +165,9 @@ def training_curves(logs: dict[str, "object"], terms: tuple[str, ...] = ("loss",
     return fig
 
 
-def click_rules_figure(image: np.ndarray, label: np.ndarray, split, counts=(1, 5), rules=("uniform", "centre"),
-                       seed: int = 0):
+def click_rules_figure(
+    image: np.ndarray, label: np.ndarray, split, counts=(1, 5), rules=("uniform", "centre"), seed: int = 0
+):
     """One image's base label map with the clicks each (K, rule) simulates."""
     from pwslib.data.points import base_label_map, simulate_image_points
 

@@ -29,7 +29,7 @@ class KeypointMaskExplorer:
 
     @torch.no_grad()
     def compute(self, image_index: int, points: list[tuple[int, int]], class_id: int) -> dict:
-        """Masks for clicks ``points`` ([(y, x), ...] in image pixels) labelled ``class_id`` on test image ``image_index``."""
+        """The masks made by clicks ``points`` ([(y, x), ...] in pixels) of class ``class_id`` on a test image."""
         if not points:
             raise ValueError("place at least one click")
         sample = self.dataset[image_index]
@@ -41,13 +41,21 @@ class KeypointMaskExplorer:
         height, width = keypoint_probability.shape[-2:]
         count = clicks.shape[1]
         union = class_union(keypoint_probability.flatten(2), torch.ones(1, 1, count), self.rule)  # (1, 1, L)
-        targets = Targets(classes=torch.tensor([[class_id]]), valid=torch.tensor([[True]]),
-                          is_novel=torch.tensor([[True]]), masks=torch.zeros(1, 1, height * width),
-                          positive=torch.ones(1, 1, count), negative=torch.zeros(1, 1, count), points_yx=clicks,
-                          ignore_region=torch.ones(1, height * width), known_labels=None)
+        targets = Targets(
+            classes=torch.tensor([[class_id]]),
+            valid=torch.tensor([[True]]),
+            is_novel=torch.tensor([[True]]),
+            masks=torch.zeros(1, 1, height * width),
+            positive=torch.ones(1, 1, count),
+            negative=torch.zeros(1, 1, count),
+            points_yx=clicks,
+            ignore_region=torch.ones(1, height * width),
+            known_labels=None,
+        )
         point_logits = sample_at_points(outputs["mask_logits"], clicks, size)
-        cost = matching_cost(outputs["class_logits"], outputs["mask_logits"], point_logits, targets, union,
-                             CostWeights(exclusion=0.0))
+        cost = matching_cost(
+            outputs["class_logits"], outputs["mask_logits"], point_logits, targets, union, CostWeights(exclusion=0.0)
+        )
         best = int(cost[0, :, 0].argmin())
 
         def full_size(maps: torch.Tensor) -> np.ndarray:
@@ -74,18 +82,22 @@ class KeypointMaskExplorer:
         from pwslib.viz import colourise
 
         names = self.split.class_names
-        panels = [("image + clicks", result["image"], None),
-                  ("ground truth", colourise(result["ground_truth"], self.split.num_classes), None),
-                  ("keypoint masks s_j (max shown)", result["keypoint_masks"].max(0), "magma"),
-                  (f"class union S_c ({self.rule})", result["class_mask"], "magma"),
-                  (f"matched proposal #{result['proposal_index']} ({names[result['proposal_class']]})",
-                   result["proposal_mask"], "magma"),
-                  ("prediction", colourise(result["prediction"], self.split.num_classes), None)]
+        panels = [
+            ("image + clicks", result["image"], None),
+            ("ground truth", colourise(result["ground_truth"], self.split.num_classes), None),
+            ("keypoint masks s_j (max shown)", result["keypoint_masks"].max(0), "magma"),
+            (f"class union S_c ({self.rule})", result["class_mask"], "magma"),
+            (
+                f"matched proposal #{result['proposal_index']} ({names[result['proposal_class']]})",
+                result["proposal_mask"],
+                "magma",
+            ),
+            ("prediction", colourise(result["prediction"], self.split.num_classes), None),
+        ]
         fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
         for ax, (title, panel, cmap) in zip(axes, panels):
             ax.imshow(panel, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
-            ax.scatter(result["points"][:, 1], result["points"][:, 0], marker="*", s=140, c="cyan",
-                       edgecolors="black")
+            ax.scatter(result["points"][:, 1], result["points"][:, 0], marker="*", s=140, c="cyan", edgecolors="black")
             ax.set_title(title, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -101,10 +113,17 @@ class KeypointMaskExplorer:
 
         height, width = self.dataset[0]["image"].shape[-2:]
         novel = list(self.split.novel_classes)
-        controls = {"image_index": widgets.IntSlider(0, 0, len(self.dataset) - 1, description="image"),
-                    "class_id": widgets.Dropdown(options=[(self.split.class_names[c] + (" (novel)" if c in novel else ""), c)
-                                                          for c in range(self.split.num_classes)],
-                                                 value=novel[0], description="class")}
+        controls = {
+            "image_index": widgets.IntSlider(0, 0, len(self.dataset) - 1, description="image"),
+            "class_id": widgets.Dropdown(
+                options=[
+                    (self.split.class_names[c] + (" (novel)" if c in novel else ""), c)
+                    for c in range(self.split.num_classes)
+                ],
+                value=novel[0],
+                description="class",
+            ),
+        }
         for k in range(max_points):
             controls[f"use_{k}"] = widgets.Checkbox(value=k == 0, description=f"click {k + 1}")
             controls[f"y_{k}"] = widgets.IntSlider(height // 2, 0, height - 1, description=f"y{k + 1}")
@@ -119,5 +138,7 @@ class KeypointMaskExplorer:
             plt.show()
 
         rows = [widgets.HBox([controls["image_index"], controls["class_id"]])]
-        rows += [widgets.HBox([controls[f"use_{k}"], controls[f"y_{k}"], controls[f"x_{k}"]]) for k in range(max_points)]
+        rows += [
+            widgets.HBox([controls[f"use_{k}"], controls[f"y_{k}"], controls[f"x_{k}"]]) for k in range(max_points)
+        ]
         display(widgets.VBox(rows), widgets.interactive_output(update, controls))

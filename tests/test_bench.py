@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from conftest import SMALL_TOY
+
 from pwslib.bench import inference_throughput, loader_throughput, training_throughput
 from pwslib.config import config_for
 from pwslib.train import Trainer

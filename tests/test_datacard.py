@@ -19,10 +19,21 @@ def test_colour_classifier_solves_colour_coded_data_and_fails_on_random_colours(
 
 
 def test_markdown_flags_numbers_outside_the_bands():
-    card = {"preset": "toy-x", "classes": ["a", "b"], "stuff_classes": ["a"], "thing_classes": ["b"],
-            "novel_splits": [["b"]], "image_size": 96, "num_train": 1, "num_test": 1, "unlabelled_pixel_share": 2.0,
-            "frequencies": [], "partners": [], "colour_classifier": {"total_miou": 30.0},
-            "learnability_probe": {"total_miou": 50.0, "images_per_second": 100.0}}
+    card = {
+        "preset": "toy-x",
+        "classes": ["a", "b"],
+        "stuff_classes": ["a"],
+        "thing_classes": ["b"],
+        "novel_splits": [["b"]],
+        "image_size": 96,
+        "num_train": 1,
+        "num_test": 1,
+        "unlabelled_pixel_share": 2.0,
+        "frequencies": [],
+        "partners": [],
+        "colour_classifier": {"total_miou": 30.0},
+        "learnability_probe": {"total_miou": 50.0, "images_per_second": 100.0},
+    }
     meta = {"git_commit": "abc", "machine": "m", "date_utc": "d", "wall_seconds": 1.0, "probe_minutes": 5}
     text = render_markdown([card], meta)
     assert "30.0 (**OUTSIDE**)" in text and "50.0 (inside)" in text

@@ -1,6 +1,6 @@
 import pandas as pd
-
 from conftest import SMALL_TOY
+
 from pwslib.config import config_for
 from pwslib.experiments import Schedule, run_cached, run_folder, run_grid, summarise, table1_rows, write_table
 from pwslib.train import run
@@ -33,12 +33,26 @@ def test_interrupted_run_is_resumed_by_the_cache(tmp_path, toy_root, monkeypatch
 
 
 def test_summary_formats_mean_and_std():
-    results = pd.DataFrame({"row": ["a", "a", "b"], "dataset": ["d"] * 3, "base_miou": [10.0, 20.0, 5.0],
-                            "novel_miou": [1.0, 3.0, 2.0], "total_miou": [5.0, 5.0, 5.0], "hiou": [2.0, 4.0, 3.0]})
+    results = pd.DataFrame(
+        {
+            "row": ["a", "a", "b"],
+            "dataset": ["d"] * 3,
+            "base_miou": [10.0, 20.0, 5.0],
+            "novel_miou": [1.0, 3.0, 2.0],
+            "total_miou": [5.0, 5.0, 5.0],
+            "hiou": [2.0, 4.0, 3.0],
+        }
+    )
     table = summarise(results)
     assert table.loc["a", "d Base"] == "15.0 ± 7.1" and table.loc["b", "d hIoU"] == "3.0"
 
 
 def test_table1_has_the_six_methods():
-    assert list(table1_rows()) == ["base_only", "point_naive", "image_weakshot", "keypoint_pseudo", "ours",
-                                   "full_supervision"]
+    assert list(table1_rows()) == [
+        "base_only",
+        "point_naive",
+        "image_weakshot",
+        "keypoint_pseudo",
+        "ours",
+        "full_supervision",
+    ]

@@ -11,7 +11,9 @@ def test_focal_loss_known_value_and_reduction_to_bce():
     # p = 0.5: alpha 0.25 * (1 - 0.5)^2 * log 2
     assert sigmoid_focal_loss(logits, target).item() == pytest.approx(0.25 * 0.25 * 0.6931, abs=1e-4)
     plain = sigmoid_focal_loss(torch.tensor([1.3]), torch.tensor([0.0]), alpha=0.5, gamma=0.0) * 2
-    assert plain.item() == pytest.approx(F.binary_cross_entropy_with_logits(torch.tensor([1.3]), torch.tensor([0.0])).item())
+    assert plain.item() == pytest.approx(
+        F.binary_cross_entropy_with_logits(torch.tensor([1.3]), torch.tensor([0.0])).item()
+    )
 
 
 def test_dice_loss_known_values():
@@ -24,9 +26,11 @@ def test_dice_loss_known_values():
 def test_mask_losses_push_logits_toward_the_target(loss):
     logits = torch.zeros(1, 4, requires_grad=True)
     target = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
-    value = {"focal": lambda: sigmoid_focal_loss(logits, target).sum(),
-             "dice": lambda: dice_loss(logits.sigmoid(), target).sum(),
-             "bce": lambda: probability_bce(logits.sigmoid(), target).sum()}[loss]()
+    value = {
+        "focal": lambda: sigmoid_focal_loss(logits, target).sum(),
+        "dice": lambda: dice_loss(logits.sigmoid(), target).sum(),
+        "bce": lambda: probability_bce(logits.sigmoid(), target).sum(),
+    }[loss]()
     value.backward()
     assert (logits.grad[0, :2] < 0).all() and (logits.grad[0, 2:] > 0).all()
 
@@ -52,21 +56,30 @@ def _batch(points):
     labels[:, :2] = True
     labels[0, 2] = True
     keypoints = torch.tensor([[[4, 4, 0], [30, 30, 1]]] * 2)
-    return {"image": torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "full_label": full, "base_label": base,
-            "points": points, "keypoints": keypoints, "image_labels": labels}
+    return {
+        "image": torch.zeros(2, 3, 32, 32, dtype=torch.uint8),
+        "full_label": full,
+        "base_label": base,
+        "points": points,
+        "keypoints": keypoints,
+        "image_labels": labels,
+    }
 
 
 def _outputs(batch_size=2, queries=4, classes=3, requires_grad=True, keypoints=4):
     generator = torch.Generator().manual_seed(0)
-    outputs = {"class_logits": torch.randn(batch_size, queries, classes + 1, generator=generator),
-               "mask_logits": torch.randn(batch_size, queries, 8, 8, generator=generator),
-               "query_embeddings": torch.randn(batch_size, queries, 16, generator=generator),
-               "keypoint_mask_logits": torch.randn(batch_size, keypoints, 8, 8, generator=generator)}
+    outputs = {
+        "class_logits": torch.randn(batch_size, queries, classes + 1, generator=generator),
+        "mask_logits": torch.randn(batch_size, queries, 8, 8, generator=generator),
+        "query_embeddings": torch.randn(batch_size, queries, 16, generator=generator),
+        "keypoint_mask_logits": torch.randn(batch_size, keypoints, 8, 8, generator=generator),
+    }
     return {k: v.requires_grad_(requires_grad) for k, v in outputs.items()}
 
 
-@pytest.mark.parametrize("method", ["base_only", "point_naive", "image_weakshot", "keypoint_pseudo", "ours",
-                                    "full_supervision"])
+@pytest.mark.parametrize(
+    "method", ["base_only", "point_naive", "image_weakshot", "keypoint_pseudo", "ours", "full_supervision"]
+)
 def test_every_method_gives_a_finite_loss_with_gradients(method):
     points = torch.tensor([[[24, 8, 2], [5, 20, 0]], [[-1, -1, -1], [-1, -1, -1]]])  # image 1: no novel click
     config = config_for(method, embedding_dim=16)

@@ -3,8 +3,15 @@ import itertools
 import pytest
 import torch
 
-from pwslib.matching import (CostWeights, dice_cost, focal_cost, hungarian_match, matching_cost, point_costs,
-                             sample_at_points)
+from pwslib.matching import (
+    CostWeights,
+    dice_cost,
+    focal_cost,
+    hungarian_match,
+    matching_cost,
+    point_costs,
+    sample_at_points,
+)
 from pwslib.targets import Targets
 
 
@@ -16,8 +23,13 @@ def brute_force(cost):
         if targets <= queries:
             best = min(best, sum(cost[q, t] for t, q in enumerate(chosen)))
         else:
-            best = min(best, min(sum(cost[q, t] for q, t in zip(range(queries), cols))
-                                 for cols in itertools.permutations(range(targets), queries)))
+            best = min(
+                best,
+                min(
+                    sum(cost[q, t] for q, t in zip(range(queries), cols))
+                    for cols in itertools.permutations(range(targets), queries)
+                ),
+            )
     return best
 
 
@@ -63,8 +75,17 @@ def test_point_costs_by_hand():
     logits = torch.tensor([[[0.0, 2.0, -1.0]]])  # one query, three clicks
     positive = torch.tensor([[[1.0, 1.0, 0.0]]])
     negative = torch.tensor([[[0.0, 0.0, 1.0]]])
-    targets = Targets(classes=None, valid=None, is_novel=None, masks=None, positive=positive, negative=negative,
-                      points_yx=None, ignore_region=None, known_labels=None)
+    targets = Targets(
+        classes=None,
+        valid=None,
+        is_novel=None,
+        masks=None,
+        positive=positive,
+        negative=negative,
+        points_yx=None,
+        ignore_region=None,
+        known_labels=None,
+    )
     inclusion, exclusion = point_costs(logits, targets)
     expected_in = (-torch.log(torch.sigmoid(torch.tensor(0.0))) - torch.log(torch.sigmoid(torch.tensor(2.0)))) / 2
     assert inclusion.item() == pytest.approx(expected_in.item(), abs=1e-5)
@@ -79,28 +100,50 @@ def test_sample_at_points_reads_the_pixel_under_the_click():
 
 
 def _targets(is_novel, classes, positive, negative, masks, region):
-    return Targets(classes=classes, valid=torch.ones_like(classes, dtype=torch.bool), is_novel=is_novel, masks=masks,
-                   positive=positive, negative=negative, points_yx=None, ignore_region=region, known_labels=None)
+    return Targets(
+        classes=classes,
+        valid=torch.ones_like(classes, dtype=torch.bool),
+        is_novel=is_novel,
+        masks=masks,
+        positive=positive,
+        negative=negative,
+        points_yx=None,
+        ignore_region=region,
+        known_labels=None,
+    )
 
 
 def test_novel_cost_prefers_the_proposal_that_includes_positives_and_excludes_negatives():
     # two proposals over L=4 pixels; the novel target's positive click is value index 0, negative index 1
     point_logits = torch.tensor([[[4.0, -4.0], [-4.0, 4.0]]])  # (B, N=2, P=2)
-    targets = _targets(torch.tensor([[True]]), torch.tensor([[0]]), torch.tensor([[[1.0, 0.0]]]),
-                       torch.tensor([[[0.0, 1.0]]]), torch.zeros(1, 1, 4), torch.ones(1, 4))
+    targets = _targets(
+        torch.tensor([[True]]),
+        torch.tensor([[0]]),
+        torch.tensor([[[1.0, 0.0]]]),
+        torch.tensor([[[0.0, 1.0]]]),
+        torch.zeros(1, 1, 4),
+        torch.ones(1, 4),
+    )
     class_logits = torch.zeros(1, 2, 3)
     cost = matching_cost(class_logits, torch.zeros(1, 2, 2, 2), point_logits, targets, None, CostWeights())
     assert cost[0, 0, 0] < cost[0, 1, 0]
-    class_only = matching_cost(class_logits, torch.zeros(1, 2, 2, 2), point_logits, targets, None, CostWeights(),
-                               point_terms=False)
+    class_only = matching_cost(
+        class_logits, torch.zeros(1, 2, 2, 2), point_logits, targets, None, CostWeights(), point_terms=False
+    )
     assert class_only[0, 0, 0] == class_only[0, 1, 0]
 
 
 def test_consistency_cost_follows_the_keypoint_mask_inside_the_ignore_region():
     mask_logits = torch.tensor([[[[5.0, 5.0], [-5.0, -5.0]], [[-5.0, -5.0], [5.0, 5.0]]]])  # (B, N=2, 2, 2)
     keypoint_masks = torch.tensor([[[1.0, 1.0, 0.0, 0.0]]])  # (B, T=1, L=4)
-    targets = _targets(torch.tensor([[True]]), torch.tensor([[0]]), torch.zeros(1, 1, 1), torch.zeros(1, 1, 1),
-                       torch.zeros(1, 1, 4), torch.ones(1, 4))
+    targets = _targets(
+        torch.tensor([[True]]),
+        torch.tensor([[0]]),
+        torch.zeros(1, 1, 1),
+        torch.zeros(1, 1, 1),
+        torch.zeros(1, 1, 4),
+        torch.ones(1, 4),
+    )
     weights = CostWeights(classification=0, inclusion=0, exclusion=0, consistency=1)
     cost = matching_cost(torch.zeros(1, 2, 3), mask_logits, torch.zeros(1, 2, 1), targets, keypoint_masks, weights)
     assert cost[0, 0, 0] < cost[0, 1, 0]

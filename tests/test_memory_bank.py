@@ -36,7 +36,9 @@ def test_zero_confidence_moves_nothing_and_plain_bank_ignores_confidence():
 
 def test_queue_prototype_is_the_confidence_weighted_mean():
     bank = MemoryBank(1, 2, "queue", queue_size=2)
-    bank.update(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([0, 0, 0]), torch.tensor([1.0, 0.5, 0.25]))
+    bank.update(
+        torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([0, 0, 0]), torch.tensor([1.0, 0.5, 0.25])
+    )
     # the queue keeps the last two: (0, 1) weight 0.5 and (1, 1)/sqrt2 weight 0.25
     mean = 0.5 * torch.tensor([0.0, 1.0]) + 0.25 * F.normalize(torch.tensor([1.0, 1.0]), dim=0)
     assert bank.prototypes[0].tolist() == pytest.approx(F.normalize(mean, dim=0).tolist(), abs=1e-6)
@@ -48,8 +50,9 @@ def test_contrastive_loss_is_zero_without_prototypes_and_pulls_toward_the_own_pr
     assert bank.contrastive_loss(embedding, torch.tensor([0]), torch.tensor([1.0])).item() == 0.0
     bank.update(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]), torch.tensor([1.0, 1.0]))
     loss = bank.contrastive_loss(embedding, torch.tensor([0]), torch.tensor([1.0]))
-    assert loss.item() == pytest.approx(F.cross_entropy(torch.tensor([[1.0, 1.0]]) / 2 ** 0.5 / 0.5,
-                                                        torch.tensor([0])).item(), abs=1e-5)
+    assert loss.item() == pytest.approx(
+        F.cross_entropy(torch.tensor([[1.0, 1.0]]) / 2**0.5 / 0.5, torch.tensor([0])).item(), abs=1e-5
+    )
     loss.backward()
     assert embedding.grad[0, 0] < 0 < embedding.grad[0, 1]  # toward class 0's prototype, away from class 1's
     half = bank.contrastive_loss(embedding.detach(), torch.tensor([0]), torch.tensor([0.5]))

@@ -31,7 +31,15 @@ def test_run_writes_metrics_config_log_and_checkpoint(tmp_path, toy_root, monkey
     for name in ("metrics.json", "config.json", "log.csv", CHECKPOINT):
         assert (tmp_path / "run" / name).exists()
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert {"base_miou", "novel_miou", "total_miou", "hiou", "per_class_iou", "git_commit", "wall_seconds"} <= saved.keys()
+    assert {
+        "base_miou",
+        "novel_miou",
+        "total_miou",
+        "hiou",
+        "per_class_iou",
+        "git_commit",
+        "wall_seconds",
+    } <= saved.keys()
     assert saved["hiou"] == metrics["hiou"] and len(losses(tmp_path / "run")) == 6
 
 
@@ -99,11 +107,17 @@ def test_nan_loss_stops_with_step_and_images_named_and_checkpoint_intact(tmp_pat
 def test_evaluate_cli_rescores_a_checkpoint(tmp_path, toy_root, monkeypatch):
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
     metrics = run(tiny_config(iterations=2), tmp_path / "run", progress=False)
-    result = subprocess.run([sys.executable, "-m", "pwslib.evaluate", str(tmp_path / "run")], capture_output=True,
-                            text=True, env={**os.environ, "PWSLIB_DATA": str(toy_root)})
+    result = subprocess.run(
+        [sys.executable, "-m", "pwslib.evaluate", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PWSLIB_DATA": str(toy_root)},
+    )
     assert result.returncode == 0, result.stderr
     rescored = json.loads((tmp_path / "run" / "evaluation.json").read_text())
-    assert rescored["hiou"] == pytest.approx(metrics["hiou"]) and rescored["total_miou"] == pytest.approx(metrics["total_miou"])
+    assert rescored["hiou"] == pytest.approx(metrics["hiou"]) and rescored["total_miou"] == pytest.approx(
+        metrics["total_miou"]
+    )
 
 
 @pytest.mark.slow
@@ -115,14 +129,46 @@ def test_two_processes_follow_the_loss_trajectory_of_one(tmp_path, toy_root):
     between batch 4 and batch 8, and AdamW amplifies noise in near-zero gradients), bounded at 0.5 %.
     """
     env = {**os.environ, "PWSLIB_DATA": str(toy_root), "OMP_NUM_THREADS": "1"}
-    common = ["--method", "ours", "--iterations", "5", "--batch-size", "8", "--threads", "1", "--set",
-              'toy_options={"num_train": 24, "num_test": 8}', "embedding_dim=32", "backbone_widths=[16,32,48,64]"]
-    single = subprocess.run([sys.executable, "-m", "pwslib.train", "--out", str(tmp_path / "one"), *common],
-                            capture_output=True, text=True, env=env, timeout=300)
+    common = [
+        "--method",
+        "ours",
+        "--iterations",
+        "5",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--set",
+        'toy_options={"num_train": 24, "num_test": 8}',
+        "embedding_dim=32",
+        "backbone_widths=[16,32,48,64]",
+    ]
+    single = subprocess.run(
+        [sys.executable, "-m", "pwslib.train", "--out", str(tmp_path / "one"), *common],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             "-m", "pwslib.train", "--out", str(tmp_path / "two"), *common],
-                            capture_output=True, text=True, env=env, timeout=300)
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "pwslib.train",
+            "--out",
+            str(tmp_path / "two"),
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert double.returncode == 0, double.stderr[-3000:]
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(one) == len(two) == 5

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
-
 from conftest import SMALL_TOY
+
 from pwslib.data import build_dataset
 from pwslib.experiments import first_object_click
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer

@@ -12,8 +12,11 @@ from torch import nn
 
 
 def conv_norm_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
-                         nn.GroupNorm(min(8, out_channels), out_channels), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+        nn.GroupNorm(min(8, out_channels), out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 class BasicBlock(nn.Module):
@@ -21,11 +24,19 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
-        self.body = nn.Sequential(conv_norm_relu(in_channels, out_channels, stride),
-                                  nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
-                                  nn.GroupNorm(min(8, out_channels), out_channels))
-        self.shortcut = nn.Identity() if stride == 1 and in_channels == out_channels else nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.GroupNorm(min(8, out_channels), out_channels))
+        self.body = nn.Sequential(
+            conv_norm_relu(in_channels, out_channels, stride),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            nn.GroupNorm(min(8, out_channels), out_channels),
+        )
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and in_channels == out_channels
+            else nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.GroupNorm(min(8, out_channels), out_channels),
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -47,7 +58,7 @@ class SmallResNet(nn.Module):
         self.out_channels = tuple(widths)
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """image (B, 3, H, W) normalised -> [(B, C2, H/4, W/4), (B, C3, H/8, W/8), (B, C4, H/16, W/16), (B, C5, H/32, W/32)]"""
+        """image (B, 3, H, W) normalised -> feature maps at strides 4, 8, 16, 32: (B, C_k, H / s, W / s)"""
         x = self.stem(image)
         features = []
         for stage in self.stages:
@@ -68,8 +79,10 @@ class ResNet50(nn.Module):
         try:
             import torchvision
         except ImportError as error:
-            raise ImportError("the resnet50 backbone needs torchvision: pip install -e .[imagenet]; the default "
-                              "backbone 'small_resnet' needs nothing extra") from error
+            raise ImportError(
+                "the resnet50 backbone needs torchvision: pip install -e .[imagenet]; the default "
+                "backbone 'small_resnet' needs nothing extra"
+            ) from error
         weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1 if pretrained else None
         net = torchvision.models.resnet50(weights=weights)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)

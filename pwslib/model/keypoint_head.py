@@ -18,16 +18,20 @@ def sample_embeddings(embeddings: torch.Tensor, points_yx: torch.Tensor, image_s
     """Bilinear sample of embeddings (B, D, h, w) at image-pixel points (B, P, 2) -> (B, P, D)."""
     height, width = image_size
     grid = torch.stack([(points_yx[..., 1] + 0.5) / width * 2 - 1, (points_yx[..., 0] + 0.5) / height * 2 - 1], -1)
-    sampled = F.grid_sample(embeddings, grid[:, :, None, :].to(embeddings.dtype), mode="bilinear",
-                            align_corners=False)  # (B, D, P, 1)
+    sampled = F.grid_sample(
+        embeddings, grid[:, :, None, :].to(embeddings.dtype), mode="bilinear", align_corners=False
+    )  # (B, D, P, 1)
     return sampled[..., 0].transpose(1, 2)
 
 
 class KeypointHead(nn.Module):
     def __init__(self, dim: int, embedding_head: bool = True):
         super().__init__()
-        self.phi = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim)) if embedding_head \
+        self.phi = (
+            nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+            if embedding_head
             else nn.Identity()
+        )
 
     def forward(self, embeddings: torch.Tensor, points_yx: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
         """embeddings (B, D, h, w), points (B, P, 2) in image pixels -> keypoint mask logits (B, P, h, w)"""
@@ -43,7 +47,9 @@ def class_union(keypoint_probabilities: torch.Tensor, membership: torch.Tensor, 
     """
     member = membership[..., None] > 0  # (B, T, P, 1)
     if rule == "max":
-        masked = torch.where(member, keypoint_probabilities[:, None], torch.zeros((), dtype=keypoint_probabilities.dtype))
+        masked = torch.where(
+            member, keypoint_probabilities[:, None], torch.zeros((), dtype=keypoint_probabilities.dtype)
+        )
         return masked.amax(2)
     if rule == "noisy_or":
         log_miss = torch.log1p(-keypoint_probabilities.clamp(max=1 - 1e-6))  # (B, P, L)

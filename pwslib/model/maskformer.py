@@ -49,11 +49,13 @@ class PointWeakShotMaskFormer(nn.Module):
         self.normalise = Normalise()
         self.backbone = build_backbone(config.backbone, config.backbone_widths, config.pretrained_backbone)
         self.pixel_decoder = FPNPixelDecoder(self.backbone.out_channels, dim)
-        self.transformer_decoder = TransformerDecoder(dim, config.num_queries, config.decoder_layers,
-                                                      config.attention_heads, config.feed_forward_dim)
+        self.transformer_decoder = TransformerDecoder(
+            dim, config.num_queries, config.decoder_layers, config.attention_heads, config.feed_forward_dim
+        )
         self.class_head = nn.Linear(dim, config.num_classes + 1)
-        self.mask_head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim),
-                                       nn.ReLU(inplace=True), nn.Linear(dim, dim))
+        self.mask_head = nn.Sequential(
+            nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim)
+        )
         self.keypoint_head = KeypointHead(dim, config.keypoint_embedding_head) if config.keypoint_branch else None
         self.to(memory_format=torch.channels_last)
 
@@ -76,7 +78,9 @@ class PointWeakShotMaskFormer(nn.Module):
         if keypoints_yx is not None:
             if self.keypoint_head is None:
                 raise ValueError("this model was built without the keypoint branch (keypoint_branch=False)")
-            outputs["keypoint_mask_logits"] = self.keypoint_head(pixel_embeddings, keypoints_yx, tuple(image.shape[-2:]))
+            outputs["keypoint_mask_logits"] = self.keypoint_head(
+                pixel_embeddings, keypoints_yx, tuple(image.shape[-2:])
+            )
         return outputs
 
 

@@ -31,8 +31,9 @@ class DecoderLayer(nn.Module):
         self.feed_forward = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(inplace=True), nn.Linear(ffn_dim, dim))
         self.norms = nn.ModuleList([nn.LayerNorm(dim) for _ in range(3)])
 
-    def forward(self, queries: torch.Tensor, memory: torch.Tensor, query_pos: torch.Tensor,
-                memory_pos: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, queries: torch.Tensor, memory: torch.Tensor, query_pos: torch.Tensor, memory_pos: torch.Tensor
+    ) -> torch.Tensor:
         """queries (B, N, D), memory (B, L, D), query_pos (1, N, D), memory_pos (1, L, D) -> (B, N, D)"""
         attended = self.cross_attention(queries + query_pos, memory + memory_pos, memory, need_weights=False)[0]
         queries = self.norms[0](queries + attended)

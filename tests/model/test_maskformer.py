@@ -35,7 +35,7 @@ def test_predict_batched_equals_single():
     model = PointWeakShotMaskFormer(ModelConfig(num_classes=4)).eval()
     images = torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8)
     batched = predict(model, images)
-    single = torch.cat([predict(model, images[i:i + 1]) for i in range(3)])
+    single = torch.cat([predict(model, images[i : i + 1]) for i in range(3)])
     assert torch.equal(batched, single)
 
 
