@@ -297,6 +297,8 @@ def compare_to_ours(results: pd.DataFrame, dataset: str) -> str:
 
 def drops_against(results: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Mean hIoU of each row and its difference to the ``reference`` row."""
+    if results.empty:
+        return pd.DataFrame()
     means = results.groupby("row", sort=False)["hiou"].mean()
     if reference not in means:
         return pd.DataFrame({"hIoU": means})
