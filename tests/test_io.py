@@ -17,3 +17,12 @@ def test_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
 def test_provenance_names_commit_machine_and_extras():
     record = provenance(seed=3)
     assert {"git_commit", "machine", "date_utc"} <= record.keys() and record["seed"] == 3
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    write_json_atomic(tmp_path / "a.json", {})
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
