@@ -49,6 +49,7 @@ class TrainConfig:
     contrastive_weight: float = 0.1
     keypoint_weight: float = 1.0
     complementary_weight: float = 0.0
+    pixel_classification_weight: float = 1.0
     # assignment cost weights (0 switches a term off)
     classification_cost: float = 1.0
     focal_cost: float = 20.0
@@ -65,6 +66,8 @@ class TrainConfig:
     decoder_layers: int = 2
     attention_heads: int = 4
     feed_forward_dim: int = 128
+    mask_pooled_classification: bool = True  # our choice, see model/maskformer.py
+    pixel_classifier: bool = True  # our choice: auxiliary per-pixel CE on E over known labels (model/maskformer.py)
     # schedule
     seed: int = 0
     iterations: int = 1500

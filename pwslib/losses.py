@@ -7,7 +7,8 @@
   L_con = BCE + dice between m_i and S_c.detach()·R (outside R a pixel is a known base class, so 0);
 - ``image_weakshot``'s complementary loss: the union (max) of the matched novel masks is 1 on R and 0 on
   base-labelled pixels;
-- L_ctl with the confident memory bank (memory_bank.py).
+- L_ctl with the confident memory bank (memory_bank.py);
+- (our choice) an auxiliary per-pixel CE on the pixel embeddings over the labels the method knows.
 Every mean is taken over the *global* batch (counts are summed over DDP ranks), so 2 processes
 compute the same gradient as 1 process with the same global batch.
 """
@@ -139,6 +140,10 @@ class WeakShotCriterion:
         ce = F.cross_entropy(outputs["class_logits"].flatten(0, 1), classes.flatten(), weight=weights, reduction="sum")
         terms["classification"] = ce / global_count(weights[classes].sum())
 
+        if "pixel_logits" in outputs:
+            pixel_ce = F.cross_entropy(outputs["pixel_logits"].flatten(2), targets.pixel_labels, ignore_index=255,
+                                       reduction="sum")
+            terms["pixel_classification"] = pixel_ce / global_count((targets.pixel_labels != 255).sum())
         flat_masks = mask_logits.flatten(2)  # (B, N, L)
         is_mask = targets.is_mask_target[batch_index, target_index]
         self._mask_terms(flat_masks, targets, (batch_index, query_index, target_index), is_mask, terms)
@@ -156,6 +161,7 @@ class WeakShotCriterion:
             "contrastive": config.contrastive_weight,
             "keypoint": config.keypoint_weight,
             "complementary": config.complementary_weight,
+            "pixel_classification": config.pixel_classification_weight,
         }
         total = sum(weight_of[name] * value for name, value in terms.items())
         logged = {name: float(value.detach()) for name, value in terms.items()}

@@ -32,6 +32,7 @@ class Targets:
     points_yx: torch.Tensor  # (B, P, 2) float, image pixels
     ignore_region: torch.Tensor  # (B, L) float: R, the ignore region of the base label map
     known_labels: torch.Tensor  # (B, C) bool: classes known to be present
+    pixel_labels: torch.Tensor | None = None  # (B, L) int64: the mask targets' label map at mask resolution
 
     @property
     def is_mask_target(self) -> torch.Tensor:
@@ -93,4 +94,5 @@ def build_targets(
         points_yx=points[..., :2].float(),
         ignore_region=(base_small == IGNORE_INDEX).float(),
         known_labels=batch["image_labels"],
+        pixel_labels=mask_source,
     )

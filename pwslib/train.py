@@ -54,6 +54,8 @@ def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskForme
             feed_forward_dim=config.feed_forward_dim,
             keypoint_branch=config.keypoint_branch,
             keypoint_embedding_head=config.keypoint_embedding_head,
+        mask_pooled_classification=config.mask_pooled_classification,
+        pixel_classifier=config.pixel_classifier and config.pixel_classification_weight > 0,
         )
     )
 
@@ -317,6 +319,7 @@ def _log_fields() -> list[str]:
         "step",
         "loss",
         "classification",
+        "pixel_classification",
         "focal",
         "dice",
         "inclusion",
