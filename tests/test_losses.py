@@ -118,3 +118,16 @@ def test_switched_off_terms_are_not_computed():
     config = config_for("ours", embedding_dim=16, inclusion_weight=0.0, consistency_weight=0.0)
     _, logged = WeakShotCriterion(config, 3, [2], torch.eye(3), None)(_outputs(keypoints=3), _batch(points))
     assert "inclusion" not in logged and "consistency" not in logged and "exclusion" in logged
+
+
+def test_pixel_classification_uses_the_known_labels_only():
+    points = torch.tensor([[[24, 8, 2]], [[24, 8, 2]]])
+    outputs = _outputs(keypoints=3)
+    outputs["pixel_logits"] = torch.zeros(2, 3, 8, 8, requires_grad=True)
+    criterion = WeakShotCriterion(config_for("ours", embedding_dim=16), 3, [2], torch.eye(3), None)
+    batch = _batch(points)
+    loss, logged = criterion(outputs, batch)
+    assert logged["pixel_classification"] == pytest.approx(float(torch.log(torch.tensor(3.0))), abs=1e-5)
+    loss.backward()
+    novel_cells = batch["base_label"][:, 2::4, 2::4] == 255  # novel pixels: ignored, no gradient
+    assert outputs["pixel_logits"].grad.abs().sum(1)[novel_cells].sum() == 0

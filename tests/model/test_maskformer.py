@@ -78,3 +78,22 @@ def test_resnet50_needs_torchvision_or_builds():
     else:
         features = ResNet50(pretrained=False)(torch.zeros(1, 3, 64, 64))
         assert [f.shape[1] for f in features] == [256, 512, 1024, 2048]
+
+
+def test_pixel_classifier_is_a_training_only_output_and_switchable():
+    model = PointWeakShotMaskFormer(ModelConfig(num_classes=5))
+    assert model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))["pixel_logits"].shape == (1, 5, 8, 8)
+    assert "pixel_logits" not in model.eval()(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+    plain = PointWeakShotMaskFormer(ModelConfig(num_classes=5, pixel_classifier=False, mask_pooled_classification=False))
+    assert plain.pixel_classifier is None and plain.region_projection is None
+    assert "pixel_logits" not in plain(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+
+
+def test_class_scores_read_the_region_under_the_mask():
+    """With mask pooling, changing the pixels under a query's mask changes that query's class logits."""
+    model = PointWeakShotMaskFormer(ModelConfig(num_classes=4)).eval()
+    image = torch.randint(0, 255, (1, 3, 32, 32), dtype=torch.uint8)
+    other = image.clone()
+    other[..., :16, :] = 255 - other[..., :16, :]
+    with torch.no_grad():
+        assert not torch.allclose(model(image)["class_logits"], model(other)["class_logits"])
