@@ -160,31 +160,18 @@ TABLE3_ROWS: dict[str, dict[str, Any]] = {
 }
 
 # The real-data recipe (DESIGN §1), one parameter away from the toy defaults.
+_RESNET50_MASKFORMER = dict(
+    backbone="resnet50",
+    embedding_dim=256,
+    num_queries=100,
+    decoder_layers=6,
+    attention_heads=8,
+    feed_forward_dim=2048,
+    learning_rate=1e-4,
+)
 REAL_RECIPES: dict[str, dict[str, Any]] = {
-    "coco_stuff_10k": dict(
-        backbone="resnet50",
-        embedding_dim=256,
-        num_queries=100,
-        decoder_layers=6,
-        attention_heads=8,
-        feed_forward_dim=2048,
-        learning_rate=1e-4,
-        iterations=60_000,
-        batch_size=32,
-        crop_size=640,
-    ),
-    "ade20k": dict(
-        backbone="resnet50",
-        embedding_dim=256,
-        num_queries=100,
-        decoder_layers=6,
-        attention_heads=8,
-        feed_forward_dim=2048,
-        learning_rate=1e-4,
-        iterations=160_000,
-        batch_size=16,
-        crop_size=512,
-    ),
+    "coco_stuff_10k": dict(_RESNET50_MASKFORMER, iterations=60_000, batch_size=32, crop_size=640),
+    "ade20k": dict(_RESNET50_MASKFORMER, iterations=160_000, batch_size=16, crop_size=512),
 }
 
 

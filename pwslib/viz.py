@@ -46,6 +46,12 @@ def _pyplot():
     return plt
 
 
+def _clear_ticks(axes) -> None:
+    for ax in np.asarray(axes).flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
 def sample_grid(dataset, indices=range(6), title: str = ""):
     """Training samples: image (titled with its classes, * = novel), full label, base label + clicks."""
     plt = _pyplot()
@@ -65,9 +71,7 @@ def sample_grid(dataset, indices=range(6), title: str = ""):
         axes[0, column].set_title(", ".join(present), fontsize=7)
     for row, name in enumerate(["image", "full label", "base label + clicks"]):
         axes[row, 0].set_ylabel(name)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    _clear_ticks(axes)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -112,10 +116,9 @@ def visual_comparison(
         panels += [colourise(p[row], split.num_classes) for p in predictions.values()]
         for column, panel in enumerate(panels):
             axes[row, column].imshow(panel)
-            axes[row, column].set_xticks([])
-            axes[row, column].set_yticks([])
             if row == 0:
                 axes[row, column].set_title(columns[column], fontsize=9)
+    _clear_ticks(axes)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -181,9 +184,7 @@ def click_rules_figure(
         ax.imshow(base)
         draw_points(ax, np.array(clicks), split.novel_classes, split.num_classes)
         ax.set_title(f"K={k}, {rule}", fontsize=9)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    _clear_ticks(axes)
     fig.tight_layout()
     return fig
 
@@ -207,8 +208,6 @@ def proposals_figure(model, dataset, image_index: int = 0, count: int = 6):
     for ax, query in zip(axes[1:], order.tolist()):
         ax.imshow(masks[query].numpy(), cmap="magma", vmin=0, vmax=1)
         ax.set_title(f"query {query}: {names[classes[query]]} ({confidence[query]:.2f})", fontsize=7)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    _clear_ticks(axes)
     fig.tight_layout()
     return fig

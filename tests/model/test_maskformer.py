@@ -84,7 +84,9 @@ def test_pixel_classifier_is_a_training_only_output_and_switchable():
     model = PointWeakShotMaskFormer(ModelConfig(num_classes=5))
     assert model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))["pixel_logits"].shape == (1, 5, 8, 8)
     assert "pixel_logits" not in model.eval()(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
-    plain = PointWeakShotMaskFormer(ModelConfig(num_classes=5, pixel_classifier=False, mask_pooled_classification=False))
+    plain = PointWeakShotMaskFormer(
+        ModelConfig(num_classes=5, pixel_classifier=False, mask_pooled_classification=False)
+    )
     assert plain.pixel_classifier is None and plain.region_projection is None
     assert "pixel_logits" not in plain(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
 
