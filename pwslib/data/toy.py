@@ -1,0 +1,453 @@
+"""The embedded ``toy`` benchmark: procedural scenes that are hard the way real data is hard.
+
+Two presets stand in for the real benchmarks: ``toy-stuff`` (COCO-Stuff-10K: things on stuff) and
+``toy-scene`` (ADE20K: more classes, more stuff, smaller things). Every image is drawn from its own
+random stream ``(seed, subset, index)``, so the same seed gives byte-identical data, and a subset is
+generated once and cached on disk as ``.npy`` arrays.
+
+What makes it hard (and what the data card measures):
+- colour is drawn per instance, so the class of a pixel cannot be read from its colour;
+- stuff classes differ by texture (pattern, frequency, orientation), things by shape, texture and
+  scale; several things per image, drawn in order so later ones occlude earlier ones;
+- co-occurrence: some things almost always appear on a partner stuff (a boat on water), which makes
+  a single click ambiguous and gives the memory bank's confidence something to do;
+- like the real datasets, a few percent of pixels carry no label (boundary bands between stuff
+  regions and unlabelled clutter), so the ignore region of a base label map is more than the union of
+  the novel objects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pwslib.data.splits import IGNORE_INDEX, ClassSplit
+from pwslib.io import DataError, save_array_atomic, write_json_atomic
+
+GENERATOR_VERSION = 2
+
+
+@dataclass(frozen=True)
+class StuffClass:
+    """A background region class: identified by its texture only."""
+
+    name: str
+    pattern: str
+    frequency: float  # cycles per pixel of the texture
+    angle: float = 0.0  # orientation of the texture, degrees
+
+
+@dataclass(frozen=True)
+class ThingClass:
+    """An object class: identified by shape, texture and scale."""
+
+    name: str
+    shape: str
+    pattern: str
+    frequency: float
+    radius: tuple[float, float]  # half-size in pixels at 96 px images, scaled with the image
+    partner: str | None = None  # a stuff class this thing almost always sits on
+    partner_probability: float = 0.0
+
+
+@dataclass(frozen=True)
+class ToyPreset:
+    name: str
+    stuff: tuple[StuffClass, ...]
+    things: tuple[ThingClass, ...]
+    novel_splits: tuple[tuple[str, ...], ...]  # class names that are novel, one tuple per split
+    stuff_per_image: tuple[int, int]
+    things_per_image: tuple[int, int]
+    clutter_probability: float = 0.35
+    thing_scale: float = 1.15  # multiplies every thing's radius range
+    num_train: int = 2000
+    num_test: int = 500
+    image_size: int = 96
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stuff) + tuple(t.name for t in self.things)
+
+    def split(self, split: int = 1) -> ClassSplit:
+        if not 1 <= split <= len(self.novel_splits):
+            raise DataError(f"{self.name} has splits 1..{len(self.novel_splits)}, not {split}")
+        names = self.class_names
+        unknown = [n for n in self.novel_splits[split - 1] if n not in names]
+        if unknown:
+            raise DataError(f"split {split} of {self.name} names unknown classes {unknown}")
+        return ClassSplit(names, tuple(sorted(names.index(n) for n in self.novel_splits[split - 1])))
+
+
+def _stuff(*rows) -> tuple[StuffClass, ...]:
+    return tuple(StuffClass(*row) for row in rows)
+
+
+TOY_STUFF = ToyPreset(
+    name="toy-stuff",
+    stuff=_stuff(
+        ("water", "waves", 0.09, 0.0),
+        ("grass", "stripes", 0.30, 90.0),
+        ("sand", "speckle", 0.0),
+        ("wall", "bricks", 0.11),
+        ("road", "stripes", 0.07, 45.0),
+        ("sky", "smooth", 0.02),
+        ("snow", "dots", 0.16),
+        ("wood", "rings", 0.10),
+    ),
+    things=(
+        ThingClass("boat", "hull", "stripes", 0.20, (10, 16), partner="water", partner_probability=0.9),
+        ThingClass("car", "bar", "solid", 0.0, (10, 16), partner="road", partner_probability=0.85),
+        ThingClass("cow", "ellipse", "dots", 0.22, (9, 15), partner="grass", partner_probability=0.9),
+        ThingClass("plane", "cross", "solid", 0.0, (10, 17), partner="sky", partner_probability=0.9),
+        ThingClass("ball", "disk", "checker", 0.18, (6, 11)),
+        ThingClass("box", "square", "stripes", 0.25, (7, 13)),
+        ThingClass("kite", "diamond", "solid", 0.0, (8, 14), partner="sky", partner_probability=0.6),
+        ThingClass("sign", "triangle", "stripes", 0.18, (9, 15)),
+        ThingClass("tyre", "ring", "solid", 0.0, (8, 14)),
+        ThingClass("flower", "star", "solid", 0.0, (9, 15), partner="grass", partner_probability=0.6),
+        ThingClass("nut", "hexagon", "dots", 0.25, (7, 12)),
+        ThingClass("moon", "crescent", "solid", 0.0, (9, 15)),
+        ThingClass("lamp", "semicircle", "stripes", 0.22, (8, 14)),
+        ThingClass("frame", "frame", "solid", 0.0, (10, 16), partner="wall", partner_probability=0.8),
+        ThingClass("arrow", "arrow", "checker", 0.2, (10, 16)),
+        ThingClass("heart", "heart", "stripes", 0.3, (8, 14)),
+    ),
+    novel_splits=(
+        ("boat", "cow", "ball", "sign", "moon", "sand"),
+        ("car", "plane", "box", "tyre", "heart", "snow"),
+        ("kite", "flower", "nut", "lamp", "frame", "wood"),
+    ),
+    stuff_per_image=(2, 3),
+    things_per_image=(1, 4),
+)
+
+TOY_SCENE = ToyPreset(
+    name="toy-scene",
+    stuff=_stuff(
+        ("wall", "bricks", 0.11),
+        ("floor", "checker", 0.06),
+        ("ceiling", "grid", 0.09),
+        ("sky", "smooth", 0.02),
+        ("tree", "speckle", 0.0),
+        ("grass", "stripes", 0.30, 90.0),
+        ("road", "stripes", 0.07, 45.0),
+        ("water", "waves", 0.09, 0.0),
+        ("carpet", "dots", 0.16),
+        ("mountain", "zigzag", 0.06),
+        ("curtain", "stripes", 0.16, 0.0),
+        ("sand", "stripes", 0.12, 135.0),
+        ("field", "grid", 0.18),
+        ("snow", "rings", 0.10),
+    ),
+    things=(
+        ThingClass("bed", "bar", "stripes", 0.25, (7, 11), partner="carpet", partner_probability=0.9),
+        ThingClass("car", "hull", "solid", 0.0, (6, 10), partner="road", partner_probability=0.85),
+        ThingClass("boat", "trapezoid", "stripes", 0.2, (6, 10), partner="water", partner_probability=0.9),
+        ThingClass("lamp", "semicircle", "dots", 0.3, (5, 9), partner="ceiling", partner_probability=0.8),
+        ThingClass("painting", "frame", "solid", 0.0, (6, 10), partner="wall", partner_probability=0.85),
+        ThingClass("plant", "star", "solid", 0.0, (5, 9)),
+        ThingClass("chair", "tee", "solid", 0.0, (5, 9), partner="floor", partner_probability=0.7),
+        ThingClass("table", "square", "stripes", 0.3, (5, 9)),
+        ThingClass("person", "ellipse", "checker", 0.25, (5, 9)),
+        ThingClass("clock", "ring", "solid", 0.0, (5, 8)),
+        ThingClass("sign", "triangle", "dots", 0.3, (5, 9)),
+        ThingClass("window", "cross", "solid", 0.0, (6, 10), partner="wall", partner_probability=0.6),
+        ThingClass("ball", "disk", "stripes", 0.3, (4, 7)),
+        ThingClass("vase", "hexagon", "solid", 0.0, (4, 8)),
+        ThingClass("flag", "diamond", "stripes", 0.22, (5, 9)),
+        ThingClass("rock", "crescent", "dots", 0.25, (5, 9), partner="mountain", partner_probability=0.8),
+        ThingClass("bird", "arrow", "solid", 0.0, (5, 9), partner="sky", partner_probability=0.85),
+        ThingClass("pillow", "heart", "checker", 0.3, (5, 8), partner="bed", partner_probability=0.0),
+    ),
+    novel_splits=(
+        ("boat", "lamp", "person", "sign", "flag", "tree", "curtain", "snow"),
+        ("bed", "car", "plant", "clock", "bird", "floor", "sand", "field"),
+        ("painting", "chair", "table", "ball", "rock", "sky", "mountain", "carpet"),
+    ),
+    stuff_per_image=(3, 5),
+    things_per_image=(2, 6),
+)
+
+PRESETS: dict[str, ToyPreset] = {p.name: p for p in (TOY_STUFF, TOY_SCENE)}
+
+
+def get_preset(name: str) -> ToyPreset:
+    if name not in PRESETS:
+        raise DataError(f"unknown toy preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+# ----------------------------------------------------------------------------------------------
+# Textures: each returns values in [0, 1] on the coordinate grid (y, x) in pixels.
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -> np.ndarray:
+    """Bilinearly upsampled uniform noise with features about ``cell`` pixels wide."""
+    h, w = shape
+    gh, gw = h // cell + 2, w // cell + 2
+    grid = rng.random((gh, gw))
+    ys = np.arange(h) / cell
+    xs = np.arange(w) / cell
+    y0, x0 = ys.astype(int), xs.astype(int)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x0 + 1] * fx
+    bottom = grid[y0 + 1][:, x0] * (1 - fx) + grid[y0 + 1][:, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def texture(pattern: str, frequency: float, angle_deg: float, yy: np.ndarray, xx: np.ndarray,
+            rng: np.random.Generator) -> np.ndarray:
+    """Texture ``pattern`` in [0, 1] at pixel coordinates ``(yy, xx)``; phase and jitter from ``rng``."""
+    angle = np.deg2rad(angle_deg + rng.uniform(-8, 8))
+    freq = frequency * rng.uniform(0.9, 1.1)
+    phase = rng.uniform(0, 2 * np.pi)
+    u = xx * np.cos(angle) + yy * np.sin(angle)
+    v = -xx * np.sin(angle) + yy * np.cos(angle)
+    if pattern == "solid":
+        return np.full(yy.shape, 0.8)
+    if pattern == "stripes":
+        return 0.5 + 0.5 * np.sin(2 * np.pi * freq * u + phase)
+    if pattern == "waves":
+        return 0.5 + 0.5 * np.sin(2 * np.pi * freq * (v + 2.5 * np.sin(2 * np.pi * u / 22.0)) + phase)
+    if pattern == "zigzag":
+        tri = np.abs(((u * freq * 1.5) % 1.0) - 0.5) * 2
+        return 0.5 + 0.5 * np.sin(2 * np.pi * freq * (v + 6 * tri) + phase)
+    if pattern == "checker":
+        return (np.sin(2 * np.pi * freq * u + phase) * np.sin(2 * np.pi * freq * v + phase) > 0).astype(float)
+    if pattern == "dots":
+        fu, fv = (u * freq + phase) % 1.0 - 0.5, (v * freq + phase) % 1.0 - 0.5
+        return (fu ** 2 + fv ** 2 < 0.07).astype(float)
+    if pattern == "grid":
+        fu, fv = (u * freq + phase) % 1.0, (v * freq + phase) % 1.0
+        return ((fu < 0.22) | (fv < 0.22)).astype(float)
+    if pattern == "bricks":
+        row = np.floor(v * freq + phase)
+        fu = (u * freq / 2 + 0.5 * (row % 2)) % 1.0
+        fv = (v * freq + phase) % 1.0
+        return ((fv > 0.2) & (fu > 0.1)).astype(float)
+    if pattern == "rings":
+        cy, cx = rng.uniform(0, yy.shape[0]), rng.uniform(0, yy.shape[1])
+        return 0.5 + 0.5 * np.sin(2 * np.pi * freq * np.hypot(yy - cy, xx - cx) + phase)
+    if pattern == "speckle":
+        return (rng.random(yy.shape) > 0.5).astype(float)
+    if pattern == "smooth":
+        return _smooth_noise(rng, yy.shape, 24)
+    raise ValueError(f"unknown texture pattern {pattern!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes: implicit functions of rotated coordinates (u, v) normalised by the radius.
+
+
+def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Boolean mask of ``shape`` in normalised, rotated coordinates (inside roughly [-1, 1]^2)."""
+    r = np.hypot(u, v)
+    au, av = np.abs(u), np.abs(v)
+    if shape == "disk":
+        return r < 1
+    if shape == "square":
+        return np.maximum(au, av) < 0.8
+    if shape == "diamond":
+        return au + av < 1
+    if shape == "triangle":
+        return (v < 0.6) & (v > 1.8 * au - 1.0)
+    if shape == "cross":
+        return ((au < 0.28) & (av < 1)) | ((av < 0.28) & (au < 1))
+    if shape == "ring":
+        return (r < 1) & (r > 0.55)
+    if shape == "star":
+        return r < 0.55 + 0.45 * np.cos(5 * np.arctan2(v, u))
+    if shape == "hexagon":
+        return np.maximum(au * 0.866 + av * 0.5, av) < 0.9
+    if shape == "ellipse":
+        return (u / 1.0) ** 2 + (v / 0.55) ** 2 < 1
+    if shape == "crescent":
+        return (r < 1) & (np.hypot(u - 0.45, v) > 0.8)
+    if shape == "semicircle":
+        return (r < 1) & (v < 0.1)
+    if shape == "bar":
+        return (au < 1) & (av < 0.4)
+    if shape == "hull":
+        return (v > -0.1) & (v < 0.5) & (au < 1 - 0.8 * (v + 0.1))
+    if shape == "trapezoid":
+        return (av < 0.55) & (au < 0.65 + 0.4 * v)
+    if shape == "frame":
+        return (np.maximum(au, av) < 0.9) & (np.maximum(au, av) > 0.6)
+    if shape == "arrow":
+        head = (u > 0.1) & (au < 1) & (av < 1 - u)
+        return head | ((u <= 0.1) & (u > -1) & (av < 0.25))
+    if shape == "heart":
+        return (np.hypot(u - 0.4, v + 0.3) < 0.5) | (np.hypot(u + 0.4, v + 0.3) < 0.5) | (
+            (v >= -0.3) & (au < 0.9 * (1 - (v + 0.3) / 1.2)) & (v < 0.9))
+    if shape == "tee":
+        return ((av < 0.22) & (au < 1) & (v < 0)) | ((au < 0.22) & (v > -0.4) & (v < 1)) | (
+            (av < 0.22) & (au < 1) & (v > -0.2) & (v < 0.2))
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Scenes
+
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    """A random RGB colour (0..255) with wide-ranging hue, saturation and value."""
+    hue, saturation, value = rng.random(), rng.uniform(0.2, 1.0), rng.uniform(0.35, 1.0)
+    k = (np.array([5.0, 3.0, 1.0]) + hue * 6) % 6
+    rgb = value - value * saturation * np.clip(np.minimum(k, 4 - k), 0, 1)
+    return rgb * 255
+
+
+def _paint(canvas: np.ndarray, where: np.ndarray, pattern_values: np.ndarray, rng: np.random.Generator) -> None:
+    """Paint a textured region with two per-instance colours of different brightness."""
+    light = _random_colour(rng)
+    dark = light * rng.uniform(0.15, 0.45)
+    values = pattern_values[where][:, None]
+    canvas[where] = dark + (light - dark) * values
+
+
+def render_scene(preset: ToyPreset, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One image ``(size, size, 3) uint8`` and its label map ``(size, size) uint8`` (255 = no label)."""
+    scale = size / 96.0
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    canvas = np.zeros((size, size, 3))
+    label = np.full((size, size), IGNORE_INDEX, dtype=np.uint8)
+    num_stuff = len(preset.stuff)
+
+    # Things first in sampling order, so their partner stuff can be forced into the scene.
+    num_things = rng.integers(preset.things_per_image[0], preset.things_per_image[1] + 1)
+    thing_ids = rng.integers(0, len(preset.things), size=num_things)
+    stuff_names = [s.name for s in preset.stuff]
+    forced = []
+    for t in thing_ids:
+        thing = preset.things[t]
+        if thing.partner in stuff_names and rng.random() < thing.partner_probability:
+            forced.append(stuff_names.index(thing.partner))
+    num_regions = rng.integers(preset.stuff_per_image[0], preset.stuff_per_image[1] + 1)
+    others = [s for s in rng.permutation(num_stuff) if s not in forced]
+    region_classes = list(dict.fromkeys(forced))[:num_regions]
+    region_classes += others[: max(0, num_regions - len(region_classes))]
+
+    # Stuff: a Voronoi partition with a smooth random warp, so boundaries meander.
+    seeds = rng.uniform(0, size, size=(len(region_classes), 2))
+    distance = np.stack([np.hypot(yy - sy, xx - sx) + 18 * scale * _smooth_noise(rng, (size, size), int(20 * scale))
+                         for sy, sx in seeds])
+    region = distance.argmin(0)
+    for index, cls in enumerate(region_classes):
+        stuff = preset.stuff[cls]
+        where = region == index
+        _paint(canvas, where, texture(stuff.pattern, stuff.frequency / scale, stuff.angle, yy, xx, rng), rng)
+        label[where] = cls
+    # Annotators leave a thin band unlabelled where two stuff regions meet.
+    boundary = np.zeros((size, size), dtype=bool)
+    boundary[:-1] |= region[:-1] != region[1:]
+    boundary[:, :-1] |= region[:, :-1] != region[:, 1:]
+    label[boundary] = IGNORE_INDEX
+
+    # Unlabelled clutter: an irregular blob of random texture nobody annotated.
+    if rng.random() < preset.clutter_probability:
+        cy, cx = rng.uniform(0, size, 2)
+        blob = np.hypot(yy - cy, xx - cx) < (6 + 8 * _smooth_noise(rng, (size, size), int(8 * scale)) ) * scale
+        _paint(canvas, blob, rng.random((size, size)), rng)
+        label[blob] = IGNORE_INDEX
+
+    # Things, in order: later ones occlude earlier ones.
+    for t in thing_ids:
+        thing = preset.things[t]
+        radius = rng.uniform(*thing.radius) * scale * preset.thing_scale
+        partner_region = [i for i, c in enumerate(region_classes) if preset.stuff[c].name == thing.partner]
+        if partner_region and (region == partner_region[0]).any():
+            ys, xs = np.nonzero(region == partner_region[0])
+            pick = rng.integers(len(ys))
+            cy, cx = ys[pick], xs[pick]
+        else:
+            cy, cx = rng.uniform(0, size, 2)
+        angle = rng.uniform(-0.5, 0.5) if thing.shape in ("hull", "trapezoid", "tee", "arrow", "heart", "triangle") \
+            else rng.uniform(0, 2 * np.pi)
+        u = ((xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)) / radius
+        v = (-(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)) / radius
+        where = shape_mask(thing.shape, u, v)
+        if not where.any():
+            continue
+        _paint(canvas, where, texture(thing.pattern, thing.frequency / scale, np.rad2deg(angle), yy, xx, rng), rng)
+        label[where] = num_stuff + t
+
+    canvas += rng.normal(0, 5, size=canvas.shape)
+    return np.clip(canvas, 0, 255).astype(np.uint8), label
+
+
+SUBSETS = ("train", "test")
+
+
+def generate_subset(preset: ToyPreset, subset: str, seed: int, count: int, size: int,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` scenes: images ``(count, size, size, 3) uint8`` and labels ``(count, size, size) uint8``."""
+    if subset not in SUBSETS:
+        raise DataError(f"unknown subset {subset!r}; choose one of {SUBSETS}")
+    if count <= 0:
+        raise DataError(f"the {subset} subset of {preset.name} would be empty (count={count}); ask for at least 1 image")
+    images = np.empty((count, size, size, 3), dtype=np.uint8)
+    labels = np.empty((count, size, size), dtype=np.uint8)
+    for i in tqdm(range(count), desc=f"{preset.name} {subset}", disable=not progress, leave=False):
+        rng = np.random.default_rng([seed, SUBSETS.index(subset), i])
+        images[i], labels[i] = render_scene(preset, rng, size)
+    return images, labels
+
+
+@dataclass
+class ToyData:
+    """A generated toy benchmark in memory: arrays of both subsets and their class split info."""
+
+    preset: ToyPreset
+    folder: Path
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # subset -> (N, H, W, 3) uint8
+    labels: dict[str, np.ndarray] = field(default_factory=dict)  # subset -> (N, H, W) uint8
+
+
+def default_data_root() -> Path:
+    """``$PWSLIB_DATA``, else ``data/`` in the checkout, else ``~/.cache/pwslib``."""
+    if os.environ.get("PWSLIB_DATA"):
+        return Path(os.environ["PWSLIB_DATA"])
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").exists():
+        return checkout / "data"
+    return Path.home() / ".cache" / "pwslib"
+
+
+def toy_folder(preset: ToyPreset, seed: int, root: Path | None = None, size: int | None = None,
+               num_train: int | None = None, num_test: int | None = None) -> Path:
+    size = size or preset.image_size
+    num_train = num_train or preset.num_train
+    num_test = num_test or preset.num_test
+    root = Path(root) if root else default_data_root()
+    return root / "toy" / f"{preset.name}_seed{seed}_{size}px_{num_train}-{num_test}_v{GENERATOR_VERSION}"
+
+
+def load_toy(name: str, seed: int = 0, root: Path | None = None, size: int | None = None,
+             num_train: int | None = None, num_test: int | None = None, progress: bool = True) -> ToyData:
+    """The toy benchmark ``name`` generated with ``seed``; generated and cached on first use."""
+    preset = get_preset(name)
+    size = size or preset.image_size
+    counts = {"train": num_train or preset.num_train, "test": num_test or preset.num_test}
+    folder = toy_folder(preset, seed, root, size, counts["train"], counts["test"])
+    meta_path = folder / "meta.json"
+    if not meta_path.exists():
+        for subset in SUBSETS:
+            images, labels = generate_subset(preset, subset, seed, counts[subset], size, progress)
+            save_array_atomic(folder / f"{subset}_images.npy", images)
+            save_array_atomic(folder / f"{subset}_labels.npy", labels)
+        # meta.json is written last: its presence marks a complete cache.
+        write_json_atomic(meta_path, {"preset": asdict(preset), "seed": seed, "image_size": size, "counts": counts,
+                                      "generator_version": GENERATOR_VERSION})
+    data = ToyData(preset, folder)
+    for subset in SUBSETS:
+        try:
+            data.images[subset] = np.load(folder / f"{subset}_images.npy", mmap_mode="r")
+            data.labels[subset] = np.load(folder / f"{subset}_labels.npy", mmap_mode="r")
+        except (OSError, ValueError) as error:
+            raise DataError(f"the cached toy data in {folder} is unreadable ({error}); delete that folder and "
+                            f"it will be generated again") from error
+    return data

@@ -1,0 +1,101 @@
+import hashlib
+
+import numpy as np
+import pytest
+
+from pwslib.data.toy import PRESETS, generate_subset, get_preset, load_toy, render_scene
+from pwslib.io import DataError
+
+
+def digest(*arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_meet_the_specification(name):
+    preset = get_preset(name)
+    assert len(preset.class_names) >= 24
+    assert len(set(preset.class_names)) == len(preset.class_names)
+    assert len(preset.novel_splits) >= 3
+    for index in range(1, len(preset.novel_splits) + 1):
+        split = preset.split(index)
+        assert len(split.base_classes) == 3 * len(split.novel_classes)
+    assert preset.num_train >= 2000 and preset.num_test >= 500 and preset.image_size == 96
+
+
+def test_toy_scene_has_more_classes_more_stuff_and_smaller_things():
+    stuff, scene = get_preset("toy-stuff"), get_preset("toy-scene")
+    assert len(scene.class_names) > len(stuff.class_names)
+    assert len(scene.stuff) > len(stuff.stuff)
+    assert np.mean([t.radius[1] for t in scene.things]) < np.mean([t.radius[1] for t in stuff.things])
+
+
+def test_same_seed_gives_byte_identical_data_and_another_seed_differs():
+    preset = get_preset("toy-stuff")
+    first = generate_subset(preset, "train", seed=3, count=6, size=64, progress=False)
+    second = generate_subset(preset, "train", seed=3, count=6, size=64, progress=False)
+    other = generate_subset(preset, "train", seed=4, count=6, size=64, progress=False)
+    assert digest(*first) == digest(*second)
+    assert digest(*first) != digest(*other)
+
+
+def test_train_and_test_subsets_are_different_images():
+    preset = get_preset("toy-stuff")
+    train = generate_subset(preset, "train", seed=0, count=3, size=64, progress=False)
+    test = generate_subset(preset, "test", seed=0, count=3, size=64, progress=False)
+    assert not np.array_equal(train[0], test[0])
+
+
+def test_cache_is_reused_without_regenerating(tmp_path):
+    data = load_toy("toy-scene", 0, tmp_path, num_train=5, num_test=2, progress=False)
+    stamp = (data.folder / "train_images.npy").stat().st_mtime_ns
+    again = load_toy("toy-scene", 0, tmp_path, num_train=5, num_test=2, progress=False)
+    assert (again.folder / "train_images.npy").stat().st_mtime_ns == stamp
+    assert np.array_equal(np.asarray(data.images["train"]), np.asarray(again.images["train"]))
+
+
+def test_unreadable_cache_names_the_folder_and_the_fix(tmp_path):
+    data = load_toy("toy-stuff", 0, tmp_path, num_train=3, num_test=2, progress=False)
+    (data.folder / "test_labels.npy").write_bytes(b"not an array")
+    with pytest.raises(DataError, match="delete that folder"):
+        load_toy("toy-stuff", 0, tmp_path, num_train=3, num_test=2, progress=False)
+
+
+def test_empty_subset_and_unknown_preset_are_clear_errors():
+    with pytest.raises(DataError, match="empty"):
+        generate_subset(get_preset("toy-stuff"), "train", 0, count=0, size=64, progress=False)
+    with pytest.raises(DataError, match="unknown toy preset"):
+        get_preset("toy-nothing")
+
+
+def test_colour_is_drawn_per_instance_not_per_class():
+    preset = get_preset("toy-stuff")
+    means = {}
+    for i in range(40):
+        image, label = render_scene(preset, np.random.default_rng([0, 0, i]), 96)
+        for cls in np.unique(label):
+            if cls != 255:
+                means.setdefault(int(cls), []).append(image[label == cls].mean(0))
+    spreads = [np.std(np.array(v), axis=0).mean() for v in means.values() if len(v) >= 5]
+    assert len(spreads) >= 10
+    assert min(spreads) > 15  # the same class shows up in very different colours
+
+
+def test_scenes_have_several_instances_unlabelled_pixels_and_partners():
+    preset = get_preset("toy-stuff")
+    boat, water = preset.class_names.index("boat"), preset.class_names.index("water")
+    unlabelled, classes_per_image, boats, boats_on_water = [], [], 0, 0
+    for i in range(150):
+        _, label = render_scene(preset, np.random.default_rng([1, 0, i]), 96)
+        present = set(np.unique(label).tolist()) - {255}
+        unlabelled.append((label == 255).mean())
+        classes_per_image.append(len(present))
+        if boat in present:
+            boats += 1
+            boats_on_water += water in present
+    assert 0.01 < np.mean(unlabelled) < 0.08  # a few percent carry no label
+    assert np.mean(classes_per_image) >= 3
+    assert boats >= 10 and boats_on_water / boats > 0.8  # boats come with water
