@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,10 @@ class TrainConfig:
         values = dict(values)
         if "backbone_widths" in values:
             values["backbone_widths"] = tuple(values["backbone_widths"])
+        hints = typing.get_type_hints(cls)
+        for name, value in values.items():  # `--set weight=0` must hash like 0.0
+            if hints[name] is float and isinstance(value, int) and not isinstance(value, bool):
+                values[name] = float(value)
         return cls(**values)
 
 

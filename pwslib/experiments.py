@@ -9,6 +9,7 @@ over seeds where more than one seed ran, provenance on top) and CSV (one row per
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,14 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def write_table(
-    results: pd.DataFrame, name: str, title: str, reports_dir: Path, schedule: Schedule, split: int, notes: str = ""
+    results: pd.DataFrame,
+    name: str,
+    title: str,
+    reports_dir: Path,
+    schedule: Schedule,
+    split: int,
+    notes: str = "",
+    command: str = "the notebooks (`python -m pwslib.reproduce`)",
 ) -> str:
     """Write ``<reports_dir>/<name>.md`` (summary + provenance) and ``<name>.csv`` (every run); return the Markdown."""
     reports_dir = Path(reports_dir)
@@ -167,7 +175,7 @@ def write_table(
     body = markdown_table(summary) if not summary.empty else "(no runs: the data is missing)"
     text = (
         f"# {title}\n\n"
-        f"Produced by the notebooks (`python -m pwslib.reproduce`); do not edit by hand. mIoU in %, "
+        f"Produced by {command}; do not edit by hand. mIoU in %, "
         f"{'mean ± std over seeds' if len(schedule.seeds) > 1 else 'one seed'}.\n\n"
         f"- seeds {list(schedule.seeds)}, {schedule.iterations} iterations at batch {schedule.batch_size}, "
         f"split {split}{', toy options ' + json.dumps(schedule.toy_options) if schedule.toy_options else ''}\n"
@@ -349,10 +357,24 @@ def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: P
     )
 
 
+def diagnosis_rows() -> dict[str, tuple[str, dict]]:
+    """Where does `ours` lose against `point_naive`? The keypoint-guided terms switched off step by step."""
+    return {
+        "ours": ("ours", {}),
+        "ours without L_con": ("ours", {"consistency_weight": 0.0}),
+        "ours without keypoint terms (L_con, J_con, keypoint loss)": (
+            "ours",
+            {"keypoint_weight": 0.0, "consistency_weight": 0.0, "consistency_cost": 0.0},
+        ),
+        "point_naive": ("point_naive", {}),
+    }
+
+
 TABLES = {
     "table1": (table1_rows, "Table 1: methods (Base / Novel / Total mIoU, hIoU)"),
     "table2": (table2_rows, "Table 2: loss and cost ablation"),
     "table3": (table3_rows, "Table 3: design variants"),
+    "diagnosis": (diagnosis_rows, "Diagnosis: which keypoint-guided terms make `ours` fall short"),
 }
 
 
@@ -382,7 +404,8 @@ def main(argv: list[str] | None = None) -> None:
     notes = (
         "\n" + "\n".join(compare_to_ours(results, d) for d in args.datasets) + "\n" if args.table == "table1" else ""
     )
-    print(write_table(results, args.name or args.table, title, args.reports_dir, schedule, args.split, notes))
+    command = "`python -m pwslib.experiments " + " ".join(sys.argv[1:] if argv is None else argv) + "`"
+    print(write_table(results, args.name or args.table, title, args.reports_dir, schedule, args.split, notes, command))
 
 
 if __name__ == "__main__":

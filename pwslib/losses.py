@@ -141,8 +141,9 @@ class WeakShotCriterion:
         terms["classification"] = ce / global_count(weights[classes].sum())
 
         if "pixel_logits" in outputs:
-            pixel_ce = F.cross_entropy(outputs["pixel_logits"].flatten(2), targets.pixel_labels, ignore_index=255,
-                                       reduction="sum")
+            pixel_ce = F.cross_entropy(
+                outputs["pixel_logits"].flatten(2), targets.pixel_labels, ignore_index=255, reduction="sum"
+            )
             terms["pixel_classification"] = pixel_ce / global_count((targets.pixel_labels != 255).sum())
         flat_masks = mask_logits.flatten(2)  # (B, N, L)
         is_mask = targets.is_mask_target[batch_index, target_index]

@@ -54,8 +54,8 @@ def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskForme
             feed_forward_dim=config.feed_forward_dim,
             keypoint_branch=config.keypoint_branch,
             keypoint_embedding_head=config.keypoint_embedding_head,
-        mask_pooled_classification=config.mask_pooled_classification,
-        pixel_classifier=config.pixel_classifier and config.pixel_classification_weight > 0,
+            mask_pooled_classification=config.mask_pooled_classification,
+            pixel_classifier=config.pixel_classifier and config.pixel_classification_weight > 0,
         )
     )
 

@@ -56,3 +56,13 @@ def test_table1_has_the_six_methods():
         "ours",
         "full_supervision",
     ]
+
+
+def test_integer_given_for_a_float_field_hashes_like_the_float():
+    from pwslib.config import TrainConfig
+
+    assert (
+        TrainConfig.from_dict({"consistency_weight": 0}).key()
+        == TrainConfig.from_dict({"consistency_weight": 0.0}).key()
+    )
+    assert config_for("ours", consistency_weight=0).key() == config_for("ours", consistency_weight=0.0).key()

@@ -21,8 +21,19 @@ from pwslib.io import DataError, write_json_atomic
 REAL_BENCHMARKS = ("coco_stuff_10k", "ade20k")
 DATASETS = tuple(PRESETS) + REAL_BENCHMARKS
 
-__all__ = ["Augmentation", "ClassSplit", "DATASETS", "IGNORE_INDEX", "PointSupervisionDataset", "build_dataset",
-           "class_split", "collate", "cooccurrence", "ensure_points", "open_source"]
+__all__ = [
+    "Augmentation",
+    "ClassSplit",
+    "DATASETS",
+    "IGNORE_INDEX",
+    "PointSupervisionDataset",
+    "build_dataset",
+    "class_split",
+    "collate",
+    "cooccurrence",
+    "ensure_points",
+    "open_source",
+]
 
 
 def _check_name(dataset: str) -> None:
@@ -48,42 +59,69 @@ def open_source(dataset: str, subset: str, root: Path | None = None, data_seed: 
         return ArraySource(toy.images[subset], toy.labels[subset], subset)
     folder = source_root(dataset, root)
     if not folder.exists():
-        raise DataError(f"dataset folder {folder} does not exist; download and convert {dataset} with "
-                        f"`python data_scripts/{dataset}.py --root {folder.parent}` (see the README)")
+        raise DataError(
+            f"dataset folder {folder} does not exist; download and convert {dataset} with "
+            f"`python data_scripts/{dataset}.py --root {folder.parent}` (see the README)"
+        )
     return FolderSource(folder, subset, class_split(dataset).num_classes)
 
 
-def ensure_points(dataset: str, split: int = 1, points_per_class: int = 1, rule: str = "uniform", seed: int = 0,
-                  root: Path | None = None, data_seed: int = 0, **toy_options) -> Path:
+def ensure_points(
+    dataset: str,
+    split: int = 1,
+    points_per_class: int = 1,
+    rule: str = "uniform",
+    seed: int = 0,
+    root: Path | None = None,
+    data_seed: int = 0,
+    **toy_options,
+) -> Path:
     """The point file of the training subset, simulated and saved on first use (same seed, same file)."""
-    path = source_root(dataset, root, data_seed, **toy_options) / "points" / points_filename(
-        split, points_per_class, rule, seed)
+    path = (
+        source_root(dataset, root, data_seed, **toy_options)
+        / "points"
+        / points_filename(split, points_per_class, rule, seed)
+    )
     if not path.exists():
         source = open_source(dataset, "train", root, data_seed, **toy_options)
         labels = [source.load(i)[1] for i in range(len(source))]
-        write_json_atomic(path, simulate_points(labels, source.names, class_split(dataset, split), points_per_class,
-                                                rule, seed=seed))
+        write_json_atomic(
+            path, simulate_points(labels, source.names, class_split(dataset, split), points_per_class, rule, seed=seed)
+        )
     return path
 
 
-def build_dataset(dataset: str, subset: str, split: int = 1, points_per_class: int = 1, point_rule: str = "uniform",
-                  point_seed: int = 0, augment: bool | None = None, crop_size: int | None = None,
-                  root: Path | None = None, data_seed: int = 0, seed: int = 0, base_keypoints_per_class: int | None = None,
-                  **toy_options) -> PointSupervisionDataset:
+def build_dataset(
+    dataset: str,
+    subset: str,
+    split: int = 1,
+    points_per_class: int = 1,
+    point_rule: str = "uniform",
+    point_seed: int = 0,
+    augment: bool | None = None,
+    crop_size: int | None = None,
+    root: Path | None = None,
+    data_seed: int = 0,
+    seed: int = 0,
+    base_keypoints_per_class: int | None = None,
+    **toy_options,
+) -> PointSupervisionDataset:
     """A ready dataset. Training subsets carry their points and are augmented unless ``augment=False``."""
     source = open_source(dataset, subset, root, data_seed, **toy_options)
     points_file = None
     if subset == "train":
-        points_file = ensure_points(dataset, split, points_per_class, point_rule, point_seed, root, data_seed,
-                                    **toy_options)
+        points_file = ensure_points(
+            dataset, split, points_per_class, point_rule, point_seed, root, data_seed, **toy_options
+        )
     augment = subset == "train" if augment is None else augment
     augmentation = None
     if augment:
         size = crop_size or _image_size(source)
         augmentation = Augmentation((size, size))
     keypoints = points_per_class if base_keypoints_per_class is None else base_keypoints_per_class
-    return PointSupervisionDataset(source, class_split(dataset, split), points_file, augmentation, seed=seed,
-                                   base_keypoints_per_class=keypoints)
+    return PointSupervisionDataset(
+        source, class_split(dataset, split), points_file, augmentation, seed=seed, base_keypoints_per_class=keypoints
+    )
 
 
 def source_root(dataset: str, root: Path | None = None, data_seed: int = 0, **toy_options) -> Path:

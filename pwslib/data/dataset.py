@@ -65,8 +65,10 @@ class FolderSource:
         self.root, self.subset, self.num_classes = Path(root), subset, num_classes
         image_dir, label_dir = self.root / "images" / subset, self.root / "labels" / subset
         if not image_dir.is_dir() or not label_dir.is_dir():
-            raise DataError(f"dataset folder {self.root} has no {image_dir.name}/{subset} or labels/{subset}; "
-                            f"prepare it with the script for this benchmark in data_scripts/ (see the README)")
+            raise DataError(
+                f"dataset folder {self.root} has no {image_dir.name}/{subset} or labels/{subset}; "
+                f"prepare it with the script for this benchmark in data_scripts/ (see the README)"
+            )
         self.names = sorted(p.stem for p in label_dir.glob("*.png"))
         if not self.names:
             raise DataError(f"{label_dir} holds no label PNGs: the {subset} split is empty; run the prepare step again")
@@ -81,8 +83,10 @@ class FolderSource:
         image = read_image(image_path, mode="RGB")
         label = read_image(label_path, mode="L")
         if image.shape[:2] != label.shape:
-            raise DataError(f"{label_path} is {label.shape[1]}x{label.shape[0]} but its image {image_path} is "
-                            f"{image.shape[1]}x{image.shape[0]}; re-convert this label from the original annotation")
+            raise DataError(
+                f"{label_path} is {label.shape[1]}x{label.shape[0]} but its image {image_path} is "
+                f"{image.shape[1]}x{image.shape[0]}; re-convert this label from the original annotation"
+            )
         check_label_range(label, self.num_classes, label_path)
         return image, label
 
@@ -95,16 +99,20 @@ def read_image(path: Path, mode: str) -> np.ndarray:
     except FileNotFoundError as error:
         raise DataError(f"{path} is missing; run the prepare step for this dataset again") from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DataError(f"{path} is corrupt or not an image ({error}); re-extract it from the original archive "
-                        f"(data_scripts/) or delete it and its label") from error
+        raise DataError(
+            f"{path} is corrupt or not an image ({error}); re-extract it from the original archive "
+            f"(data_scripts/) or delete it and its label"
+        ) from error
 
 
 def check_label_range(label: np.ndarray, num_classes: int, where: object) -> None:
     bad = (label >= num_classes) & (label != IGNORE_INDEX)
     if bad.any():
         ids = sorted(int(v) for v in np.unique(label[bad]))
-        raise DataError(f"{where} has label ids {ids} out of range: valid ids are 0..{num_classes - 1} and "
-                        f"{IGNORE_INDEX} (ignore); was it converted with the right class mapping?")
+        raise DataError(
+            f"{where} has label ids {ids} out of range: valid ids are 0..{num_classes - 1} and "
+            f"{IGNORE_INDEX} (ignore); was it converted with the right class mapping?"
+        )
 
 
 @dataclass(frozen=True)
@@ -169,9 +177,16 @@ def move_points(points: np.ndarray, source_rows: np.ndarray, source_cols: np.nda
 class PointSupervisionDataset(torch.utils.data.Dataset):
     """Samples of one subset for one class split; training subsets carry their simulated points."""
 
-    def __init__(self, source: Source, split: ClassSplit, points_file: Path | None = None,
-                 augmentation: Augmentation | None = None, seed: int = 0, validate_points: bool = True,
-                 base_keypoints_per_class: int = 1):
+    def __init__(
+        self,
+        source: Source,
+        split: ClassSplit,
+        points_file: Path | None = None,
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+        validate_points: bool = True,
+        base_keypoints_per_class: int = 1,
+    ):
         if len(source) == 0:
             raise DataError("the dataset is empty: its source has no images")
         self.source, self.split, self.augmentation, self.seed = source, split, augmentation, seed
@@ -182,8 +197,9 @@ class PointSupervisionDataset(torch.utils.data.Dataset):
         if points_file is not None:
             labels = [source.load(i)[1] for i in range(len(source))] if validate_points else None
             content = read_points(points_file, source.names, labels, split)
-            self.points = [np.asarray(content["images"][n]["points"], dtype=np.int64).reshape(-1, 3)
-                           for n in source.names]
+            self.points = [
+                np.asarray(content["images"][n]["points"], dtype=np.int64).reshape(-1, 3) for n in source.names
+            ]
             self.points_meta = content["meta"]
         self._is_novel = np.zeros(256, dtype=bool)
         self._is_novel[list(split.novel_classes)] = True
@@ -248,7 +264,9 @@ def _pad_rows(rows: list[torch.Tensor]) -> torch.Tensor:
 
 def collate(samples: list[dict]) -> dict:
     """Stack samples into a batch; ``points`` (B, P_max, 3) and ``keypoints`` are padded with -1."""
-    stacked = [key for key in ("image", "full_label", "base_label", "image_labels", "pseudo_label") if key in samples[0]]
+    stacked = [
+        key for key in ("image", "full_label", "base_label", "image_labels", "pseudo_label") if key in samples[0]
+    ]
     batch = {key: torch.stack([s[key] for s in samples]) for key in stacked}
     batch["points"] = _pad_rows([s["points"] for s in samples])
     batch["keypoints"] = _pad_rows([s["keypoints"] for s in samples])

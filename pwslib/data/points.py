@@ -55,8 +55,14 @@ def _pick_pixels(mask: np.ndarray, count: int, rule: str, rng: np.random.Generat
     raise DataError(f"unknown point rule {rule!r}; choose one of {POINT_RULES}")
 
 
-def simulate_image_points(label: np.ndarray, split: ClassSplit, points_per_class: int, rule: str,
-                          base_points_per_image: int, rng: np.random.Generator) -> dict:
+def simulate_image_points(
+    label: np.ndarray,
+    split: ClassSplit,
+    points_per_class: int,
+    rule: str,
+    base_points_per_image: int,
+    rng: np.random.Generator,
+) -> dict:
     """Points and image-level labels of one image from its full label map ``label`` (H, W)."""
     present = [int(c) for c in np.unique(label) if c != IGNORE_INDEX]
     unknown = [c for c in present if c >= split.num_classes]
@@ -74,8 +80,15 @@ def simulate_image_points(label: np.ndarray, split: ClassSplit, points_per_class
     return {"points": points, "image_labels": present}
 
 
-def simulate_points(labels: Sequence[np.ndarray], names: Sequence[str], split: ClassSplit, points_per_class: int = 1,
-                    rule: str = "uniform", base_points_per_image: int = 3, seed: int = 0) -> dict:
+def simulate_points(
+    labels: Sequence[np.ndarray],
+    names: Sequence[str],
+    split: ClassSplit,
+    points_per_class: int = 1,
+    rule: str = "uniform",
+    base_points_per_image: int = 3,
+    seed: int = 0,
+) -> dict:
     """The point file of a whole training set: ``{"meta": ..., "images": {name: {...}}}``."""
     if rule not in POINT_RULES:
         raise DataError(f"unknown point rule {rule!r}; choose one of {POINT_RULES}")
@@ -87,13 +100,20 @@ def simulate_points(labels: Sequence[np.ndarray], names: Sequence[str], split: C
     for index, (name, label) in enumerate(zip(names, labels)):
         rng = np.random.default_rng([seed, index])
         try:
-            images[name] = simulate_image_points(np.asarray(label), split, points_per_class, rule,
-                                                 base_points_per_image, rng)
+            images[name] = simulate_image_points(
+                np.asarray(label), split, points_per_class, rule, base_points_per_image, rng
+            )
         except DataError as error:
             raise DataError(f"image {name!r}: {error}") from error
         images[name]["shape"] = list(np.asarray(label).shape)
-    meta = {"points_per_class": points_per_class, "rule": rule, "base_points_per_image": base_points_per_image,
-            "seed": seed, "novel_classes": list(split.novel_classes), "num_classes": split.num_classes}
+    meta = {
+        "points_per_class": points_per_class,
+        "rule": rule,
+        "base_points_per_image": base_points_per_image,
+        "seed": seed,
+        "novel_classes": list(split.novel_classes),
+        "num_classes": split.num_classes,
+    }
     return {"meta": meta, "images": images}
 
 
@@ -109,40 +129,56 @@ def read_points(path: Path, names: Sequence[str], labels: Sequence[np.ndarray] |
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(f"point file {path} does not exist; simulate it with "
-                        f"`python data_scripts/simulate_points.py` (or the dataset's prepare step)")
+        raise DataError(
+            f"point file {path} does not exist; simulate it with "
+            f"`python data_scripts/simulate_points.py` (or the dataset's prepare step)"
+        )
     try:
         content = json.loads(path.read_text())
         meta, images = content["meta"], content["images"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise DataError(f"point file {path} is not a valid point file ({error}); delete it and simulate again") from error
+        raise DataError(
+            f"point file {path} is not a valid point file ({error}); delete it and simulate again"
+        ) from error
     if meta.get("novel_classes") != list(split.novel_classes):
-        raise DataError(f"point file {path} was simulated for novel classes {meta.get('novel_classes')}, not this "
-                        f"split's {list(split.novel_classes)}; simulate points for this split")
+        raise DataError(
+            f"point file {path} was simulated for novel classes {meta.get('novel_classes')}, not this "
+            f"split's {list(split.novel_classes)}; simulate points for this split"
+        )
     missing = [n for n in names if n not in images]
     if missing:
-        raise DataError(f"point file {path} has no points for {len(missing)} images (first: {missing[0]!r}); "
-                        f"it does not match this dataset: simulate it again")
+        raise DataError(
+            f"point file {path} has no points for {len(missing)} images (first: {missing[0]!r}); "
+            f"it does not match this dataset: simulate it again"
+        )
     for index, name in enumerate(names):
         entry = images[name]
         shape = entry.get("shape")
         if labels is not None and list(np.asarray(labels[index]).shape) != shape:
-            raise DataError(f"point file {path}: image {name!r} is {list(np.asarray(labels[index]).shape)} but its "
-                            f"points were simulated for {shape}; the file does not match its image: simulate again")
+            raise DataError(
+                f"point file {path}: image {name!r} is {list(np.asarray(labels[index]).shape)} but its "
+                f"points were simulated for {shape}; the file does not match its image: simulate again"
+            )
         for y, x, cls in entry["points"]:
             if not (0 <= y < shape[0] and 0 <= x < shape[1]):
-                raise DataError(f"point file {path}: image {name!r} has point ({y}, {x}) outside its {shape} pixels; "
-                                f"the file does not match its image: simulate again")
+                raise DataError(
+                    f"point file {path}: image {name!r} has point ({y}, {x}) outside its {shape} pixels; "
+                    f"the file does not match its image: simulate again"
+                )
             if not 0 <= cls < split.num_classes:
                 raise DataError(f"point file {path}: image {name!r} has a point of unknown class {cls}")
             if labels is not None:
                 actual = int(np.asarray(labels[index])[y, x])
                 if actual == IGNORE_INDEX:
-                    raise DataError(f"point file {path}: image {name!r} has point ({y}, {x}) on an ignore pixel; "
-                                    f"clicks must lie on a labelled pixel: simulate again")
+                    raise DataError(
+                        f"point file {path}: image {name!r} has point ({y}, {x}) on an ignore pixel; "
+                        f"clicks must lie on a labelled pixel: simulate again"
+                    )
                 if actual != cls:
-                    raise DataError(f"point file {path}: image {name!r} has a point of class {cls} at ({y}, {x}) "
-                                    f"where the label is {actual}; the file does not match its image: simulate again")
+                    raise DataError(
+                        f"point file {path}: image {name!r} has a point of class {cls} at ({y}, {x}) "
+                        f"where the label is {actual}; the file does not match its image: simulate again"
+                    )
     return content
 
 

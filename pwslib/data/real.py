@@ -42,10 +42,18 @@ class Archive:
 
 
 ARCHIVES = {
-    "coco_stuff_10k": Archive("http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/cocostuff-10k-v1.1.zip",
-                              "cocostuff-10k-v1.1.zip", None, 2_000_000_000),
-    "ade20k": Archive("http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip",
-                      "ADEChallengeData2016.zip", "219e1696abb36c8ba3a3afe7fb2f4b4606a897c7", 923_000_000),
+    "coco_stuff_10k": Archive(
+        "http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/cocostuff-10k-v1.1.zip",
+        "cocostuff-10k-v1.1.zip",
+        None,
+        2_000_000_000,
+    ),
+    "ade20k": Archive(
+        "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip",
+        "ADEChallengeData2016.zip",
+        "219e1696abb36c8ba3a3afe7fb2f4b4606a897c7",
+        923_000_000,
+    ),
 }
 
 # 1-based COCO ids that COCO-Stuff never uses (thing categories dropped from COCO).
@@ -75,12 +83,15 @@ def read_coco_stuff_mat(path: Path) -> np.ndarray:
     except KeyError as error:
         raise DataError(f"{path} has no field 'S'; is it a COCO-Stuff-10K annotation?") from error
     except Exception as error:  # scipy and h5py raise many types (IndexError, MatReadError, OSError) for damaged files
-        raise DataError(f"{path} is not a readable .mat file ({type(error).__name__}: {error}); extract it from "
-                        f"the archive again") from error
+        raise DataError(
+            f"{path} is not a readable .mat file ({type(error).__name__}: {error}); extract it from the archive again"
+        ) from error
     raw = np.asarray(raw)
     if raw.ndim != 2 or raw.min() < 0 or raw.max() > 182:
-        raise DataError(f"{path}: field 'S' must be a 2-D map of ids 0..182, got shape {raw.shape} with ids "
-                        f"{int(raw.min())}..{int(raw.max())}")
+        raise DataError(
+            f"{path}: field 'S' must be a 2-D map of ids 0..182, got shape {raw.shape} with ids "
+            f"{int(raw.min())}..{int(raw.max())}"
+        )
     return coco_stuff_lookup()[raw.astype(np.int64)]
 
 
@@ -129,7 +140,9 @@ def convert_coco_stuff_10k(extracted: Path, out_root: Path, progress: bool = Tru
                 continue
             image_in = extracted / "images" / f"{name}.jpg"
             if not image_in.exists():
-                raise DataError(f"{image_in} is listed in imageLists/{subset}.txt but missing; extract the archive again")
+                raise DataError(
+                    f"{image_in} is listed in imageLists/{subset}.txt but missing; extract the archive again"
+                )
             _copy(image_in, image_out)
             _save_png(label_out, read_coco_stuff_mat(extracted / "annotations" / f"{name}.mat"))
         counts[subset] = len(names)
@@ -176,8 +189,10 @@ def verify_archive(path: Path, archive: Archive) -> None:
     if archive.sha1 is not None:
         actual = sha1_of(path)
         if actual != archive.sha1:
-            raise DataError(f"{path} has SHA-1 {actual}, expected {archive.sha1}: the download is damaged; "
-                            f"delete it and download again")
+            raise DataError(
+                f"{path} has SHA-1 {actual}, expected {archive.sha1}: the download is damaged; "
+                f"delete it and download again"
+            )
         return
     try:
         with zipfile.ZipFile(path) as bundle:
@@ -199,14 +214,24 @@ def download(archive: Archive, folder: Path, progress: bool = True) -> Path:
     try:
         response = urllib.request.urlopen(request, timeout=60)
     except OSError as error:
-        raise DataError(f"cannot reach {archive.url} ({error}); download {archive.filename} by hand into {folder} "
-                        f"and run this again") from error
+        raise DataError(
+            f"cannot reach {archive.url} ({error}); download {archive.filename} by hand into {folder} "
+            f"and run this again"
+        ) from error
     with response:
         resumed = start and response.status == 206
         total = int(response.headers.get("Content-Length", 0)) + (start if resumed else 0)
-        with open(partial, "ab" if resumed else "wb") as handle, tqdm(
-                total=total or None, initial=start if resumed else 0, unit="B", unit_scale=True,
-                desc=archive.filename, disable=not progress) as bar:
+        with (
+            open(partial, "ab" if resumed else "wb") as handle,
+            tqdm(
+                total=total or None,
+                initial=start if resumed else 0,
+                unit="B",
+                unit_scale=True,
+                desc=archive.filename,
+                disable=not progress,
+            ) as bar,
+        ):
             while block := response.read(1 << 20):
                 handle.write(block)
                 bar.update(len(block))

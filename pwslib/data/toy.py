@@ -199,8 +199,9 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -
     return top * (1 - fy) + bottom * fy
 
 
-def texture(pattern: str, frequency: float, angle_deg: float, yy: np.ndarray, xx: np.ndarray,
-            rng: np.random.Generator) -> np.ndarray:
+def texture(
+    pattern: str, frequency: float, angle_deg: float, yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Texture ``pattern`` in [0, 1] at pixel coordinates ``(yy, xx)``; phase and jitter from ``rng``."""
     angle = np.deg2rad(angle_deg + rng.uniform(-8, 8))
     freq = frequency * rng.uniform(0.9, 1.1)
@@ -220,7 +221,7 @@ def texture(pattern: str, frequency: float, angle_deg: float, yy: np.ndarray, xx
         return (np.sin(2 * np.pi * freq * u + phase) * np.sin(2 * np.pi * freq * v + phase) > 0).astype(float)
     if pattern == "dots":
         fu, fv = (u * freq + phase) % 1.0 - 0.5, (v * freq + phase) % 1.0 - 0.5
-        return (fu ** 2 + fv ** 2 < 0.07).astype(float)
+        return (fu**2 + fv**2 < 0.07).astype(float)
     if pattern == "grid":
         fu, fv = (u * freq + phase) % 1.0, (v * freq + phase) % 1.0
         return ((fu < 0.22) | (fv < 0.22)).astype(float)
@@ -281,11 +282,17 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         head = (u > 0.1) & (au < 1) & (av < 1 - u)
         return head | ((u <= 0.1) & (u > -1) & (av < 0.25))
     if shape == "heart":
-        return (np.hypot(u - 0.4, v + 0.3) < 0.5) | (np.hypot(u + 0.4, v + 0.3) < 0.5) | (
-            (v >= -0.3) & (au < 0.9 * (1 - (v + 0.3) / 1.2)) & (v < 0.9))
+        return (
+            (np.hypot(u - 0.4, v + 0.3) < 0.5)
+            | (np.hypot(u + 0.4, v + 0.3) < 0.5)
+            | ((v >= -0.3) & (au < 0.9 * (1 - (v + 0.3) / 1.2)) & (v < 0.9))
+        )
     if shape == "tee":
-        return ((av < 0.22) & (au < 1) & (v < 0)) | ((au < 0.22) & (v > -0.4) & (v < 1)) | (
-            (av < 0.22) & (au < 1) & (v > -0.2) & (v < 0.2))
+        return (
+            ((av < 0.22) & (au < 1) & (v < 0))
+            | ((au < 0.22) & (v > -0.4) & (v < 1))
+            | ((av < 0.22) & (au < 1) & (v > -0.2) & (v < 0.2))
+        )
     raise ValueError(f"unknown shape {shape!r}")
 
 
@@ -333,8 +340,12 @@ def render_scene(preset: ToyPreset, rng: np.random.Generator, size: int) -> tupl
 
     # Stuff: a Voronoi partition with a smooth random warp, so boundaries meander.
     seeds = rng.uniform(0, size, size=(len(region_classes), 2))
-    distance = np.stack([np.hypot(yy - sy, xx - sx) + 18 * scale * _smooth_noise(rng, (size, size), int(20 * scale))
-                         for sy, sx in seeds])
+    distance = np.stack(
+        [
+            np.hypot(yy - sy, xx - sx) + 18 * scale * _smooth_noise(rng, (size, size), int(20 * scale))
+            for sy, sx in seeds
+        ]
+    )
     region = distance.argmin(0)
     for index, cls in enumerate(region_classes):
         stuff = preset.stuff[cls]
@@ -350,7 +361,7 @@ def render_scene(preset: ToyPreset, rng: np.random.Generator, size: int) -> tupl
     # Unlabelled clutter: an irregular blob of random texture nobody annotated.
     if rng.random() < preset.clutter_probability:
         cy, cx = rng.uniform(0, size, 2)
-        blob = np.hypot(yy - cy, xx - cx) < (6 + 8 * _smooth_noise(rng, (size, size), int(8 * scale)) ) * scale
+        blob = np.hypot(yy - cy, xx - cx) < (6 + 8 * _smooth_noise(rng, (size, size), int(8 * scale))) * scale
         _paint(canvas, blob, rng.random((size, size)), rng)
         label[blob] = IGNORE_INDEX
 
@@ -365,8 +376,11 @@ def render_scene(preset: ToyPreset, rng: np.random.Generator, size: int) -> tupl
             cy, cx = ys[pick], xs[pick]
         else:
             cy, cx = rng.uniform(0, size, 2)
-        angle = rng.uniform(-0.5, 0.5) if thing.shape in ("hull", "trapezoid", "tee", "arrow", "heart", "triangle") \
+        angle = (
+            rng.uniform(-0.5, 0.5)
+            if thing.shape in ("hull", "trapezoid", "tee", "arrow", "heart", "triangle")
             else rng.uniform(0, 2 * np.pi)
+        )
         u = ((xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)) / radius
         v = (-(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)) / radius
         where = shape_mask(thing.shape, u, v)
@@ -382,13 +396,16 @@ def render_scene(preset: ToyPreset, rng: np.random.Generator, size: int) -> tupl
 SUBSETS = ("train", "test")
 
 
-def generate_subset(preset: ToyPreset, subset: str, seed: int, count: int, size: int,
-                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def generate_subset(
+    preset: ToyPreset, subset: str, seed: int, count: int, size: int, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """``count`` scenes: images ``(count, size, size, 3) uint8`` and labels ``(count, size, size) uint8``."""
     if subset not in SUBSETS:
         raise DataError(f"unknown subset {subset!r}; choose one of {SUBSETS}")
     if count <= 0:
-        raise DataError(f"the {subset} subset of {preset.name} would be empty (count={count}); ask for at least 1 image")
+        raise DataError(
+            f"the {subset} subset of {preset.name} would be empty (count={count}); ask for at least 1 image"
+        )
     images = np.empty((count, size, size, 3), dtype=np.uint8)
     labels = np.empty((count, size, size), dtype=np.uint8)
     for i in tqdm(range(count), desc=f"{preset.name} {subset}", disable=not progress, leave=False):
@@ -417,8 +434,14 @@ def default_data_root() -> Path:
     return Path.home() / ".cache" / "pwslib"
 
 
-def toy_folder(preset: ToyPreset, seed: int, root: Path | None = None, size: int | None = None,
-               num_train: int | None = None, num_test: int | None = None) -> Path:
+def toy_folder(
+    preset: ToyPreset,
+    seed: int,
+    root: Path | None = None,
+    size: int | None = None,
+    num_train: int | None = None,
+    num_test: int | None = None,
+) -> Path:
     size = size or preset.image_size
     num_train = num_train or preset.num_train
     num_test = num_test or preset.num_test
@@ -426,8 +449,15 @@ def toy_folder(preset: ToyPreset, seed: int, root: Path | None = None, size: int
     return root / "toy" / f"{preset.name}_seed{seed}_{size}px_{num_train}-{num_test}_v{GENERATOR_VERSION}"
 
 
-def load_toy(name: str, seed: int = 0, root: Path | None = None, size: int | None = None,
-             num_train: int | None = None, num_test: int | None = None, progress: bool = True) -> ToyData:
+def load_toy(
+    name: str,
+    seed: int = 0,
+    root: Path | None = None,
+    size: int | None = None,
+    num_train: int | None = None,
+    num_test: int | None = None,
+    progress: bool = True,
+) -> ToyData:
     """The toy benchmark ``name`` generated with ``seed``; generated and cached on first use."""
     preset = get_preset(name)
     size = size or preset.image_size
@@ -440,14 +470,24 @@ def load_toy(name: str, seed: int = 0, root: Path | None = None, size: int | Non
             save_array_atomic(folder / f"{subset}_images.npy", images)
             save_array_atomic(folder / f"{subset}_labels.npy", labels)
         # meta.json is written last: its presence marks a complete cache.
-        write_json_atomic(meta_path, {"preset": asdict(preset), "seed": seed, "image_size": size, "counts": counts,
-                                      "generator_version": GENERATOR_VERSION})
+        write_json_atomic(
+            meta_path,
+            {
+                "preset": asdict(preset),
+                "seed": seed,
+                "image_size": size,
+                "counts": counts,
+                "generator_version": GENERATOR_VERSION,
+            },
+        )
     data = ToyData(preset, folder)
     for subset in SUBSETS:
         try:
             data.images[subset] = np.load(folder / f"{subset}_images.npy", mmap_mode="r")
             data.labels[subset] = np.load(folder / f"{subset}_labels.npy", mmap_mode="r")
         except (OSError, ValueError) as error:
-            raise DataError(f"the cached toy data in {folder} is unreadable ({error}); delete that folder and "
-                            f"it will be generated again") from error
+            raise DataError(
+                f"the cached toy data in {folder} is unreadable ({error}); delete that folder and "
+                f"it will be generated again"
+            ) from error
     return data

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_TOY
 from PIL import Image
 
-from conftest import SMALL_TOY
 from pwslib.data import build_dataset, collate, open_source
 from pwslib.data.dataset import Augmentation, FolderSource, PointSupervisionDataset, move_points
 from pwslib.io import DataError
@@ -30,8 +30,9 @@ def test_augmentation_keeps_every_point_on_its_class(toy_root):
             assert torch.equal(sample["full_label"][y, x], cls)
             checked += len(cls)
             clicked_novel = {int(c) for c in cls if int(c) in dataset.split.novel_classes}
-            labelled_novel = {c for c in sample["image_labels"].nonzero().flatten().tolist()
-                              if c in dataset.split.novel_classes}
+            labelled_novel = {
+                c for c in sample["image_labels"].nonzero().flatten().tolist() if c in dataset.split.novel_classes
+            }
             assert clicked_novel == labelled_novel
     assert checked > 300
 

@@ -55,8 +55,11 @@ def test_uniform_rule_covers_the_mask(tiny_split):
     label = scene()
     seen = set()
     for seed in range(200):
-        (y, x, _), *_ = [p for p in simulate_image_points(label, tiny_split, 1, "uniform", 0,
-                                                          np.random.default_rng(seed))["points"] if p[2] == 3]
+        (y, x, _), *_ = [
+            p
+            for p in simulate_image_points(label, tiny_split, 1, "uniform", 0, np.random.default_rng(seed))["points"]
+            if p[2] == 3
+        ]
         seen.add((y, x))
     assert len(seen) > 60  # many different pixels of the 100-pixel boat
 
@@ -91,14 +94,17 @@ def _write(tmp_path, content):
     return path
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda c: c["images"]["a"]["points"].append([40, 3, 3]), "outside"),
-    (lambda c: c["images"]["a"]["points"].append([0, 3, 0]), "ignore pixel"),
-    (lambda c: c["images"]["a"]["points"].append([31, 0, 3]), "does not match its image"),
-    (lambda c: c["images"]["a"].__setitem__("shape", [16, 16]), "does not match its image"),
-    (lambda c: c["images"].pop("a"), "no points for 1 images"),
-    (lambda c: c["meta"].__setitem__("novel_classes", [2]), "novel classes"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["images"]["a"]["points"].append([40, 3, 3]), "outside"),
+        (lambda c: c["images"]["a"]["points"].append([0, 3, 0]), "ignore pixel"),
+        (lambda c: c["images"]["a"]["points"].append([31, 0, 3]), "does not match its image"),
+        (lambda c: c["images"]["a"].__setitem__("shape", [16, 16]), "does not match its image"),
+        (lambda c: c["images"].pop("a"), "no points for 1 images"),
+        (lambda c: c["meta"].__setitem__("novel_classes", [2]), "novel classes"),
+    ],
+)
 def test_points_file_that_does_not_match_its_images_is_rejected(tiny_split, tmp_path, mutate, message):
     content = simulate_points([scene()], ["a"], tiny_split)
     mutate(content)

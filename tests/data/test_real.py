@@ -11,8 +11,16 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
-from pwslib.data.real import (Archive, coco_stuff_lookup, convert_ade20k, convert_ade_label, convert_coco_stuff_10k,
-                              download, read_coco_stuff_mat, verify_archive)
+from pwslib.data.real import (
+    Archive,
+    coco_stuff_lookup,
+    convert_ade20k,
+    convert_ade_label,
+    convert_coco_stuff_10k,
+    download,
+    read_coco_stuff_mat,
+    verify_archive,
+)
 from pwslib.data.splits import real_benchmark_split
 from pwslib.io import DataError
 
@@ -96,7 +104,9 @@ def test_convert_ade20k_folder(tmp_path):
         (src / "annotations" / original).mkdir(parents=True)
         name = f"ADE_{original}_00000001"
         Image.fromarray(np.zeros((3, 4, 3), dtype=np.uint8)).save(src / "images" / original / f"{name}.jpg")
-        Image.fromarray(np.array([[0, 1, 2, 3]] * 3, dtype=np.uint8)).save(src / "annotations" / original / f"{name}.png")
+        Image.fromarray(np.array([[0, 1, 2, 3]] * 3, dtype=np.uint8)).save(
+            src / "annotations" / original / f"{name}.png"
+        )
     assert convert_ade20k(src, out, progress=False) == {"train": 1, "test": 1}
     label = np.asarray(Image.open(out / "labels/test/ADE_validation_00000001.png"))
     assert label[0].tolist() == [255, 0, 1, 2]
@@ -154,8 +164,12 @@ def test_download_resumes_a_partial_file_and_verifies_it(tmp_path):
         folder = tmp_path / "downloads"
         folder.mkdir()
         (folder / "a.zip.part").write_bytes(archive_bytes[:70_000])  # an interrupted earlier download
-        archive = Archive(f"http://127.0.0.1:{server.server_port}/a.zip", "a.zip",
-                          hashlib.sha1(archive_bytes).hexdigest(), len(archive_bytes))
+        archive = Archive(
+            f"http://127.0.0.1:{server.server_port}/a.zip",
+            "a.zip",
+            hashlib.sha1(archive_bytes).hexdigest(),
+            len(archive_bytes),
+        )
         path = download(archive, folder, progress=False)
         assert path.read_bytes() == archive_bytes and not (folder / "a.zip.part").exists()
     finally:
