@@ -366,6 +366,8 @@ def diagnosis_rows() -> dict[str, tuple[str, dict]]:
             "ours",
             {"keypoint_weight": 0.0, "consistency_weight": 0.0, "consistency_cost": 0.0},
         ),
+        "ours without L_ctl (no memory bank)": ("ours", {"contrastive_weight": 0.0, "memory_bank": "off"}),
+        "ours with class-only novel matching": ("ours", {"novel_matching": "class_only"}),
         "point_naive": ("point_naive", {}),
     }
 
