@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 import time
@@ -41,23 +42,11 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskFormer:
-    return PointWeakShotMaskFormer(
-        ModelConfig(
-            num_classes=num_classes,
-            backbone=config.backbone,
-            backbone_widths=tuple(config.backbone_widths),
-            pretrained_backbone=config.pretrained_backbone,
-            embedding_dim=config.embedding_dim,
-            num_queries=config.num_queries,
-            decoder_layers=config.decoder_layers,
-            attention_heads=config.attention_heads,
-            feed_forward_dim=config.feed_forward_dim,
-            keypoint_branch=config.keypoint_branch,
-            keypoint_embedding_head=config.keypoint_embedding_head,
-            mask_pooled_classification=config.mask_pooled_classification,
-            pixel_classifier=config.pixel_classifier and config.pixel_classification_weight > 0,
-        )
-    )
+    """The model of ``config``: every ``ModelConfig`` field is read from the run config of the same name."""
+    shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(ModelConfig) if f.name != "num_classes"}
+    shared["backbone_widths"] = tuple(shared["backbone_widths"])
+    shared["pixel_classifier"] = config.pixel_classifier and config.pixel_classification_weight > 0
+    return PointWeakShotMaskFormer(ModelConfig(num_classes=num_classes, **shared))
 
 
 def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
