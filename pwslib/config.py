@@ -55,9 +55,10 @@ class TrainConfig:
     classification_cost: float = 1.0
     focal_cost: float = 20.0
     dice_cost: float = 1.0
-    inclusion_cost: float = 1.0
-    exclusion_cost: float = 1.0
-    consistency_cost: float = 1.0
+    inclusion_cost: float = 0.1
+    exclusion_cost: float = 0.1
+    consistency_cost: float = 0.1
+    point_cost: str = "probability"  # probability: 1 − m, m at the clicks | log: −log m, −log(1 − m) (matching.py)
     # model
     backbone: str = "small_resnet"
     backbone_widths: tuple[int, ...] = (32, 64, 96, 128)

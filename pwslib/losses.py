@@ -91,6 +91,7 @@ class WeakShotCriterion:
             config.inclusion_cost,
             config.exclusion_cost,
             config.consistency_cost,
+            config.point_cost,
         )
         self.class_weights = torch.ones(num_classes + 1)
         self.class_weights[-1] = config.no_object_weight

@@ -86,10 +86,29 @@ def test_point_costs_by_hand():
         ignore_region=None,
         known_labels=None,
     )
-    inclusion, exclusion = point_costs(logits, targets)
+    inclusion, exclusion = point_costs(logits, targets, "log")
     expected_in = (-torch.log(torch.sigmoid(torch.tensor(0.0))) - torch.log(torch.sigmoid(torch.tensor(2.0)))) / 2
     assert inclusion.item() == pytest.approx(expected_in.item(), abs=1e-5)
     assert exclusion.item() == pytest.approx(-torch.log(1 - torch.sigmoid(torch.tensor(-1.0))).item(), abs=1e-5)
+    inclusion, exclusion = point_costs(logits, targets, "probability")
+    expected_in = ((1 - torch.sigmoid(torch.tensor(0.0))) + (1 - torch.sigmoid(torch.tensor(2.0)))) / 2
+    assert inclusion.item() == pytest.approx(expected_in.item(), abs=1e-5)
+    assert exclusion.item() == pytest.approx(torch.sigmoid(torch.tensor(-1.0)).item(), abs=1e-5)
+
+
+def test_probability_point_costs_stay_on_the_class_cost_scale_when_masks_saturate():
+    # a proposal whose mask logit at the positive click is -30: -log m is ~30, 1 - m is ~1
+    logits = torch.tensor([[[-30.0], [30.0]]])  # (B, N=2, P=1)
+    targets = Targets(None, None, None, None, torch.ones(1, 1, 1), torch.zeros(1, 1, 1), None, None, None)
+    log_in, _ = point_costs(logits, targets, "log")
+    probability_in, _ = point_costs(logits, targets, "probability")
+    assert log_in[0, 0, 0] > 29 and probability_in[0, 0, 0] == pytest.approx(1.0)
+    assert probability_in[0, 1, 0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_an_unknown_point_cost_is_a_clear_error():
+    with pytest.raises(ValueError, match="point_cost"):
+        CostWeights(point_cost="squared")
 
 
 def test_sample_at_points_reads_the_pixel_under_the_click():
