@@ -368,7 +368,10 @@ def diagnosis_rows() -> dict[str, tuple[str, dict]]:
         "ours with class-only novel matching": ("ours", {"novel_matching": "class_only"}),
         "ours without L_con": ("ours", {"consistency_weight": 0.0}),
         "ours without L_ctl (no memory bank)": ("ours", {"contrastive_weight": 0.0, "memory_bank": "off"}),
-        "ours with the keypoint loss and L_con at weight 0.25": ("ours", {"keypoint_weight": 0.25, "consistency_weight": 0.25}),
+        "ours with the keypoint loss and L_con at weight 0.25": (
+            "ours",
+            {"keypoint_weight": 0.25, "consistency_weight": 0.25},
+        ),
         "point_naive": ("point_naive", {}),
     }
 
