@@ -1,6 +1,6 @@
 """Reproduce Tables 1-3, the figures and the executed notebooks with one command.
 
-    python -m pwslib.reproduce                   # quick preset: 1 seed, 400 iterations per run (~30 min, 2 cores)
+    python -m pwslib.reproduce                   # quick preset: 1 seed, 400 iterations per run (21 min, 2 cores)
     python -m pwslib.reproduce --preset full     # 3 seeds, 1500 iterations per run
     python -m pwslib.reproduce --only 05_table1_methods
 
