@@ -47,6 +47,11 @@ PRESETS = {
 }
 
 
+def preset_name(schedule: Schedule) -> str:
+    """The name of the preset ``schedule`` is (``quick``, ``full``, ``ci``), or ``custom``."""
+    return next((name for name, preset in PRESETS.items() if preset == schedule), "custom")
+
+
 def run_folder(runs_root: Path, config: TrainConfig) -> Path:
     return Path(runs_root) / f"{config.dataset}-{config.method}-s{config.seed}-{config.key()}"
 
@@ -177,7 +182,7 @@ def write_table(
         f"# {title}\n\n"
         f"Produced by {command}; do not edit by hand. mIoU in %, "
         f"{'mean ± std over seeds' if len(schedule.seeds) > 1 else 'one seed'}.\n\n"
-        f"- seeds {list(schedule.seeds)}, {schedule.iterations} iterations at batch {schedule.batch_size}, "
+        f"- preset `{preset_name(schedule)}`: seeds {list(schedule.seeds)}, {schedule.iterations} iterations at batch {schedule.batch_size}, "
         f"split {split}{', toy options ' + json.dumps(schedule.toy_options) if schedule.toy_options else ''}\n"
         f"- runs trained at commit(s) {', '.join(f'`{c}`' for c in commits) or '-'}; table written at "
         f"`{meta['git_commit']}` on {meta['date_utc']} UTC\n"

@@ -2,7 +2,17 @@ import pandas as pd
 from conftest import SMALL_TOY
 
 from pwslib.config import config_for
-from pwslib.experiments import Schedule, run_cached, run_folder, run_grid, summarise, table1_rows, write_table
+from pwslib.experiments import (
+    PRESETS,
+    Schedule,
+    preset_name,
+    run_cached,
+    run_folder,
+    run_grid,
+    summarise,
+    table1_rows,
+    write_table,
+)
 from pwslib.train import run
 
 SCHEDULE = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY)
@@ -18,7 +28,7 @@ def test_grid_reuses_finished_runs_and_writes_tables(tmp_path, toy_root, monkeyp
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/metrics.json")} == stamps
     assert again["hiou"].tolist() == results["hiou"].tolist()
     text = write_table(results, "table_test", "A test table", tmp_path / "reports", SCHEDULE, 1)
-    assert "±" in text and "seeds [0, 1]" in text and "machine" in text
+    assert "±" in text and "preset `custom`: seeds [0, 1]" in text and "machine" in text
     assert len(pd.read_csv(tmp_path / "reports" / "table_test.csv")) == 4
 
 
@@ -30,6 +40,12 @@ def test_interrupted_run_is_resumed_by_the_cache(tmp_path, toy_root, monkeypatch
     metrics = run_cached(config, tmp_path, progress=False)
     assert metrics["config_key"] == config.key()
     assert len(pd.read_csv(folder / "log.csv")) == 4
+
+
+def test_a_schedule_is_named_by_its_preset():
+    assert preset_name(Schedule(seeds=(0,), iterations=400)) == "quick"
+    assert preset_name(PRESETS["full"]) == "full"
+    assert preset_name(Schedule(seeds=(0,), iterations=401)) == "custom"
 
 
 def test_summary_formats_mean_and_std():
