@@ -7,7 +7,8 @@
 Runs every notebook in ``notebooks/`` top to bottom with papermill, injecting the preset into its
 ``parameters`` cell, and saves the executed copies in ``reports/executed/``. Training runs are cached
 by their full config under ``runs/<preset>/``, so an interrupted reproduction continues where it
-stopped and a second one reuses every finished run.
+stopped and a second one reuses every finished run. ``reports/reproduction.json`` keeps every
+reproduction (per preset, oldest first) with its wall time and how many runs it trained or reused.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def parameters(preset: str) -> dict:
     }
 
 
+def record_reproduction(path: Path, record: dict) -> None:
+    """Append ``record`` to the history in ``path`` (per preset, oldest first), atomically."""
+    history = json.loads(path.read_text()) if path.exists() else {}
+    history.setdefault(record["preset"], []).append(record)
+    write_json_atomic(path, history)
+
+
 def main(argv: list[str] | None = None) -> None:
     import papermill
 
@@ -56,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     injected = parameters(args.preset)
     executed = ROOT / "reports" / "executed"
     executed.mkdir(parents=True, exist_ok=True)
+    runs_root = ROOT / "runs" / args.preset
+    finished_before = len(list(runs_root.glob("*/metrics.json")))
     timings = {}
     start = time.perf_counter()
     for name in args.only:
@@ -73,11 +83,16 @@ def main(argv: list[str] | None = None) -> None:
         timings[name] = round(time.perf_counter() - began, 1)
         print(f"   {timings[name]:.0f} s", flush=True)
     total = time.perf_counter() - start
-    record = provenance(preset=args.preset, parameters=injected, notebook_seconds=timings, wall_seconds=round(total, 1))
-    previous = ROOT / "reports" / "reproduction.json"
-    history = json.loads(previous.read_text()) if previous.exists() else {}
-    history[args.preset] = record
-    write_json_atomic(previous, history)
+    trained = len(list(runs_root.glob("*/metrics.json"))) - finished_before
+    record = provenance(
+        preset=args.preset,
+        parameters=injected,
+        runs_trained=trained,
+        runs_reused=finished_before,
+        notebook_seconds=timings,
+        wall_seconds=round(total, 1),
+    )
+    record_reproduction(ROOT / "reports" / "reproduction.json", record)
     print(f"done in {total / 60:.1f} min: tables in reports/, figures in reports/figures/, notebooks in {executed}")
 
 

@@ -1,0 +1,19 @@
+import json
+
+from pwslib.reproduce import NOTEBOOKS, parameters, record_reproduction
+
+
+def test_every_reproduction_is_kept_per_preset(tmp_path):
+    path = tmp_path / "reproduction.json"
+    record_reproduction(path, {"preset": "quick", "wall_seconds": 1250.0, "runs_trained": 29})
+    record_reproduction(path, {"preset": "quick", "wall_seconds": 55.0, "runs_trained": 0})
+    record_reproduction(path, {"preset": "full", "wall_seconds": 9.0})
+    history = json.loads(path.read_text())
+    assert [r["wall_seconds"] for r in history["quick"]] == [1250.0, 55.0]
+    assert len(history["full"]) == 1
+
+
+def test_the_quick_preset_reaches_every_notebook_parameter():
+    injected = parameters("quick")
+    assert injected["seeds"] == [0] and injected["iterations"] == 400
+    assert injected["runs_root"] == "../runs/quick" and len(NOTEBOOKS) == 9
