@@ -72,14 +72,15 @@ def save_array_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
 
 
 def git_commit(repo: str | os.PathLike | None = None) -> str:
-    """The checkout's commit (with ``+dirty`` when it has uncommitted changes), or ``unknown``."""
+    """The checkout's commit, or ``unknown``; ``+dirty`` when tracked files outside ``reports/`` have
+    uncommitted changes (a reproduction rewrites the reports it produces, which does not make its code dirty)."""
     cwd = Path(repo) if repo else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)reports"],
             cwd=cwd,
             capture_output=True,
             text=True,

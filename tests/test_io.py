@@ -1,6 +1,8 @@
+import subprocess
+
 import pytest
 
-from pwslib.io import atomic_path, provenance, write_json_atomic
+from pwslib.io import atomic_path, git_commit, provenance, write_json_atomic
 
 
 def test_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
@@ -26,3 +28,20 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     os.umask(umask)
     write_json_atomic(tmp_path / "a.json", {})
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_changed_reports_do_not_make_the_code_dirty(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True)
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "code").mkdir()
+    (tmp_path / "reports" / "table.md").write_text("a")
+    (tmp_path / "code" / "model.py").write_text("a")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "start")
+    (tmp_path / "reports" / "table.md").write_text("b")
+    assert not git_commit(tmp_path / "code").endswith("+dirty")
+    (tmp_path / "code" / "model.py").write_text("b")
+    assert git_commit(tmp_path / "code").endswith("+dirty")
