@@ -71,11 +71,15 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only:
         print(f"== {name} ({args.preset})", flush=True)
         began = time.perf_counter()
+        source = ROOT / "notebooks" / f"{name}.ipynb"
+        notebook_parameters = dict(injected)
+        if "live_widget" in papermill.inspect_notebook(str(source)):
+            notebook_parameters["live_widget"] = False  # headless executors can block on widgets (jupyter/nbclient#312)
         with atomic_path(executed / f"{name}.ipynb") as tmp:
             papermill.execute_notebook(
-                str(ROOT / "notebooks" / f"{name}.ipynb"),
+                str(source),
                 str(tmp),
-                parameters=injected,
+                parameters=notebook_parameters,
                 cwd=str(ROOT / "notebooks"),
                 progress_bar=False,
                 kernel_name="python3",
