@@ -58,7 +58,7 @@ class TrainConfig:
     inclusion_cost: float = 0.1
     exclusion_cost: float = 0.1
     consistency_cost: float = 0.1
-    point_cost: str = "probability"  # probability: 1 − m, m at the clicks | log: −log m, −log(1 − m) (matching.py)
+    point_cost: str = "probability"  # probability: 1 − m, m at the clicks | log: −log m, −log(1 − m)
     # model
     backbone: str = "small_resnet"
     backbone_widths: tuple[int, ...] = (32, 64, 96, 128)

@@ -8,7 +8,7 @@ Runs every notebook in ``notebooks/`` top to bottom with papermill, injecting th
 ``parameters`` cell, and saves the executed copies in ``reports/executed/``. Training runs are cached
 by their full config under ``runs/<preset>/``, so an interrupted reproduction continues where it
 stopped and a second one reuses every finished run. ``reports/reproduction.json`` keeps every
-reproduction (per preset, oldest first) with its wall time and how many runs it trained or reused.
+reproduction (per preset, oldest first) with its wall time, the runs it trained and the finished runs it found.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     injected = parameters(args.preset)
     executed = ROOT / "reports" / "executed"
     executed.mkdir(parents=True, exist_ok=True)
-    runs_root = ROOT / "runs" / args.preset
+    runs_root = ROOT / "notebooks" / injected["runs_root"]  # the notebooks resolve it from their own folder
     finished_before = len(list(runs_root.glob("*/metrics.json")))
     timings = {}
     start = time.perf_counter()
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         preset=args.preset,
         parameters=injected,
         runs_trained=trained,
-        runs_reused=finished_before,
+        runs_finished_before=finished_before,
         notebook_seconds=timings,
         wall_seconds=round(total, 1),
     )
