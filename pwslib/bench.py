@@ -1,12 +1,20 @@
 """Speed and memory benchmark: prints a table and writes ``reports/benchmark.{md,json}``.
 
-    python -m pwslib.bench                      # ~2 min on 2 CPU cores
+    python -m pwslib.bench                      # ~3 min on 2 CPU cores
+    pip install -e .[bench]                     # adds the Hugging Face peer (transformers; no weights downloaded)
 
-Measures, for ``ours`` on ``toy-stuff`` at 96x96 and batch 16:
+Measures, on ``toy-stuff`` at 96x96 and batch 16, with the recipe's defaults:
+- the machine's matrix-multiply peak (2048x2048) in float32 and, where native, bfloat16;
 - the training loader's samples/s (augmentation + clicks + base keypoints + collation, one process);
-- training images/s of full steps (loader, forward, targets, costs, matching, losses, bank, backward,
-  AdamW), and where a step's time goes (costs + matching measured separately);
-- inference images/s, batched (64) and single images;
+- training images/s of full steps of ``full_supervision`` and ``ours`` (loader, forward, targets, costs,
+  matching, losses, bank, backward, AdamW) and, when ``transformers`` is installed, of Hugging Face's
+  ``MaskFormerForInstanceSegmentation`` built at the same size (ResNet basic blocks of the same widths,
+  same queries, decoder layers, heads and widths; its own Hungarian matcher and losses), measured in
+  the same process in interleaved rounds (median of the rounds), and the ratio pwslib / peer;
+- the achieved GFLOP/s of a training step (FLOPs counted by ``torch.utils.flop_counter``) against the
+  measured matmul peak in the precision the run uses;
+- the share of a step spent building targets and in costs + matching (the criterion's own timers);
+- inference images/s, batched (64) and single images, for pwslib and the peer;
 - the process's peak resident memory.
 """
 
@@ -14,29 +22,29 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import pwslib.losses as losses_module
-from pwslib.config import config_for
+from pwslib.config import config_for, native_bfloat16
 from pwslib.data import collate
 from pwslib.distributed import batch_indices
 from pwslib.io import provenance, write_json_atomic, write_text_atomic
-from pwslib.model.maskformer import predict
+from pwslib.model.maskformer import predict, semantic_scores
 from pwslib.train import Trainer
 
 
-def _timed(function, bucket: dict, name: str):
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        result = function(*args, **kwargs)
-        bucket[name] += time.perf_counter() - start
-        return result
-
-    return wrapper
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float:
+    """GFLOP/s of a ``size``² matrix product in ``dtype`` on this process's threads."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def loader_throughput(trainer: Trainer, batches: int) -> float:
@@ -49,31 +57,35 @@ def loader_throughput(trainer: Trainer, batches: int) -> float:
     return batches * config.batch_size / (time.perf_counter() - start)
 
 
+def pwslib_steps(trainer: Trainer, steps: int) -> float:
+    """Seconds for ``steps`` full training steps of ``trainer``."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.training_step()
+        trainer.step += 1
+    return time.perf_counter() - start
+
+
 def training_throughput(trainer: Trainer, warmup: int, steps: int) -> dict:
-    timings: dict[str, float] = defaultdict(float)
-    originals = {name: getattr(losses_module, name) for name in ("matching_cost", "hungarian_match", "build_targets")}
-    for name, function in originals.items():
-        setattr(losses_module, name, _timed(function, timings, name))
-    try:
-        for _ in range(warmup):
-            trainer.training_step()
-            trainer.step += 1
-        timings.clear()
-        start = time.perf_counter()
-        for _ in range(steps):
-            trainer.training_step()
-            trainer.step += 1
-        seconds = time.perf_counter() - start
-    finally:
-        for name, function in originals.items():
-            setattr(losses_module, name, function)
-    matching = timings["matching_cost"] + timings["hungarian_match"]
+    """Images/s of full training steps and the shares of a step spent on targets and on costs + matching."""
+    pwslib_steps(trainer, warmup)
+    timers = trainer.criterion.seconds
+    before = dict(timers)
+    seconds = pwslib_steps(trainer, steps)
     return {
         "train_images_per_second": steps * trainer.config.batch_size / seconds,
         "step_ms": seconds / steps * 1000,
-        "cost_and_matching_share": matching / seconds,
-        "targets_share": timings["build_targets"] / seconds,
+        "cost_and_matching_share": (timers["matching"] - before["matching"]) / seconds,
+        "targets_share": (timers["targets"] - before["targets"]) / seconds,
     }
+
+
+def training_step_flops(trainer: Trainer) -> int:
+    """Floating-point operations of one training step (forward + backward), counted by PyTorch."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.training_step()
+    return counter.get_total_flops()
 
 
 @torch.no_grad()
@@ -90,59 +102,187 @@ def inference_throughput(trainer: Trainer, batch_size: int, images: int) -> floa
     return done / (time.perf_counter() - start)
 
 
-def profile_step(trainer: Trainer, steps: int = 5) -> str:
-    """torch.profiler's top operators of a few training steps (self CPU time)."""
-    from torch.profiler import ProfilerActivity, profile
+class HuggingFacePeer:
+    """``transformers``' MaskFormer at the size of a pwslib config, trained on the same batches."""
 
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        for _ in range(steps):
-            trainer.training_step()
-            trainer.step += 1
-    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+    def __init__(self, trainer: Trainer):
+        from transformers import DetrConfig, MaskFormerConfig, MaskFormerForInstanceSegmentation, ResNetConfig
+
+        config = trainer.config
+        backbone = ResNetConfig(
+            embedding_size=config.backbone_widths[0] // 2,
+            hidden_sizes=list(config.backbone_widths),
+            depths=[1] * len(config.backbone_widths),
+            layer_type="basic",
+            out_features=[f"stage{i + 1}" for i in range(len(config.backbone_widths))],
+        )
+        decoder = DetrConfig(
+            d_model=config.embedding_dim,
+            encoder_layers=0,
+            decoder_layers=config.decoder_layers,
+            decoder_attention_heads=config.attention_heads,
+            decoder_ffn_dim=config.feed_forward_dim,
+            num_queries=config.num_queries,
+        )
+        peer_config = MaskFormerConfig(
+            backbone_config=backbone,
+            decoder_config=decoder,
+            num_labels=trainer.split.num_classes,
+            mask_feature_size=config.embedding_dim,
+            fpn_feature_size=config.embedding_dim,
+            num_queries=config.num_queries,
+            use_pretrained_backbone=False,
+        )
+        self.trainer = trainer
+        self.model = MaskFormerForInstanceSegmentation(peer_config)
+        self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate, fused=True)
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        self.step = 0
+
+    def _batch(self) -> tuple[torch.Tensor, list, list]:
+        config, dataset = self.trainer.config, self.trainer.train_set
+        epoch, indices = batch_indices(self.step, len(dataset), config.batch_size, config.seed)
+        dataset.set_epoch(epoch)
+        batch = collate([dataset[i] for i in indices])
+        pixels = self.trainer.model.normalise(batch["image"])
+        masks, classes = [], []
+        for label in batch["full_label"]:
+            present = [c for c in label.unique().tolist() if c != 255]
+            classes.append(torch.tensor(present))
+            masks.append(torch.stack([(label == c).float() for c in present]))
+        return pixels, masks, classes
+
+    def steps(self, count: int) -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            pixels, masks, classes = self._batch()
+            loss = self.model(pixel_values=pixels, mask_labels=masks, class_labels=classes).loss
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimiser.step()
+            self.step += 1
+        return time.perf_counter() - start
+
+    @torch.no_grad()
+    def inference(self, batch_size: int, images: int) -> float:
+        dataset = self.trainer.test_set
+        batch = collate([dataset[i % len(dataset)] for i in range(batch_size)])["image"]
+        self.model.eval()
+
+        def predict_peer():
+            outputs = self.model(pixel_values=self.trainer.model.normalise(batch))
+            size = tuple(batch.shape[-2:])
+            return semantic_scores(outputs.class_queries_logits, outputs.masks_queries_logits, size).argmax(-1)
+
+        predict_peer()
+        start, done = time.perf_counter(), 0
+        while done < images:
+            predict_peer()
+            done += batch_size
+        self.model.train()
+        return done / (time.perf_counter() - start)
+
+
+def interleaved_training(contenders: dict, rounds: int, steps: int, batch_size: int) -> dict[str, float]:
+    """Median images/s of each contender (name -> callable(steps) -> seconds) over interleaved rounds."""
+    for run in contenders.values():
+        run(2)  # warm-up
+    speeds: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            speeds[name].append(steps * batch_size / run(steps))
+    return {name: statistics.median(values) for name, values in speeds.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--method", default="ours")
-    parser.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the training comparison")
+    parser.add_argument("--steps", type=int, default=12, help="training steps per contender per round")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = config_for(args.method, iterations=10_000)
-    trainer = Trainer(config, Path("/tmp/pwslib-bench"), progress=False)
-    results = {"loader_samples_per_second": loader_throughput(trainer, 40)}
-    results.update(training_throughput(trainer, warmup=5, steps=args.steps))
-    results["inference_images_per_second_batched"] = inference_throughput(trainer, 64, 1024)
-    results["inference_images_per_second_single"] = inference_throughput(trainer, 1, 200)
+    trainers = {
+        method: Trainer(config_for(method, iterations=100_000), Path("/tmp/pwslib-bench") / method, progress=False)
+        for method in ("full_supervision", "ours")
+    }
+    ours = trainers["ours"]
+    precision = ours.config.precision
+    results: dict = {"precision": precision, "parameters": sum(p.numel() for p in ours.model.parameters())}
+    results["matmul_gflops_float32"] = matmul_peak(torch.float32)
+    if native_bfloat16():
+        results["matmul_gflops_bfloat16"] = matmul_peak(torch.bfloat16)
+    peak = results[f"matmul_gflops_{precision}"]
+    results["loader_samples_per_second"] = loader_throughput(ours, 40)
+    contenders = {f"pwslib {m}": (lambda n, t=t: pwslib_steps(t, n)) for m, t in trainers.items()}
+    peer = None
+    try:
+        peer = HuggingFacePeer(ours)
+        contenders["transformers MaskFormer"] = peer.steps
+        results["peer_parameters"] = peer.parameters
+    except ImportError:
+        print("transformers is not installed: no peer comparison (pip install -e .[bench])")
+    batch = ours.config.batch_size
+    results["train_images_per_second"] = interleaved_training(contenders, args.rounds, args.steps, batch)
+    results.update(training_throughput(ours, warmup=1, steps=args.steps))
+    flops = {m: training_step_flops(t) for m, t in trainers.items()}
+    results["train_step_gflop"] = {m: f / 1e9 for m, f in flops.items()}
+    results["achieved_gflops"] = {
+        m: flops[m] / 1e9 * results["train_images_per_second"][f"pwslib {m}"] / batch for m in trainers
+    }
+    results["inference_images_per_second"] = {
+        "pwslib batch 64": inference_throughput(ours, 64, 1024),
+        "pwslib single": inference_throughput(ours, 1, 200),
+    }
+    if peer is not None:
+        results["inference_images_per_second"]["transformers MaskFormer batch 64"] = peer.inference(64, 1024)
     results["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    meta = provenance(config=config.to_dict(), threads=args.threads, steps=args.steps)
-    rows = [
-        ("training loader", f"{results['loader_samples_per_second']:.0f} samples/s"),
-        (
-            f"training step ({args.method}, batch {config.batch_size}, 96x96)",
-            f"{results['train_images_per_second']:.0f} images/s ({results['step_ms']:.0f} ms/step)",
-        ),
-        ("costs + Hungarian matching", f"{results['cost_and_matching_share'] * 100:.1f} % of a step"),
-        ("target construction", f"{results['targets_share'] * 100:.1f} % of a step"),
-        ("inference, batch 64", f"{results['inference_images_per_second_batched']:.0f} images/s"),
-        ("inference, single image", f"{results['inference_images_per_second_single']:.0f} images/s"),
-        ("peak resident memory (whole process)", f"{results['peak_memory_mib']:.0f} MiB"),
-    ]
+    meta = provenance(config=ours.config.to_dict(), threads=args.threads, rounds=args.rounds, steps=args.steps)
+    print(write_report(results, meta, args.out, peak))
+
+
+def write_report(results: dict, meta: dict, out: Path, peak: float) -> str:
+    train, infer = results["train_images_per_second"], results["inference_images_per_second"]
+    peer_train = train.get("transformers MaskFormer")
+    peer_infer = infer.get("transformers MaskFormer batch 64")
+    rows = [("matrix multiply 2048², float32", f"{results['matmul_gflops_float32']:.0f} GFLOP/s")]
+    if "matmul_gflops_bfloat16" in results:
+        rows.append(("matrix multiply 2048², bfloat16", f"{results['matmul_gflops_bfloat16']:.0f} GFLOP/s"))
+    rows.append(("training loader", f"{results['loader_samples_per_second']:.0f} samples/s"))
+    for name, speed in train.items():
+        ratio = f" ({speed / peer_train:.2f}× the peer)" if peer_train and name != "transformers MaskFormer" else ""
+        rows.append((f"training, {name}", f"{speed:.0f} images/s{ratio}"))
+    for method, achieved in results["achieved_gflops"].items():
+        rows.append(
+            (
+                f"achieved, pwslib {method} ({results['train_step_gflop'][method]:.2f} GFLOP per step)",
+                f"{achieved:.0f} GFLOP/s = {achieved / peak * 100:.0f} % of the {results['precision']} matmul peak",
+            )
+        )
+    rows.append(("costs + Hungarian matching (ours)", f"{results['cost_and_matching_share'] * 100:.1f} % of a step"))
+    rows.append(("target construction (ours)", f"{results['targets_share'] * 100:.1f} % of a step"))
+    for name, speed in infer.items():
+        ratio = f" ({speed / peer_infer:.2f}× the peer)" if peer_infer and name == "pwslib batch 64" else ""
+        rows.append((f"inference, {name}", f"{speed:.0f} images/s{ratio}"))
+    rows.append(("peak resident memory (whole process)", f"{results['peak_memory_mib']:.0f} MiB"))
     table = "| measurement | result |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
-    print(table)
+    peer = (
+        f" The peer is Hugging Face `transformers` {__import__('transformers').__version__} "
+        f"`MaskFormerForInstanceSegmentation` at the same size ({results['peer_parameters'] / 1e6:.2f} M parameters "
+        f"against pwslib's {results['parameters'] / 1e6:.2f} M), random weights, its own matcher and losses."
+        if peer_train
+        else " No peer: `transformers` is not installed."
+    )
     markdown = (
         f"# Speed and memory benchmark\n\nGenerated by `python -m pwslib.bench` (do not edit by hand). "
-        f"Commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC, {args.steps} timed steps "
-        f"after 5 warm-up steps, {args.threads} threads.\n\n{table}\n"
+        f"Commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC, {meta['threads']} threads, "
+        f"precision {results['precision']}; training speeds are medians of {meta['rounds']} interleaved rounds "
+        f"of {meta['steps']} steps at batch {meta['config']['batch_size']}, 96×96.{peer}\n\n{table}\n"
     )
-    if args.profile:
-        top = profile_step(trainer)
-        print(top)
-        markdown += f"\n## Profile of 5 training steps (torch.profiler, self CPU time)\n\n```\n{top}\n```\n"
-    write_json_atomic(args.out / "benchmark.json", {"meta": meta, "results": results})
-    write_text_atomic(args.out / "benchmark.md", markdown)
+    write_json_atomic(out / "benchmark.json", {"meta": meta, "results": results})
+    write_text_atomic(out / "benchmark.md", markdown)
+    return markdown
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -60,7 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", choices=[p for p in PRESETS if p != "ci"])
     parser.add_argument("--only", nargs="+", choices=NOTEBOOKS, default=list(NOTEBOOKS))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="training processes side by side (PWSLIB_WORKERS for the notebooks' kernels; see run_grid)",
+    )
     args = parser.parse_args(argv)
+    os.environ["PWSLIB_WORKERS"] = str(args.workers)
     injected = parameters(args.preset)
     executed = ROOT / "reports" / "executed"
     executed.mkdir(parents=True, exist_ok=True)
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         runs_trained=trained,
         runs_finished_before=finished_before,
         notebook_seconds=timings,
+        workers=args.workers,
         wall_seconds=round(total, 1),
     )
     record_reproduction(ROOT / "reports" / "reproduction.json", record)

@@ -37,6 +37,7 @@ from pwslib.losses import WeakShotCriterion
 from pwslib.memory_bank import MemoryBank
 from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
+from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -46,7 +47,12 @@ def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskForme
     shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(ModelConfig) if f.name != "num_classes"}
     shared["backbone_widths"] = tuple(shared["backbone_widths"])
     shared["pixel_classifier"] = config.pixel_classifier and config.pixel_classification_weight > 0
-    return PointWeakShotMaskFormer(ModelConfig(num_classes=num_classes, **shared))
+    model = PointWeakShotMaskFormer(ModelConfig(num_classes=num_classes, **shared))
+    recipe = PretrainingRecipe.of_run(config)
+    if recipe is not None:
+        model.backbone.load_state_dict(pretrained_backbone(recipe))
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
@@ -66,8 +72,9 @@ def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Poly decay: lr · (1 − step / iterations) ^ power."""
-    return config.learning_rate * (1 - step / config.iterations) ** config.poly_power
+    """Linear warm-up over ``warmup_iterations``, then poly decay: lr · (1 − step / iterations) ^ power."""
+    warmup = min(1.0, (step + 1) / config.warmup_iterations) if config.warmup_iterations else 1.0
+    return warmup * config.learning_rate * (1 - step / config.iterations) ** config.poly_power
 
 
 def _datasets(config: TrainConfig):
@@ -400,10 +407,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.resume and (args.out / "config.json").exists():
             config = TrainConfig.from_dict(json.loads((args.out / "config.json").read_text()))
         else:
-            overrides = dict(dataset=args.dataset, seed=args.seed, split=args.split, **parse_overrides(args.set))
-            if args.iterations:
+            overrides = parse_overrides(args.set)
+            for flag in ("method", "dataset", "seed", "split", "iterations", "batch_size"):
+                if flag in overrides:
+                    raise DataError(f"set {flag} with --{flag.replace('_', '-')}, not --set {flag}=...")
+            overrides.update(dataset=args.dataset, seed=args.seed, split=args.split)
+            if args.iterations is not None:
                 overrides["iterations"] = args.iterations
-            if args.batch_size:
+            if args.batch_size is not None:
                 overrides["batch_size"] = args.batch_size
             config = config_for(args.method, **overrides)
         metrics = run(

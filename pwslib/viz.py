@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -165,6 +166,35 @@ def training_curves(logs: dict[str, "object"], terms: tuple[str, ...] = ("loss",
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def convergence_figure(curves: dict[str, list[dict]], path=None):
+    """Total mIoU against iterations and against training seconds; curves: "dataset/method" -> evaluations.
+
+    One row per dataset, one curve per method; saved to ``path`` (PNG) when given."""
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(name.split("/")[0] for name in curves))
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.4 * len(datasets)), squeeze=False)
+    for row, dataset in zip(axes, datasets):
+        for name, curve in curves.items():
+            if name.split("/")[0] != dataset:
+                continue
+            method = name.split("/")[1]
+            total = [point["total_miou"] for point in curve]
+            row[0].plot([point["iteration"] for point in curve], total, marker=".", label=method)
+            row[1].plot([point["train_seconds"] for point in curve], total, marker=".", label=method)
+        for ax, unit in zip(row, ("iterations", "training seconds")):
+            ax.set_xlabel(unit)
+            ax.set_ylabel("total mIoU (%)")
+            ax.set_title(dataset)
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
     return fig
 
 

@@ -1,17 +1,59 @@
 from pathlib import Path
 
+import pytest
+import torch
 from conftest import SMALL_TOY
 
-from pwslib.bench import inference_throughput, loader_throughput, training_throughput
+from pwslib.bench import (
+    inference_throughput,
+    interleaved_training,
+    loader_throughput,
+    matmul_peak,
+    training_step_flops,
+    training_throughput,
+)
 from pwslib.config import config_for
 from pwslib.train import Trainer
 
 
-def test_benchmark_measurements_run(tmp_path, toy_root, monkeypatch):
+@pytest.fixture
+def trainer(tmp_path, toy_root, monkeypatch):
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
-    config = config_for("ours", batch_size=4, iterations=100, toy_options=SMALL_TOY, embedding_dim=32)
-    trainer = Trainer(config, Path(tmp_path), progress=False)
+    config = config_for(
+        "ours", batch_size=4, iterations=100, toy_options=SMALL_TOY, embedding_dim=32, pretrained_backbone=False
+    )
+    return Trainer(config, Path(tmp_path), progress=False)
+
+
+def test_benchmark_measurements_run(trainer):
     assert loader_throughput(trainer, 2) > 0
     measured = training_throughput(trainer, warmup=1, steps=2)
     assert 0 < measured["cost_and_matching_share"] < 1 and measured["train_images_per_second"] > 0
+    assert 0 < measured["targets_share"] < 1
     assert inference_throughput(trainer, 2, 4) > 0
+    assert matmul_peak(torch.float32, size=128, repeats=2) > 0
+
+
+def test_a_training_step_counts_its_flops(trainer):
+    flops = training_step_flops(trainer)
+    parameters = sum(p.numel() for p in trainer.model.parameters())
+    assert flops > 2 * parameters * trainer.config.batch_size  # every weight is used at least once per image
+
+
+def test_interleaved_rounds_report_a_median_per_contender():
+    calls = []
+    speeds = interleaved_training(
+        {"a": lambda n: calls.append("a") or 1.0, "b": lambda n: calls.append("b") or 2.0}, 3, 4, 8
+    )
+    assert speeds == {"a": 32.0, "b": 16.0}
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up, then alternating rounds
+
+
+def test_the_hugging_face_peer_trains_and_infers_at_the_same_size(trainer):
+    pytest.importorskip("transformers")
+    from pwslib.bench import HuggingFacePeer
+
+    peer = HuggingFacePeer(trainer)
+    ours = sum(p.numel() for p in trainer.model.parameters())
+    assert 0.5 < peer.parameters / ours < 2
+    assert peer.steps(1) > 0 and peer.inference(2, 2) > 0

@@ -15,7 +15,7 @@ from pwslib.experiments import (
 )
 from pwslib.train import run
 
-SCHEDULE = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY)
+SCHEDULE = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
 
 
 def test_grid_reuses_finished_runs_and_writes_tables(tmp_path, toy_root, monkeypatch):
@@ -32,9 +32,18 @@ def test_grid_reuses_finished_runs_and_writes_tables(tmp_path, toy_root, monkeyp
     assert len(pd.read_csv(tmp_path / "reports" / "table_test.csv")) == 4
 
 
+def test_grid_trains_in_parallel_processes_and_then_reuses_the_runs(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    rows = {"base_only": ("base_only", {}), "point_naive": ("point_naive", {})}
+    results = run_grid(rows, ["toy-stuff"], 1, SCHEDULE, tmp_path / "runs", progress=False, workers=2)
+    assert len(results) == 4 and len(list((tmp_path / "runs").glob("*/metrics.json"))) == 4
+    again = run_grid(rows, ["toy-stuff"], 1, SCHEDULE, tmp_path / "runs", progress=False, workers=2)
+    assert again["hiou"].tolist() == results["hiou"].tolist()
+
+
 def test_interrupted_run_is_resumed_by_the_cache(tmp_path, toy_root, monkeypatch):
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
-    config = config_for("ours", iterations=4, batch_size=4, toy_options=SMALL_TOY)
+    config = config_for("ours", iterations=4, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
     folder = run_folder(tmp_path, config)
     assert run(config, folder, progress=False, stop_after=2) is None
     metrics = run_cached(config, tmp_path, progress=False)
@@ -43,9 +52,18 @@ def test_interrupted_run_is_resumed_by_the_cache(tmp_path, toy_root, monkeypatch
 
 
 def test_a_schedule_is_named_by_its_preset():
-    assert preset_name(Schedule(seeds=(0,), iterations=400)) == "quick"
+    quick = PRESETS["quick"]
+    assert preset_name(Schedule(seeds=quick.seeds, iterations=quick.iterations)) == "quick"
     assert preset_name(PRESETS["full"]) == "full"
-    assert preset_name(Schedule(seeds=(0,), iterations=401)) == "custom"
+    assert preset_name(Schedule(seeds=(0,), iterations=quick.iterations + 1)) == "custom"
+
+
+def test_the_presets_are_what_the_readme_promises():
+    quick, full, ci = PRESETS["quick"], PRESETS["full"], PRESETS["ci"]
+    assert quick.seeds == (0,) and full.seeds == (0, 1, 2)
+    assert full.iterations >= quick.iterations and not quick.toy_options and not full.toy_options
+    assert quick.pretrained_backbone and full.pretrained_backbone
+    assert ci.iterations < 10 and ci.toy_options["num_train"] < 100
 
 
 def test_summary_formats_mean_and_std():

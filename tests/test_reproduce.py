@@ -1,5 +1,6 @@
 import json
 
+from pwslib.experiments import PRESETS
 from pwslib.reproduce import NOTEBOOKS, parameters, record_reproduction
 
 
@@ -15,5 +16,5 @@ def test_every_reproduction_is_kept_per_preset(tmp_path):
 
 def test_the_quick_preset_reaches_every_notebook_parameter():
     injected = parameters("quick")
-    assert injected["seeds"] == [0] and injected["iterations"] == 400
+    assert injected["seeds"] == [0] and injected["iterations"] == PRESETS["quick"].iterations
     assert injected["runs_root"] == "../runs/quick" and len(NOTEBOOKS) == 9

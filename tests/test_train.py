@@ -15,7 +15,14 @@ TINY = {"num_train": 24, "num_test": 8}
 
 
 def tiny_config(method="ours", **overrides):
-    values = dict(iterations=6, batch_size=4, toy_options=TINY, embedding_dim=32, backbone_widths=(16, 32, 48, 64))
+    values = dict(
+        iterations=6,
+        batch_size=4,
+        toy_options=TINY,
+        embedding_dim=32,
+        backbone_widths=(16, 32, 48, 64),
+        pretrained_backbone=False,
+    )
     values.update(overrides)
     return config_for(method, **values)
 
@@ -57,6 +64,36 @@ def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, toy_
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert torch.equal(a["bank"]["prototypes"], b["bank"]["prototypes"])
     assert straight["hiou"] == resumed["hiou"]
+
+
+def test_a_bfloat16_run_resumes_bit_identically(tmp_path, toy_root, monkeypatch):
+    import pwslib.config
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    monkeypatch.setattr(pwslib.config, "native_bfloat16", lambda: True)  # emulated on CPUs without it: slow, exact
+    config = tiny_config(precision="bfloat16", iterations=4)
+    assert config.precision == "bfloat16"
+    straight = run(config, tmp_path / "straight", progress=False)
+    assert run(config, tmp_path / "resumed", progress=False, stop_after=2) is None
+    resumed = run(config, tmp_path / "resumed", resume=True, progress=False)
+    assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
+    a = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)
+    assert all(torch.equal(a["model"][key], b["model"][key]) for key in a["model"])
+    assert straight["total_miou"] == resumed["total_miou"]
+
+
+def test_the_pretrained_backbone_is_loaded_into_a_run(tmp_path, toy_root, monkeypatch):
+    from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
+    from pwslib.train import build_model
+
+    monkeypatch.setenv("PWSLIB_DATA", str(tmp_path))
+    config = tiny_config(pretrained_backbone=True, pretraining_steps=2)
+    recipe = PretrainingRecipe(widths=config.backbone_widths, steps=2)
+    weights = pretrained_backbone(recipe, tmp_path, progress=False)  # what build_model finds in the cache
+    model = build_model(config, 24)
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(value, weights[name]), name
 
 
 def test_keypoint_pseudo_resumes_across_its_two_stages(tmp_path, toy_root, monkeypatch):
@@ -142,6 +179,7 @@ def test_two_processes_follow_the_loss_trajectory_of_one(tmp_path, toy_root):
         'toy_options={"num_train": 24, "num_test": 8}',
         "embedding_dim=32",
         "backbone_widths=[16,32,48,64]",
+        "pretrained_backbone=false",
     ]
     single = subprocess.run(
         [sys.executable, "-m", "pwslib.train", "--out", str(tmp_path / "one"), *common],
@@ -177,3 +215,23 @@ def test_two_processes_follow_the_loss_trajectory_of_one(tmp_path, toy_root):
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert two["world_size"] == 2 and two["total_miou"] == pytest.approx(one["total_miou"], abs=0.5)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--iterations", "0"], "iterations must be positive"),
+        (["--batch-size", "0"], "batch_size must be positive"),
+        (["--set", "iterations=-5"], "set iterations with --iterations"),
+        (["--set", "method=full_supervision"], "set method with --method"),
+        (["--set", 'toy_options={"num_train": 0}'], "toy_options num_train must be a positive whole number"),
+        (["--set", "class_union=union"], "unknown class_union"),
+    ],
+)
+def test_bad_command_line_values_stop_before_anything_is_written(tmp_path, arguments, message):
+    from pwslib.train import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", str(tmp_path / "run"), *arguments])
+    assert message in str(stopped.value)
+    assert not (tmp_path / "run").exists()

@@ -237,6 +237,38 @@ def texture(
         return (rng.random(yy.shape) > 0.5).astype(float)
     if pattern == "smooth":
         return _smooth_noise(rng, yy.shape, 24)
+    # The patterns below appear only in the backbone's pretraining set (pwslib/pretraining.py).
+    if pattern == "spiral":
+        cy, cx = rng.uniform(0, yy.shape[0]), rng.uniform(0, yy.shape[1])
+        theta = np.arctan2(yy - cy, xx - cx)
+        return 0.5 + 0.5 * np.sin(2 * np.pi * freq * np.hypot(yy - cy, xx - cx) + 3 * theta + phase)
+    if pattern == "rays":
+        cy, cx = rng.uniform(0, yy.shape[0]), rng.uniform(0, yy.shape[1])
+        return 0.5 + 0.5 * np.sin(np.round(freq * 100) * np.arctan2(yy - cy, xx - cx) + phase)
+    if pattern == "marble":
+        return 0.5 + 0.5 * np.sin(2 * np.pi * freq * u + 9 * _smooth_noise(rng, yy.shape, 12) + phase)
+    if pattern == "cells":
+        sites = rng.uniform(0, max(yy.shape), size=(int(4 + freq * 200), 2))
+        distances = np.sort(np.hypot(yy[..., None] - sites[:, 0], xx[..., None] - sites[:, 1]), axis=-1)
+        return (distances[..., 1] - distances[..., 0] > 2.0).astype(float)
+    if pattern == "ramp":
+        return (u - u.min()) / max(float(np.ptp(u)), 1e-6)
+    if pattern == "scales":
+        row = np.floor(v * freq + phase)
+        fu = (u * freq + 0.5 * (row % 2)) % 1.0 - 0.5
+        fv = (v * freq + phase) % 1.0
+        return (np.hypot(fu, fv) < 0.5).astype(float) * (0.4 + 0.6 * fv)
+    if pattern == "triangles":
+        a = np.sin(2 * np.pi * freq * u + phase)
+        b = np.sin(2 * np.pi * freq * (0.5 * u + 0.866 * v))
+        c = np.sin(2 * np.pi * freq * (-0.5 * u + 0.866 * v))
+        return (a * b * c > 0).astype(float)
+    if pattern == "plaid":
+        return 0.5 + 0.25 * (np.sin(2 * np.pi * freq * u + phase) + np.sin(2 * np.pi * freq * 1.7 * v))
+    if pattern == "mottled":
+        return _smooth_noise(rng, yy.shape, 4)
+    if pattern == "hatch":
+        return (((u + v) * freq + phase) % 1.0 < 0.3).astype(float) * 0.6 + 0.4 * (((u - v) * freq) % 1.0 < 0.3)
     raise ValueError(f"unknown texture pattern {pattern!r}")
 
 
@@ -293,6 +325,25 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
             | ((au < 0.22) & (v > -0.4) & (v < 1))
             | ((av < 0.22) & (au < 1) & (v > -0.2) & (v < 0.2))
         )
+    # The shapes below appear only in the backbone's pretraining set (pwslib/pretraining.py).
+    theta = np.arctan2(v, u)
+    if shape == "pentagon":
+        sector = np.pi / 5
+        return r * np.cos((theta % (2 * sector)) - sector) < 0.8
+    if shape == "capsule":
+        return np.hypot(np.maximum(au - 0.6, 0), v) < 0.4
+    if shape == "ell":
+        return ((u > -0.8) & (u < -0.3) & (av < 0.9)) | ((u > -0.8) & (u < 0.8) & (v > 0.4) & (v < 0.9))
+    if shape == "bowtie":
+        return (au < 1) & (av < 0.15 + 0.75 * au)
+    if shape == "droplet":
+        return (np.hypot(u, v - 0.3) < 0.6) | ((v <= 0.3) & (v > -1) & (au < 0.6 * (v + 1) / 1.3))
+    if shape == "wedge":
+        return (r < 1) & (np.abs(theta) < 0.6)
+    if shape == "trefoil":
+        return r < 0.45 + 0.55 * np.abs(np.cos(1.5 * theta))
+    if shape == "keyhole":
+        return (np.hypot(u, v + 0.35) < 0.45) | ((au < 0.2 + 0.25 * (v + 0.35)) & (v > -0.35) & (v < 0.9))
     raise ValueError(f"unknown shape {shape!r}")
 
 
@@ -459,7 +510,19 @@ def load_toy(
     progress: bool = True,
 ) -> ToyData:
     """The toy benchmark ``name`` generated with ``seed``; generated and cached on first use."""
-    preset = get_preset(name)
+    return load_preset(get_preset(name), seed, root, size, num_train, num_test, progress)
+
+
+def load_preset(
+    preset: ToyPreset,
+    seed: int = 0,
+    root: Path | None = None,
+    size: int | None = None,
+    num_train: int | None = None,
+    num_test: int | None = None,
+    progress: bool = True,
+) -> ToyData:
+    """The scenes of ``preset`` generated with ``seed``; generated and cached on first use."""
     size = size or preset.image_size
     counts = {"train": num_train or preset.num_train, "test": num_test or preset.num_test}
     folder = toy_folder(preset, seed, root, size, counts["train"], counts["test"])

@@ -52,6 +52,7 @@ class ModelConfig:
     keypoint_embedding_head: bool = True  # phi on (MLP) or off (identity): a Table 3 variant
     mask_pooled_classification: bool = True  # the class head also reads the pixel embeddings under the mask
     pixel_classifier: bool = True  # an auxiliary per-pixel classifier on E (training only)
+    precision: str = "float32"  # float32 | bfloat16: the forward pass under autocast, outputs in float32
 
 
 class PointWeakShotMaskFormer(nn.Module):
@@ -77,7 +78,16 @@ class PointWeakShotMaskFormer(nn.Module):
     def forward(self, image: torch.Tensor, keypoints_yx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """image (B, 3, H, W) uint8, optional keypoints (B, P, 2) in image pixels -> dict of
         class_logits (B, N, C+1), mask_logits (B, N, H/4, W/4), pixel_embeddings (B, D, H/4, W/4),
-        query_embeddings (B, N, D) and, with keypoints, keypoint_mask_logits (B, P, H/4, W/4)."""
+        query_embeddings (B, N, D) and, with keypoints, keypoint_mask_logits (B, P, H/4, W/4).
+
+        With ``precision="bfloat16"`` the network runs under autocast and every output is cast back to
+        float32, so losses, assignment costs and matching are computed in float32."""
+        bfloat16 = self.config.precision == "bfloat16"
+        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            outputs = self._forward(image, keypoints_yx)
+        return {name: value.float() for name, value in outputs.items()} if bfloat16 else outputs
+
+    def _forward(self, image: torch.Tensor, keypoints_yx: torch.Tensor | None) -> dict[str, torch.Tensor]:
         if image.shape[-1] % 32 or image.shape[-2] % 32:
             raise ValueError(f"image size {tuple(image.shape[-2:])} must be a multiple of 32 (the backbone's stride)")
         normalised = self.normalise(image).contiguous(memory_format=torch.channels_last)

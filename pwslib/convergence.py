@@ -1,0 +1,215 @@
+"""Where each method's training ends up: long runs evaluated along the way, and the plateaus they reach.
+
+    python -m pwslib.convergence                    # full_supervision, point_naive, ours on both toy presets
+    python -m pwslib.convergence --report-only      # rewrite the report from the finished curves + tables
+
+Every table of this repository compares methods trained for a fixed budget; that comparison means
+something only when the budget brings each method close to where it would end up anyway. This module
+measures that ceiling: one long run per (dataset, method) on split 1 (the development split), seed 0,
+with the recipe's defaults and the learning-rate schedule stretched over ``--iterations``, scored
+every ``--every`` iterations on a fixed subset of the test images (the first ``--test-images``).
+
+The **plateau** of a curve is the mean total mIoU of its last two evaluations; the report also gives
+the gain over the last quarter of the run, which says whether the curve had stopped rising. The
+report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``) then divides the total
+mIoU of every run in ``reports/table1.csv`` (and ``table1_full.csv``) by its method's plateau: a preset
+is converged enough when that ratio is >= 0.9. Runs are resumable (checkpoint + curve, atomically) and
+cached under ``runs/convergence/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pwslib.config import TrainConfig, config_for
+from pwslib.evaluate import evaluate_model
+from pwslib.io import DataError, provenance, write_json_atomic, write_text_atomic
+from pwslib.train import CHECKPOINT, Trainer, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("full_supervision", "point_naive", "ours")
+DATASETS = ("toy-stuff", "toy-scene")
+SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
+
+
+def curve_run(config: TrainConfig, folder: Path, every: int, test_images: int, progress: bool = True) -> list[dict]:
+    """Train ``config`` into ``folder``, scoring the first ``test_images`` test images every ``every`` steps.
+
+    Returns the curve: one dict per evaluation (iteration, training seconds so far, scores). Resumes
+    from ``folder`` when it holds a checkpoint and a curve of this config.
+    """
+    folder = Path(folder)
+    curve_path = folder / "curve.json"
+    trainer = Trainer(config, folder, progress=progress)
+    write_json_atomic(folder / "config.json", config.to_dict())
+    curve: list[dict] = []
+    if (folder / CHECKPOINT).exists() and curve_path.exists():
+        trainer.restore(load_checkpoint(folder / CHECKPOINT, config))
+        curve = [point for point in json.loads(curve_path.read_text())["curve"] if point["iteration"] <= trainer.step]
+    subset = torch.utils.data.Subset(trainer.test_set, range(min(test_images, len(trainer.test_set))))
+    seconds = curve[-1]["train_seconds"] if curve else 0.0
+    while trainer.step < config.iterations:
+        start = time.perf_counter()
+        trainer.fit(stop_after=every - trainer.step % every, checkpoint_every=float("inf"))
+        seconds += time.perf_counter() - start
+        scores = evaluate_model(trainer.model, subset, trainer.split)
+        curve.append({"iteration": trainer.step, "train_seconds": round(seconds, 2), **{k: scores[k] for k in SCORES}})
+        write_json_atomic(curve_path, {"config": config.to_dict(), "test_images": len(subset), "curve": curve})
+    return curve
+
+
+def plateau(curve: list[dict], score: str = "total_miou") -> dict:
+    """The plateau (mean of the last two evaluations) and the gain over the last quarter of the run."""
+    values = np.array([point[score] for point in curve])
+    iterations = np.array([point["iteration"] for point in curve])
+    quarter = values[iterations <= iterations[-1] * 0.75]
+    return {
+        "plateau": float(values[-2:].mean()),
+        "last_quarter_gain": float(values[-1] - (quarter[-1] if len(quarter) else values[0])),
+        "best": float(values.max()),
+    }
+
+
+def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
+    """Total mIoU of every split-1 run of a Table 1 CSV divided by its (dataset, method) plateau."""
+    if not table_csv.exists():
+        return pd.DataFrame()
+    runs = pd.read_csv(table_csv)
+    runs = runs[runs["method"].isin(METHODS)]
+    rows = []
+    for (dataset, method), group in runs.groupby(["dataset", "method"], sort=False):
+        level = plateaus.get(f"{dataset}/{method}")
+        if level is None:
+            continue
+        rows.append(
+            {
+                "dataset": dataset,
+                "method": method,
+                "seeds": len(group),
+                "total_miou": round(float(group["total_miou"].mean()), 1),
+                "plateau": round(level, 1),
+                "ratio": round(float(group["total_miou"].mean()) / level, 2),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_report(curves: dict, meta: dict, reports: Path) -> str:
+    from pwslib.experiments import markdown_table
+    from pwslib.viz import convergence_figure
+
+    plateaus = {name: plateau(curve) for name, curve in curves.items()}
+    rows = []
+    for name, curve in curves.items():
+        dataset, method = name.split("/")
+        last = curve[-1]
+        rows.append(
+            {
+                "dataset": dataset,
+                "method": method,
+                "iterations": last["iteration"],
+                "train minutes": round(last["train_seconds"] / 60, 1),
+                "plateau total mIoU": round(plateaus[name]["plateau"], 1),
+                "gain over last quarter": round(plateaus[name]["last_quarter_gain"], 1),
+                "final hIoU": round(last["hiou"], 1),
+            }
+        )
+    summary = pd.DataFrame(rows).set_index("dataset")
+    rising = [name for name, level in plateaus.items() if level["last_quarter_gain"] > 1.0]
+    verdict = (
+        f"**Not flat yet**: {', '.join(rising)} still gained more than 1 point of total mIoU over the last quarter "
+        "of the run, so those plateaus are lower bounds of the true ceiling and every ratio below is an upper "
+        "bound of how close a preset gets.\n\n"
+        if rising
+        else "Every curve gained at most 1 point over the last quarter of its run: these are plateaus.\n\n"
+    )
+    figure = reports / "figures" / "convergence.png"
+    convergence_figure(curves, figure)
+    ratio_sections = []
+    for label, csv in (("quick", reports / "table1.csv"), ("full", reports / "table1_full.csv")):
+        ratios = preset_ratios(csv, {k: v["plateau"] for k, v in plateaus.items()})
+        if not ratios.empty:
+            ratio_sections.append(f"### `{label}` preset ({csv.name})\n\n{markdown_table(ratios.set_index('dataset'))}")
+    text = (
+        "# Convergence: the plateau of each method\n\n"
+        "Produced by `python -m pwslib.convergence`; do not edit by hand. Split 1, seed 0, the recipe's "
+        f"defaults with the schedule stretched over the run; total mIoU on the first {meta['test_images']} "
+        f"test images every {meta['every']} iterations. Plateau = mean of the last two evaluations.\n\n"
+        f"- recipe: `{json.dumps(meta['recipe'])}`\n"
+        f"- commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC; "
+        f"{meta['threads']} torch thread(s) per run ({meta['note']})\n\n"
+        f"{markdown_table(summary)}\n{verdict}![convergence](figures/{figure.name})\n\n"
+        "## Presets against the plateaus (total mIoU of the preset's runs / plateau)\n\n"
+        + ("\n".join(ratio_sections) if ratio_sections else "(no Table 1 results yet)\n")
+    )
+    write_text_atomic(reports / "convergence.md", text)
+    write_json_atomic(reports / "convergence.json", {"meta": meta, "plateaus": plateaus, "curves": curves})
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--iterations", type=int, default=6000)
+    parser.add_argument("--every", type=int, default=500)
+    parser.add_argument("--test-images", type=int, default=250)
+    parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "convergence")
+    parser.add_argument("--reports", type=Path, default=ROOT / "reports")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished curves")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides of every run")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--note", default="one run at a time", help="how the runs shared the machine")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from pwslib.train import parse_overrides
+
+    overrides = parse_overrides(args.set)
+    curves, wall_start = {}, time.perf_counter()
+    for dataset in args.datasets:
+        for method in args.methods:
+            config = config_for(method, dataset=dataset, split=1, seed=0, iterations=args.iterations, **overrides)
+            folder = args.runs_root / f"{dataset}-{method}-{config.key()}"
+            if args.report_only:
+                if not (folder / "curve.json").exists():
+                    raise DataError(f"no curve in {folder}: run python -m pwslib.convergence without --report-only")
+                curves[f"{dataset}/{method}"] = json.loads((folder / "curve.json").read_text())["curve"]
+            else:
+                curves[f"{dataset}/{method}"] = curve_run(config, folder, args.every, args.test_images)
+    recipe = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k
+        in (
+            "learning_rate",
+            "warmup_iterations",
+            "batch_size",
+            "backbone_widths",
+            "embedding_dim",
+            "pretrained_backbone",
+            "pretraining_steps",
+            "precision",
+        )
+    }
+    meta = provenance(
+        iterations=args.iterations,
+        every=args.every,
+        test_images=args.test_images,
+        recipe={**recipe, **overrides},
+        threads=torch.get_num_threads(),
+        note=args.note,
+        wall_seconds=round(time.perf_counter() - wall_start, 1),
+    )
+    print(write_report(curves, meta, args.reports))
+
+
+if __name__ == "__main__":
+    main()

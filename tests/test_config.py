@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+import pwslib.config as config_module
+from pwslib.config import config_for, resolve_precision
+from pwslib.io import DataError
+from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
+
+
+def test_auto_precision_falls_back_to_float32_without_native_bfloat16(monkeypatch):
+    monkeypatch.setattr(config_module, "native_bfloat16", lambda: False)
+    assert resolve_precision("auto") == "float32"
+    with pytest.warns(UserWarning, match="no native bfloat16"):
+        assert resolve_precision("bfloat16") == "float32"
+    assert config_for("ours").precision == "float32"
+
+
+def test_auto_precision_uses_bfloat16_where_native(monkeypatch):
+    monkeypatch.setattr(config_module, "native_bfloat16", lambda: True)
+    assert resolve_precision("auto") == "bfloat16"
+    assert resolve_precision("float32") == "float32"
+    assert config_for("ours").precision == "bfloat16"
+
+
+def test_precision_is_part_of_the_run_key_and_unknown_values_are_refused(monkeypatch):
+    monkeypatch.setattr(config_module, "native_bfloat16", lambda: True)
+    assert config_for("ours", precision="float32").key() != config_for("ours", precision="bfloat16").key()
+    with pytest.raises(DataError, match="unknown precision"):
+        config_for("ours", precision="half")
+
+
+def test_native_bfloat16_reads_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(config_module, "cpu_flags", lambda: {"avx2", "fma"})
+    assert not config_module.native_bfloat16()
+    monkeypatch.setattr(config_module, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert config_module.native_bfloat16()
+
+
+def test_a_bfloat16_model_returns_float32_outputs_close_to_float32():
+    torch.manual_seed(0)
+    model = PointWeakShotMaskFormer(ModelConfig(num_classes=4, embedding_dim=16, backbone_widths=(8, 16, 16, 16)))
+    half = PointWeakShotMaskFormer(
+        ModelConfig(num_classes=4, embedding_dim=16, backbone_widths=(8, 16, 16, 16), precision="bfloat16")
+    )
+    half.load_state_dict(model.state_dict())
+    image = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)
+    points = torch.tensor([[[10.0, 12.0]], [[40.0, 30.0]]])
+    with torch.no_grad():
+        full, reduced = model(image, points), half(image, points)
+    for name, value in reduced.items():
+        assert value.dtype == torch.float32, name
+        assert torch.allclose(value, full[name], atol=0.15 * float(full[name].abs().max()) + 0.05), name
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(iterations=-5), "iterations must not be negative"),
+        (dict(iterations=0), "iterations must be positive"),
+        (dict(iterations=30.5), "iterations must be a whole number"),
+        (dict(iterations="abc"), "iterations must be a whole number"),
+        (dict(batch_size=0), "batch_size must be positive"),
+        (dict(class_union="union"), "unknown class_union 'union'; choose one of"),
+        (dict(novel_supervision="masks"), "unknown novel_supervision"),
+        (dict(memory_bank="on"), "unknown memory_bank"),
+        (dict(keypoint_branch="yes"), "keypoint_branch must be true or false"),
+        (dict(bank_momentum=1.5), "bank_momentum must be below 1"),
+        (dict(backbone_widths=(32, 64)), "backbone_widths must be four"),
+        (dict(embedding_dim=30), "divisible by attention_heads"),
+        (dict(toy_options={"num_train": 0}), "toy_options num_train must be a positive whole number"),
+        (dict(toy_options={"images": 5}), "unknown toy_options key 'images'"),
+    ],
+)
+def test_a_bad_config_value_is_refused_in_one_line_naming_the_field(overrides, message):
+    with pytest.raises(DataError, match=message):
+        config_for("ours", **overrides)
+
+
+def test_whole_numbers_given_for_float_fields_are_accepted_and_hash_like_floats():
+    assert config_for("ours", learning_rate=1).learning_rate == 1.0
+    assert config_for("ours", consistency_weight=0).key() == config_for("ours", consistency_weight=0.0).key()

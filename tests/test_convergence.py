@@ -1,0 +1,54 @@
+import json
+
+import pandas as pd
+from conftest import SMALL_TOY
+
+from pwslib.config import config_for
+from pwslib.convergence import curve_run, plateau, preset_ratios, write_report
+
+
+def test_a_curve_run_scores_the_test_subset_every_few_steps_and_is_cached(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = config_for(
+        "full_supervision",
+        iterations=4,
+        batch_size=4,
+        toy_options=SMALL_TOY,
+        embedding_dim=32,
+        pretrained_backbone=False,
+    )
+    curve = curve_run(config, tmp_path / "run", every=2, test_images=3, progress=False)
+    assert [point["iteration"] for point in curve] == [2, 4]
+    assert curve[1]["train_seconds"] >= curve[0]["train_seconds"] > 0
+    saved = json.loads((tmp_path / "run" / "curve.json").read_text())
+    assert saved["test_images"] == 3 and saved["curve"] == curve
+    assert curve_run(config, tmp_path / "run", every=2, test_images=3, progress=False) == curve  # finished: reused
+
+
+def test_plateau_is_the_mean_of_the_last_two_evaluations_with_the_last_quarter_gain():
+    curve = [{"iteration": i * 100, "total_miou": v} for i, v in enumerate([10, 30, 40, 44, 46, 47, 48, 48, 48], 1)]
+    level = plateau(curve)
+    assert level["plateau"] == 48 and level["best"] == 48
+    assert level["last_quarter_gain"] == 48 - 47  # the last evaluation at or before 75 % of 900 iterations is 600
+
+
+def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(tmp_path):
+    pd.DataFrame(
+        [
+            {"dataset": "toy-stuff", "method": "ours", "total_miou": 45.0},
+            {"dataset": "toy-stuff", "method": "base_only", "total_miou": 30.0},
+        ]
+    ).to_csv(tmp_path / "table1.csv", index=False)
+    ratios = preset_ratios(tmp_path / "table1.csv", {"toy-stuff/ours": 50.0})
+    assert ratios.to_dict("records") == [
+        {"dataset": "toy-stuff", "method": "ours", "seeds": 1, "total_miou": 45.0, "plateau": 50.0, "ratio": 0.9}
+    ]
+    curve = [
+        {"iteration": i, "train_seconds": i / 10, "base_miou": 1, "novel_miou": 1, "total_miou": v, "hiou": 1}
+        for i, v in ((100, 20.0), (200, 48.0), (300, 52.0))
+    ]
+    meta = {"test_images": 5, "every": 100, "recipe": {}, "git_commit": "abc", "machine": "m", "date_utc": "d"}
+    meta.update(threads=1, note="alone")
+    text = write_report({"toy-stuff/ours": curve}, meta, tmp_path)
+    assert "| toy-stuff | ours | 300 |" in text and "0.9" in text and "Not flat yet" in text
+    assert (tmp_path / "figures" / "convergence.png").exists() and (tmp_path / "convergence.json").exists()
