@@ -54,6 +54,11 @@ def load_run(folder: Path):
     folder = Path(folder)
     if not (folder / "config.json").exists():
         raise DataError(f"{folder} has no config.json: is it a run folder written by pwslib.train?")
+    if not (folder / CHECKPOINT).exists():
+        raise DataError(
+            f"{folder} holds no {CHECKPOINT} yet: the run stopped before its first checkpoint; train it with "
+            f"python -m pwslib.train --out {folder} --resume"
+        )
     config = TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
     trainer = Trainer(config, folder, progress=False)
     trainer.restore(load_checkpoint(folder / CHECKPOINT, config))
@@ -72,8 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     except DataError as error:
         sys.exit(f"error: {error}")
     scores = evaluate_model(trainer.model, trainer.test_set, trainer.split)
-    write_json_atomic(args.run / "evaluation.json", {**scores, "step": trainer.step, **provenance()})
-    print(format_scores(scores))
+    print(format_scores(scores))  # first, so a failed write loses nothing
+    try:
+        write_json_atomic(args.run / "evaluation.json", {**scores, "step": trainer.step, **provenance()})
+    except OSError as error:
+        sys.exit(f"error: the scores above could not be written to {args.run / 'evaluation.json'} ({error.strerror})")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -115,8 +116,18 @@ def load_checkpoint(path: Path, config: TrainConfig) -> dict:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write ``state`` atomically: a failed write (a full disk) leaves the previous checkpoint as it was."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as error:  # torch reports a full disk as RuntimeError ("unexpected pos")
+        needed = sum(t.numel() * t.element_size() for t in state["model"].values()) * 3 / 2**20  # weights + AdamW
+        free = shutil.disk_usage(path.parent).free / 2**20
+        kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint existed"
+        raise DataError(
+            f"could not write the checkpoint in {path.parent} ({type(error).__name__}: {error}); {free:.0f} MiB free, "
+            f"about {needed:.0f} MiB needed; {kept}: free some space and resume with --resume"
+        ) from error
 
 
 @torch.no_grad()
@@ -173,6 +184,7 @@ class Trainer:
         )
         self.network = DistributedDataParallel(self.model) if self.distributed.world_size > 1 else self.model
         self.step = 0
+        self.seconds_before, self.started = 0.0, time.perf_counter()  # wall time of earlier segments, this one's start
         self.stage_switch = (
             int(config.iterations * config.pseudo_label_share) if config.method == "keypoint_pseudo" else None
         )
@@ -186,7 +198,12 @@ class Trainer:
             "step": self.step,
             "bank": self.bank.state_dict() if self.bank is not None else {},
             "torch_rng": torch.get_rng_state(),
+            "wall_seconds": self.wall_seconds(),
         }
+
+    def wall_seconds(self) -> float:
+        """Wall time of the run so far, over every segment of an interrupted and resumed run."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])  # map_location="cpu" tensors are copied onto the model's device
@@ -195,6 +212,7 @@ class Trainer:
             self.bank.load_state_dict(state["bank"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        self.seconds_before = float(state.get("wall_seconds", 0.0))
         if self.stage_switch is not None and self.step >= self.stage_switch:
             self.train_set.pseudo_labels = np.load(self.out / "pseudo_labels.npy")
 
@@ -280,7 +298,9 @@ class Trainer:
                 interrupted = (stop_after is not None and self.step - start_step >= stop_after) or (
                     time_budget is not None and elapsed >= time_budget
                 )
-                if finished or interrupted or time.perf_counter() - last_save >= checkpoint_every:
+                # the first checkpoint comes after 10 s at most, so a short run interrupted early loses little
+                interval = checkpoint_every if (self.out / CHECKPOINT).exists() else min(checkpoint_every, 10.0)
+                if finished or interrupted or time.perf_counter() - last_save >= interval:
                     if writer_file:
                         writer_file.flush()
                     if main:
@@ -358,7 +378,6 @@ def run(
     distributed = setup_distributed()
     if threads:
         torch.set_num_threads(threads)
-    wall_start = time.perf_counter()
     trainer = Trainer(config, out, distributed, progress)
     checkpoint = out / CHECKPOINT
     if checkpoint.exists():
@@ -375,7 +394,7 @@ def run(
         **scores,
         "config": config.to_dict(),
         "config_key": config.key(),
-        **provenance(wall_seconds=time.perf_counter() - wall_start, world_size=distributed.world_size),
+        **provenance(wall_seconds=trainer.wall_seconds(), world_size=distributed.world_size),
     }
     if distributed.is_main:
         write_json_atomic(out / "metrics.json", metrics)
@@ -384,10 +403,10 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="toy-stuff", choices=DATASETS)
-    parser.add_argument("--method", default="ours", choices=list(METHODS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--split", type=int, default=1)
+    parser.add_argument("--dataset", default=None, choices=DATASETS, help="default: toy-stuff")
+    parser.add_argument("--method", default=None, choices=list(METHODS), help="default: ours")
+    parser.add_argument("--seed", type=int, default=None, help="default: 0")
+    parser.add_argument("--split", type=int, default=None, help="default: 1")
     parser.add_argument("--iterations", type=int, default=None, help="training steps (default: the method's)")
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
     parser.add_argument(
@@ -404,19 +423,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     args = parser.parse_args(argv)
     try:
+        overrides = parse_overrides(args.set)
+        for flag in ("method", "dataset", "seed", "split", "iterations", "batch_size"):
+            if flag in overrides:
+                raise DataError(f"set {flag} with --{flag.replace('_', '-')}, not --set {flag}=...")
+            if getattr(args, flag) is not None:
+                overrides[flag] = getattr(args, flag)
         if args.resume and (args.out / "config.json").exists():
             config = TrainConfig.from_dict(json.loads((args.out / "config.json").read_text()))
+            conflicts = {k: v for k, v in overrides.items() if config.to_dict().get(k) != v}
+            if conflicts:
+                saved = ", ".join(f"{k}={config.to_dict().get(k)!r}" for k in conflicts)
+                raise DataError(
+                    f"the run in {args.out} was made with {saved}; --resume continues it as it was, so drop "
+                    f"{sorted(conflicts)} from the command or start a new run with another --out"
+                )
         else:
-            overrides = parse_overrides(args.set)
-            for flag in ("method", "dataset", "seed", "split", "iterations", "batch_size"):
-                if flag in overrides:
-                    raise DataError(f"set {flag} with --{flag.replace('_', '-')}, not --set {flag}=...")
-            overrides.update(dataset=args.dataset, seed=args.seed, split=args.split)
-            if args.iterations is not None:
-                overrides["iterations"] = args.iterations
-            if args.batch_size is not None:
-                overrides["batch_size"] = args.batch_size
-            config = config_for(args.method, **overrides)
+            config = config_for(overrides.pop("method", "ours"), **overrides)
         metrics = run(
             config,
             args.out,

@@ -235,3 +235,64 @@ def test_bad_command_line_values_stop_before_anything_is_written(tmp_path, argum
         main(["--out", str(tmp_path / "run"), *arguments])
     assert message in str(stopped.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_flags_that_contradict_the_saved_run_and_keeps_the_total_wall_time(
+    tmp_path, toy_root, monkeypatch
+):
+    from pwslib.train import main
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    folder = tmp_path / "run"
+    assert run(tiny_config(), folder, progress=False, stop_after=3) is None
+    first_segment = torch.load(folder / CHECKPOINT, weights_only=True)["wall_seconds"]
+    config_before = (folder / "config.json").read_text()
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", str(folder), "--resume", "--method", "point_naive"])
+    assert "made with method='ours'" in str(stopped.value) and "drop ['method']" in str(stopped.value)
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", str(folder), "--resume", "--set", "class_union=noisy_or"])
+    assert "class_union='max'" in str(stopped.value)
+    assert (folder / "config.json").read_text() == config_before
+    metrics = run(tiny_config(), folder, resume=True, progress=False)
+    assert metrics["wall_seconds"] > first_segment
+
+
+def test_evaluate_explains_a_folder_without_checkpoint(tmp_path, toy_root, monkeypatch, capsys):
+    from pwslib.evaluate import main as evaluate_main
+    from pwslib.io import write_json_atomic
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    write_json_atomic(tmp_path / "config.json", tiny_config().to_dict())
+    with pytest.raises(SystemExit) as stopped:
+        evaluate_main([str(tmp_path)])
+    assert "holds no checkpoint.pt yet" in str(stopped.value) and "--resume" in str(stopped.value)
+
+
+def test_a_checkpoint_write_that_fails_half_way_keeps_the_previous_one_and_the_run_resumes(
+    tmp_path, toy_root, monkeypatch
+):
+    import pwslib.train as train_module
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = tiny_config()
+    straight = run(config, tmp_path / "straight", progress=False)
+    folder = tmp_path / "faulty"
+    assert run(config, folder, progress=False, stop_after=2) is None
+    before = (folder / CHECKPOINT).read_bytes()
+    real_save = torch.save
+
+    def disk_full(state, path):
+        real_save(state, path)
+        with open(path, "r+b") as handle:  # half of the file, then the disk is full
+            handle.truncate(len(before) // 2)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1234")
+
+    monkeypatch.setattr(train_module.torch, "save", disk_full)
+    with pytest.raises(DataError, match="MiB free, about .* needed; the previous checkpoint is intact"):
+        run(config, folder, resume=True, progress=False, stop_after=2)
+    monkeypatch.setattr(train_module.torch, "save", real_save)
+    assert (folder / CHECKPOINT).read_bytes() == before
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    resumed = run(config, folder, resume=True, progress=False)
+    assert losses(tmp_path / "straight") == losses(folder) and resumed["hiou"] == straight["hiou"]
