@@ -224,12 +224,12 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         print("transformers is not installed: no peer comparison (pip install -e .[bench])")
     batch = ours.config.batch_size
-    results["train_images_per_second"] = interleaved_training(contenders, args.rounds, args.steps, batch)
+    results["training_images_per_second"] = interleaved_training(contenders, args.rounds, args.steps, batch)
     results.update(training_throughput(ours, warmup=1, steps=args.steps))
     flops = {m: training_step_flops(t) for m, t in trainers.items()}
     results["train_step_gflop"] = {m: f / 1e9 for m, f in flops.items()}
     results["achieved_gflops"] = {
-        m: flops[m] / 1e9 * results["train_images_per_second"][f"pwslib {m}"] / batch for m in trainers
+        m: flops[m] / 1e9 * results["training_images_per_second"][f"pwslib {m}"] / batch for m in trainers
     }
     results["inference_images_per_second"] = {
         "pwslib batch 64": inference_throughput(ours, 64, 1024),
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def write_report(results: dict, meta: dict, out: Path, peak: float) -> str:
-    train, infer = results["train_images_per_second"], results["inference_images_per_second"]
+    train, infer = results["training_images_per_second"], results["inference_images_per_second"]
     peer_train = train.get("transformers MaskFormer")
     peer_infer = infer.get("transformers MaskFormer batch 64")
     rows = [("matrix multiply 2048², float32", f"{results['matmul_gflops_float32']:.0f} GFLOP/s")]

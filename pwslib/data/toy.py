@@ -18,6 +18,8 @@ What makes it hard (and what the data card measures):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -500,6 +502,45 @@ def toy_folder(
     return root / "toy" / f"{preset.name}_seed{seed}_{size}px_{num_train}-{num_test}_v{GENERATOR_VERSION}"
 
 
+CACHE_FILES = tuple(f"{subset}_{kind}.npy" for subset in SUBSETS for kind in ("images", "labels"))
+_VERIFIED: set[Path] = set()  # cache folders checked by this process (the check reads every byte once)
+
+
+def _array_digest(path: Path) -> str:
+    """SHA-256 of the array stored in ``path`` (its bytes, not the .npy header)."""
+    return hashlib.sha256(np.ascontiguousarray(np.load(path, mmap_mode="r")).data).hexdigest()
+
+
+def verify_cache(folder: Path, num_classes: int) -> None:
+    """Check every cached array against the SHA-256 written when it was generated, and every label id.
+
+    Caches written before checksums existed get theirs recorded now (their labels are still checked).
+    """
+    meta_path = folder / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    advice = f"delete {folder} and it will be generated again"
+    try:
+        digests = {name: _array_digest(folder / name) for name in CACHE_FILES}
+    except (OSError, ValueError) as error:
+        raise DataError(f"the cached toy data in {folder} is unreadable ({error}); {advice}") from error
+    for name, digest in meta.get("sha256", {}).items():
+        if digests.get(name) != digest:
+            raise DataError(
+                f"the cached toy file {folder / name} does not match the checksum written when it was generated "
+                f"(changed or damaged on disk); {advice}"
+            )
+    for subset in SUBSETS:
+        labels = np.load(folder / f"{subset}_labels.npy", mmap_mode="r")
+        bad = np.unique(labels[(labels != IGNORE_INDEX) & (labels >= num_classes)])
+        if bad.size:
+            raise DataError(
+                f"{folder / f'{subset}_labels.npy'} holds label ids {bad.tolist()[:5]} outside 0..{num_classes - 1} "
+                f"and {IGNORE_INDEX}; {advice}"
+            )
+    if "sha256" not in meta:
+        write_json_atomic(meta_path, {**meta, "sha256": digests})
+
+
 def load_toy(
     name: str,
     seed: int = 0,
@@ -541,8 +582,12 @@ def load_preset(
                 "image_size": size,
                 "counts": counts,
                 "generator_version": GENERATOR_VERSION,
+                "sha256": {name: _array_digest(folder / name) for name in CACHE_FILES},
             },
         )
+    if folder.resolve() not in _VERIFIED:
+        verify_cache(folder, len(preset.class_names))
+        _VERIFIED.add(folder.resolve())
     data = ToyData(preset, folder)
     for subset in SUBSETS:
         try:

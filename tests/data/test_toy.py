@@ -1,4 +1,5 @@
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -99,3 +100,30 @@ def test_scenes_have_several_instances_unlabelled_pixels_and_partners():
     assert 0.01 < np.mean(unlabelled) < 0.08  # a few percent carry no label
     assert np.mean(classes_per_image) >= 3
     assert boats >= 10 and boats_on_water / boats > 0.8  # boats come with water
+
+
+def test_a_damaged_toy_cache_is_refused_by_its_checksum(tmp_path):
+    import pwslib.data.toy as toy
+
+    folder = load_toy("toy-stuff", 0, tmp_path, progress=False, num_train=6, num_test=3).folder
+    images = np.load(folder / "train_images.npy")
+    images[2, :10] = 0  # zeros written over part of one image
+    np.save(folder / "train_images.npy", images)
+    toy._VERIFIED.clear()
+    with pytest.raises(DataError, match="train_images.npy does not match the checksum"):
+        load_toy("toy-stuff", 0, tmp_path, progress=False, num_train=6, num_test=3)
+
+
+def test_out_of_range_test_labels_are_refused_before_any_training(tmp_path):
+    import pwslib.data.toy as toy
+
+    folder = load_toy("toy-stuff", 0, tmp_path, progress=False, num_train=6, num_test=3).folder
+    labels = np.load(folder / "test_labels.npy")
+    labels[0, 0, 0] = 200
+    np.save(folder / "test_labels.npy", labels)
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["sha256"]  # a cache from before checksums: its labels are still checked
+    (folder / "meta.json").write_text(json.dumps(meta))
+    toy._VERIFIED.clear()
+    with pytest.raises(DataError, match=r"test_labels.npy holds label ids \[200\] outside 0..23"):
+        load_toy("toy-stuff", 0, tmp_path, progress=False, num_train=6, num_test=3)
