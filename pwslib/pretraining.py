@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from pwslib.data.splits import IGNORE_INDEX
-from pwslib.data.toy import StuffClass, ThingClass, ToyPreset, default_data_root, load_preset
+from pwslib.data.toy import StuffClass, ThingClass, ToyPreset, default_data_root, load_toy
 from pwslib.io import DataError, atomic_path, provenance, write_json_atomic, write_text_atomic
 from pwslib.metrics import ConfusionMatrix, intersection_over_union
 from pwslib.model.per_pixel import PerPixelSegmenter
@@ -119,7 +119,7 @@ def _evaluate(model: PerPixelSegmenter, images: np.ndarray, labels: np.ndarray) 
 def pretrain(recipe: PretrainingRecipe, root: Path | None = None, progress: bool = True) -> tuple[dict, dict]:
     """Train the per-pixel network on the pretraining scenes: (backbone state dict, report)."""
     start = time.perf_counter()
-    scenes = load_preset(
+    scenes = load_toy(
         PRETRAINING_SCENES, recipe.seed, root, num_train=recipe.num_train, num_test=recipe.num_test, progress=progress
     )
     names = PRETRAINING_SCENES.class_names

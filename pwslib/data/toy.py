@@ -542,7 +542,7 @@ def verify_cache(folder: Path, num_classes: int) -> None:
 
 
 def load_toy(
-    name: str,
+    name: str | ToyPreset,
     seed: int = 0,
     root: Path | None = None,
     size: int | None = None,
@@ -550,20 +550,9 @@ def load_toy(
     num_test: int | None = None,
     progress: bool = True,
 ) -> ToyData:
-    """The toy benchmark ``name`` generated with ``seed``; generated and cached on first use."""
-    return load_preset(get_preset(name), seed, root, size, num_train, num_test, progress)
-
-
-def load_preset(
-    preset: ToyPreset,
-    seed: int = 0,
-    root: Path | None = None,
-    size: int | None = None,
-    num_train: int | None = None,
-    num_test: int | None = None,
-    progress: bool = True,
-) -> ToyData:
-    """The scenes of ``preset`` generated with ``seed``; generated and cached on first use."""
+    """The toy benchmark ``name`` (or the scenes of a ``ToyPreset``, such as the backbone's pretraining set)
+    generated with ``seed``; generated and cached on first use."""
+    preset = get_preset(name) if isinstance(name, str) else name
     size = size or preset.image_size
     counts = {"train": num_train or preset.num_train, "test": num_test or preset.num_test}
     folder = toy_folder(preset, seed, root, size, counts["train"], counts["test"])
