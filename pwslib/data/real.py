@@ -8,8 +8,10 @@ Both are converted into one layout, read by ``FolderSource``::
 - COCO-Stuff-10K (``cocostuff-10k-v1.1.zip``): ``annotations/<name>.mat`` holds field ``S`` with the
   182 COCO-Stuff ids (1-based, 0 = unlabeled); 11 thing ids are never used, and the remaining 171
   become the contiguous order 0..170 used by MaskFormer and mmsegmentation. Lists of train/test
-  names are ``imageLists/{train,test}.txt``. Version 1.1 stores ``.mat`` files as HDF5 (MATLAB v7.3);
-  older MATLAB v5 files are read with scipy as well.
+  names are ``imageLists/{train,test}.txt``. Version 1.1 stores MATLAB v5 ``.mat`` files (``S`` as
+  double, ``names`` with the 182 class names), read with ``scipy.io.loadmat`` as the dataset's own
+  converter and mmsegmentation do. Version 1.0 (ids 1..172 with 1 = unlabeled, MATLAB v7.3 / HDF5 files,
+  172 names) would pass a range check and be mapped wrongly, so it is refused with a clear message.
 - ADE20K (``ADEChallengeData2016.zip``): ``annotations/{training,validation}/<name>.png`` with
   0 = other (ignore) and 1..150 the classes: 0 -> 255, others -1. ``validation`` is the test subset.
 
@@ -69,28 +71,33 @@ def coco_stuff_lookup() -> np.ndarray:
 
 
 def read_coco_stuff_mat(path: Path) -> np.ndarray:
-    """The contiguous label map (H, W) uint8 of one COCO-Stuff-10K annotation file."""
+    """The contiguous label map (H, W) uint8 of one COCO-Stuff-10K v1.1 annotation file."""
+    wrong_version = (
+        f"{path} looks like COCO-Stuff-10K v1.0 ({{why}}), whose ids (1..172, 1 = unlabeled) differ from v1.1's; "
+        f"download cocostuff-10k-v1.1.zip with python data_scripts/coco_stuff_10k.py"
+    )
     try:
         if _is_hdf5(path):
-            import h5py
+            raise DataError(wrong_version.format(why="a MATLAB v7.3 / HDF5 file; v1.1 uses MATLAB v5"))
+        from scipy.io import loadmat
 
-            with h5py.File(path, "r") as mat:
-                raw = np.asarray(mat["S"]).T  # MATLAB stores column-major
-        else:
-            from scipy.io import loadmat
-
-            raw = loadmat(path)["S"]
+        mat = loadmat(path)
+        raw = mat["S"]
+    except DataError:
+        raise
     except KeyError as error:
         raise DataError(f"{path} has no field 'S'; is it a COCO-Stuff-10K annotation?") from error
-    except Exception as error:  # scipy and h5py raise many types (IndexError, MatReadError, OSError) for damaged files
+    except Exception as error:  # scipy raises many types (ValueError, MatReadError, OSError) for damaged files
         raise DataError(
             f"{path} is not a readable .mat file ({type(error).__name__}: {error}); extract it from the archive again"
         ) from error
+    if "names" in mat and np.asarray(mat["names"]).size != 182:
+        raise DataError(wrong_version.format(why=f"{np.asarray(mat['names']).size} class names, not 182"))
     raw = np.asarray(raw)
-    if raw.ndim != 2 or raw.min() < 0 or raw.max() > 182:
+    if raw.ndim != 2 or raw.min() < 0 or raw.max() > 182 or not np.array_equal(raw, np.round(raw)):
         raise DataError(
-            f"{path}: field 'S' must be a 2-D map of ids 0..182, got shape {raw.shape} with ids "
-            f"{int(raw.min())}..{int(raw.max())}"
+            f"{path}: field 'S' must be a 2-D map of whole ids 0..182, got shape {raw.shape} with ids "
+            f"{raw.min()}..{raw.max()}"
         )
     return coco_stuff_lookup()[raw.astype(np.int64)]
 

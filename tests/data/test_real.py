@@ -43,10 +43,14 @@ def write_hdf5_mat(path, raw):
         handle.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64")
 
 
-@pytest.mark.parametrize("writer", ["hdf5", "v5"])
-def test_coco_stuff_mat_maps_known_classes(tmp_path, writer):
+def write_v11_mat(path, raw):
+    """COCO-Stuff-10K v1.1: MATLAB v5, ``S`` stored as double, ``names`` with the 182 class names."""
+    savemat(path, {"S": raw.astype(np.float64), "names": np.array([f"class{i}" for i in range(1, 183)], dtype=object)})
+
+
+def test_coco_stuff_mat_maps_known_classes(tmp_path):
     path = tmp_path / "x.mat"
-    write_hdf5_mat(path, coco_raw()) if writer == "hdf5" else savemat(path, {"S": coco_raw()})
+    write_v11_mat(path, coco_raw())
     label = read_coco_stuff_mat(path)
     assert label.shape == (4, 5)
     assert COCO_NAMES[label[0, 0]] == "person"
@@ -60,6 +64,16 @@ def test_coco_lookup_is_a_bijection_onto_171_classes():
     table = coco_stuff_lookup()
     used = table[table != 255]
     assert sorted(used.tolist()) == list(range(171))
+
+
+def test_coco_stuff_v1_0_annotations_are_refused(tmp_path):
+    write_hdf5_mat(tmp_path / "hdf5.mat", coco_raw())
+    with pytest.raises(DataError, match="looks like COCO-Stuff-10K v1.0 .a MATLAB v7.3 / HDF5 file"):
+        read_coco_stuff_mat(tmp_path / "hdf5.mat")
+    names = np.array([f"class{i}" for i in range(172)], dtype=object)
+    savemat(tmp_path / "v10.mat", {"S": coco_raw().astype(np.float64), "names": names})
+    with pytest.raises(DataError, match="172 class names, not 182.*cocostuff-10k-v1.1.zip"):
+        read_coco_stuff_mat(tmp_path / "v10.mat")
 
 
 def test_coco_mat_without_field_s_or_not_a_mat(tmp_path):
@@ -77,7 +91,7 @@ def test_convert_coco_stuff_10k_folder(tmp_path):
         (src / sub).mkdir(parents=True)
     for subset, name in (("train", "COCO_train2014_000000000077"), ("test", "COCO_train2014_000000000078")):
         Image.fromarray(np.full((4, 5, 3), 128, dtype=np.uint8)).save(src / "images" / f"{name}.jpg")
-        write_hdf5_mat(src / "annotations" / f"{name}.mat", coco_raw())
+        write_v11_mat(src / "annotations" / f"{name}.mat", coco_raw())
         (src / "imageLists" / f"{subset}.txt").write_text(name + "\n")
     assert convert_coco_stuff_10k(src, out, progress=False) == {"train": 1, "test": 1}
     label = np.asarray(Image.open(out / "labels/train/COCO_train2014_000000000077.png"))
