@@ -32,7 +32,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from pwslib.data.splits import IGNORE_INDEX
-from pwslib.io import DataError, atomic_path
+from pwslib.io import DataError, atomic_path, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,11 @@ def download(archive: Archive, folder: Path, progress: bool = True) -> Path:
     """Download ``archive`` into ``folder``, resuming a partial ``.part`` file; verified before it is kept."""
     folder.mkdir(parents=True, exist_ok=True)
     target, partial = folder / archive.filename, folder / (archive.filename + ".part")
-    if target.exists():
+    if target.exists():  # downloaded earlier, or put here by hand: verified either way (once per file version)
+        marker = folder / f".{archive.filename}.verified"
+        if not marker.exists() or marker.read_text() != _identity(target):
+            verify_archive(target, archive)
+            write_text_atomic(marker, _identity(target))
         return target
     start = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(archive.url, headers={"Range": f"bytes={start}-"} if start else {})
@@ -244,17 +248,36 @@ def download(archive: Archive, folder: Path, progress: bool = True) -> Path:
                 bar.update(len(block))
     verify_archive(partial, archive)
     partial.replace(target)
+    write_text_atomic(folder / f".{archive.filename}.verified", _identity(target))
     return target
 
 
+def _identity(path: Path) -> str:
+    """Size and modification time of a file: a new archive put in the same place has another identity."""
+    stat = path.stat()
+    return f"{stat.st_size} {stat.st_mtime_ns}"
+
+
 def extract(archive_path: Path, folder: Path) -> None:
-    """Unzip ``archive_path`` into ``folder`` (skipped when a marker says it was done)."""
-    marker = folder / f".{archive_path.name}.extracted"
-    if marker.exists():
+    """Unzip ``archive_path`` into ``folder``, skipped when a marker says this very archive was extracted.
+
+    The marker holds the archive's identity and is written only after a complete extraction, so a
+    failed extraction, or another archive put in place afterwards, is extracted again from scratch."""
+    marker = folder.parent / f".{folder.name}.extracted"
+    if marker.exists() and marker.read_text() == _identity(archive_path):
         return
-    with zipfile.ZipFile(archive_path) as bundle:
-        bundle.extractall(folder)
-    marker.touch()
+    marker.unlink(missing_ok=True)
+    if folder.exists():
+        shutil.rmtree(folder)
+    try:
+        with zipfile.ZipFile(archive_path) as bundle:
+            bundle.extractall(folder)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DataError(
+            f"{archive_path} could not be extracted ({type(error).__name__}: {error}); delete it and download it "
+            f"again (or put the official archive there by hand)"
+        ) from error
+    write_text_atomic(marker, _identity(archive_path))
 
 
 def prepare_benchmark(name: str, root: Path, download_dir: Path | None = None, progress: bool = True) -> Path:

@@ -188,3 +188,41 @@ def test_download_resumes_a_partial_file_and_verifies_it(tmp_path):
         assert path.read_bytes() == archive_bytes and not (folder / "a.zip.part").exists()
     finally:
         server.shutdown()
+
+
+def _coco_archive(path, name="COCO_train2014_000000000077"):
+    """A zip laid out like cocostuff-10k-v1.1.zip, with one image in each subset."""
+    import io
+
+    from scipy.io import savemat as save
+
+    with zipfile.ZipFile(path, "w") as bundle:
+        image = io.BytesIO()
+        Image.fromarray(np.full((4, 5, 3), 128, dtype=np.uint8)).save(image, format="JPEG")
+        annotation = io.BytesIO()
+        names = np.array([f"class{i}" for i in range(1, 183)], dtype=object)
+        save(annotation, {"S": coco_raw().astype(np.float64), "names": names})
+        bundle.writestr(f"images/{name}.jpg", image.getvalue())
+        bundle.writestr(f"annotations/{name}.mat", annotation.getvalue())
+        for subset in ("train", "test"):
+            bundle.writestr(f"imageLists/{subset}.txt", name + "\n")
+    return path
+
+
+def test_a_hand_placed_archive_is_verified_and_a_replaced_one_is_extracted_again(tmp_path, monkeypatch):
+    import pwslib.data.real as real
+    from pwslib.data.real import prepare_benchmark
+
+    monkeypatch.setitem(real.ARCHIVES, "coco_stuff_10k", Archive("http://127.0.0.1:9/none", "coco.zip", None, 0))
+    downloads = tmp_path / "data" / "downloads"
+    downloads.mkdir(parents=True)
+    (downloads / "coco.zip").write_text("not a zip, just named like one")
+    with pytest.raises(DataError, match="coco.zip is not a complete zip archive"):
+        prepare_benchmark("coco_stuff_10k", tmp_path / "data", progress=False)
+    _zip(downloads / "coco.zip")  # a valid zip with the wrong layout
+    with pytest.raises(DataError, match="imageLists/train.txt is missing"):
+        prepare_benchmark("coco_stuff_10k", tmp_path / "data", progress=False)
+    _coco_archive(downloads / "coco.zip")  # the right archive, put in the same place
+    out = prepare_benchmark("coco_stuff_10k", tmp_path / "data", progress=False)
+    assert (out / "labels" / "train" / "COCO_train2014_000000000077.png").exists()
+    assert not (downloads / "coco_stuff_10k_extracted" / "member.txt").exists()  # the wrong archive's files are gone
