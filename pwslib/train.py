@@ -450,6 +450,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
+    except OSError as error:  # an output folder that cannot be written (read-only, a file in the way, disk full)
+        sys.exit(f"error: cannot write {error.filename or args.out} ({error.strerror}); choose a writable --out")
     if metrics is None:
         print(f"stopped early; continue with: python -m pwslib.train --out {args.out} --resume")
     elif setup_distributed().is_main:

@@ -296,3 +296,14 @@ def test_a_checkpoint_write_that_fails_half_way_keeps_the_previous_one_and_the_r
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
     resumed = run(config, folder, resume=True, progress=False)
     assert losses(tmp_path / "straight") == losses(folder) and resumed["hiou"] == straight["hiou"]
+
+
+def test_an_output_folder_that_cannot_be_written_gets_one_line(tmp_path, toy_root, monkeypatch):
+    from pwslib.train import main
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    (tmp_path / "file").write_text("in the way")
+    arguments = ["--iterations", "2", "--batch-size", "4", "--set", 'toy_options={"num_train": 24, "num_test": 8}']
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", str(tmp_path / "file" / "run"), *arguments, "pretrained_backbone=false"])
+    assert "cannot write" in str(stopped.value) and "choose a writable --out" in str(stopped.value)

@@ -159,7 +159,17 @@ def read_points(path: Path, names: Sequence[str], labels: Sequence[np.ndarray] |
                 f"point file {path}: image {name!r} is {list(np.asarray(labels[index]).shape)} but its "
                 f"points were simulated for {shape}; the file does not match its image: simulate again"
             )
-        for y, x, cls in entry["points"]:
+        for point in entry["points"]:
+            if (
+                not isinstance(point, list)
+                or len(point) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in point)
+            ):
+                raise DataError(
+                    f"point file {path}: image {name!r} has the entry {point!r}; every point is [y, x, class] in "
+                    f"whole pixels and a class id: fix it or simulate the file again"
+                )
+            y, x, cls = point
             if not (0 <= y < shape[0] and 0 <= x < shape[1]):
                 raise DataError(
                     f"point file {path}: image {name!r} has point ({y}, {x}) outside its {shape} pixels; "

@@ -103,6 +103,8 @@ def _write(tmp_path, content):
         (lambda c: c["images"]["a"].__setitem__("shape", [16, 16]), "does not match its image"),
         (lambda c: c["images"].pop("a"), "no points for 1 images"),
         (lambda c: c["meta"].__setitem__("novel_classes", [2]), "novel classes"),
+        (lambda c: c["images"]["a"]["points"].append([3.5, 2.0, 3]), r"entry \[3.5, 2.0, 3\]; every point is"),
+        (lambda c: c["images"]["a"]["points"].append([3, 2]), r"entry \[3, 2\]; every point is \[y, x, class\]"),
     ],
 )
 def test_points_file_that_does_not_match_its_images_is_rejected(tiny_split, tmp_path, mutate, message):
