@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from pwslib.config import METHODS, TABLE2_ROWS, TABLE3_ROWS, TrainConfig, config_for
 from pwslib.data import REAL_BENCHMARKS
 from pwslib.data.toy import default_data_root
-from pwslib.io import provenance, write_text_atomic
+from pwslib.io import DataError, provenance, write_text_atomic
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.train import CHECKPOINT, run
 
@@ -42,6 +42,12 @@ class Schedule:
     batch_size: int = 16
     toy_options: dict = field(default_factory=dict)
     pretrained_backbone: bool = True  # False only in the library's own fast tests
+
+    def __post_init__(self):
+        """Checked when built, so a notebook parameter of the wrong type stops its first cell in one line."""
+        if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
+            raise DataError(f"seeds must be a non-empty list of whole numbers, got {list(self.seeds)!r}")
+        config_for("ours", **self.overrides())  # the config validates iterations, batch_size, toy_options
 
     def overrides(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 from conftest import SMALL_TOY
 
 from pwslib.config import config_for
@@ -13,6 +14,7 @@ from pwslib.experiments import (
     table1_rows,
     write_table,
 )
+from pwslib.io import DataError
 from pwslib.train import run
 
 SCHEDULE = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
@@ -111,3 +113,16 @@ def test_notebook_paths_are_relative_to_the_notebooks_folder_wherever_they_run(t
     checkout = Path(__file__).resolve().parents[1]
     assert notebook_path("../runs/ci") == checkout / "runs" / "ci"
     assert notebook_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (dict(seeds=("0",)), "seeds must be a non-empty list of whole numbers"),
+        (dict(iterations="400"), "iterations must be a whole number"),
+        (dict(toy_options={"num_train": "24"}), "toy_options num_train must be a positive whole number"),
+    ],
+)
+def test_a_schedule_with_parameters_of_the_wrong_type_is_refused_in_one_line(values, message):
+    with pytest.raises(DataError, match=message):
+        Schedule(**values)

@@ -307,3 +307,15 @@ def test_an_output_folder_that_cannot_be_written_gets_one_line(tmp_path, toy_roo
     with pytest.raises(SystemExit) as stopped:
         main(["--out", str(tmp_path / "file" / "run"), *arguments, "pretrained_backbone=false"])
     assert "cannot write" in str(stopped.value) and "choose a writable --out" in str(stopped.value)
+
+
+def test_evaluate_prints_the_scores_before_a_failed_write(tmp_path, toy_root, monkeypatch, capsys):
+    from pwslib.evaluate import main as evaluate_main
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    run(tiny_config(iterations=2), tmp_path / "run", progress=False)
+    (tmp_path / "run" / "evaluation.json").mkdir()  # something that cannot be replaced by a file
+    with pytest.raises(SystemExit) as stopped:
+        evaluate_main([str(tmp_path / "run")])
+    assert "could not be written" in str(stopped.value)
+    assert "hIoU" in capsys.readouterr().out  # the scores reached the user first
