@@ -51,16 +51,13 @@ def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskForme
     model = PointWeakShotMaskFormer(ModelConfig(num_classes=num_classes, **shared))
     recipe = PretrainingRecipe.of_run(config)
     if recipe is not None:
-        model.backbone.load_state_dict(pretrained_backbone(recipe))
-        model.to(memory_format=torch.channels_last)
+        model.backbone.load_state_dict(pretrained_backbone(recipe))  # copied into the channels-last parameters
     return model
 
 
 def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
     if config.memory_bank == "off" or not config.contrastive_weight:
         return None
-    if config.memory_bank not in ("confident", "plain"):
-        raise DataError(f"unknown memory_bank {config.memory_bank!r}; choose confident, plain or off")
     return MemoryBank(
         num_classes,
         config.embedding_dim,
@@ -261,6 +258,7 @@ class Trainer:
         this call (False: checkpointed, resumable)."""
         config, main = self.config, self.distributed.is_main
         start_time, last_save, start_step = time.perf_counter(), time.perf_counter(), self.step
+        saved_before = (self.out / CHECKPOINT).exists()
         log_path = self.out / "log.csv"
         _truncate_log(log_path, self.step)
         bar = tqdm(
@@ -299,13 +297,13 @@ class Trainer:
                     time_budget is not None and elapsed >= time_budget
                 )
                 # the first checkpoint comes after 10 s at most, so a short run interrupted early loses little
-                interval = checkpoint_every if (self.out / CHECKPOINT).exists() else min(checkpoint_every, 10.0)
+                interval = checkpoint_every if saved_before else min(checkpoint_every, 10.0)
                 if finished or interrupted or time.perf_counter() - last_save >= interval:
                     if writer_file:
                         writer_file.flush()
                     if main:
                         save_checkpoint(self.out / CHECKPOINT, self.state())
-                    last_save = time.perf_counter()
+                    last_save, saved_before = time.perf_counter(), True
                 if interrupted and not finished:
                     return False
         finally:
