@@ -12,7 +12,7 @@ every ``--every`` iterations on a fixed subset of the test images (the first ``-
 The **plateau** of a curve is the mean total mIoU of its last two evaluations; the report also gives
 the gain over the last quarter of the run, which says whether the curve had stopped rising. The
 report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``) then divides the total
-mIoU of every run in ``reports/table1.csv`` (and ``table1_full.csv``) by its method's plateau: a preset
+mIoU of every run in ``reports/table1.csv`` (and ``reports/full/table1.csv``) by its method's plateau: a preset
 is converged enough when that ratio is >= 0.9. Runs are resumable (checkpoint + curve, atomically) and
 cached under ``runs/convergence/``.
 """
@@ -30,8 +30,10 @@ import torch
 
 from pwslib.config import TrainConfig, config_for
 from pwslib.evaluate import evaluate_model
+from pwslib.experiments import PRESET_SPLITS, markdown_table
 from pwslib.io import DataError, provenance, write_json_atomic, write_text_atomic
 from pwslib.train import CHECKPOINT, Trainer, load_checkpoint
+from pwslib.viz import convergence_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("full_supervision", "point_naive", "ours")
@@ -78,7 +80,7 @@ def plateau(curve: list[dict], score: str = "total_miou") -> dict:
 
 
 def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
-    """Total mIoU of every split-1 run of a Table 1 CSV divided by its (dataset, method) plateau."""
+    """Total mIoU of every run of a Table 1 CSV divided by its (dataset, method) plateau."""
     if not table_csv.exists():
         return pd.DataFrame()
     runs = pd.read_csv(table_csv)
@@ -102,8 +104,6 @@ def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
 
 
 def write_report(curves: dict, meta: dict, reports: Path) -> str:
-    from pwslib.experiments import markdown_table
-    from pwslib.viz import convergence_figure
 
     plateaus = {name: plateau(curve) for name, curve in curves.items()}
     rows = []
@@ -133,10 +133,16 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
     figure = reports / "figures" / "convergence.png"
     convergence_figure(curves, figure)
     ratio_sections = []
-    for label, csv in (("quick", reports / "table1.csv"), ("full", reports / "table1_full.csv")):
+    for label, csv in (("quick", reports / "table1.csv"), ("full", reports / "full" / "table1.csv")):
         ratios = preset_ratios(csv, {k: v["plateau"] for k, v in plateaus.items()})
+        split = PRESET_SPLITS[label]
+        caveat = (
+            "" if split == 1 else f": its runs are on split {split}, so the ratios to split 1's plateaus are indicative"
+        )
         if not ratios.empty:
-            ratio_sections.append(f"### `{label}` preset ({csv.name})\n\n{markdown_table(ratios.set_index('dataset'))}")
+            ratio_sections.append(
+                f"### `{label}` preset ({csv.relative_to(reports)}{caveat})\n\n{markdown_table(ratios.set_index('dataset'))}"
+            )
     text = (
         "# Convergence: the plateau of each method\n\n"
         "Produced by `python -m pwslib.convergence`; do not edit by hand. Split 1, seed 0, the recipe's "

@@ -1,11 +1,12 @@
 """Reproduce Tables 1-3, the figures and the executed notebooks with one command.
 
-    python -m pwslib.reproduce                   # quick preset: 1 seed, 400 iterations per run (21 min, 2 cores)
-    python -m pwslib.reproduce --preset full     # 3 seeds, 1500 iterations per run
+    python -m pwslib.reproduce                   # quick: split 1, 1 seed, 500 iterations per run (27 min, 2 cores)
+    python -m pwslib.reproduce --preset full     # split 2 (held out), 3 seeds, 800 iterations per run -> reports/full
     python -m pwslib.reproduce --only 05_table1_methods
 
 Runs every notebook in ``notebooks/`` top to bottom with papermill, injecting the preset into its
-``parameters`` cell, and saves the executed copies in ``reports/executed/``. Training runs are cached
+``parameters`` cell, and saves the executed copies in ``<reports>/executed/`` (``reports/`` for ``quick``,
+``reports/full/`` for ``full``: the two presets' tables and figures sit side by side). Training runs are cached
 by their full config under ``runs/<preset>/``, so an interrupted reproduction continues where it
 stopped and a second one reuses every finished run. ``reports/reproduction.json`` keeps every
 reproduction (per preset, oldest first) with its wall time, the runs it trained and the finished runs it found.
@@ -19,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from pwslib.experiments import PRESETS
+from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS
 from pwslib.io import atomic_path, provenance, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,12 +40,13 @@ NOTEBOOKS = (
 def parameters(preset: str) -> dict:
     schedule = PRESETS[preset]
     return {
+        "split": PRESET_SPLITS[preset],
         "seeds": list(schedule.seeds),
         "iterations": schedule.iterations,
         "batch_size": schedule.batch_size,
         "toy_options": dict(schedule.toy_options),
         "runs_root": f"../runs/{preset}",
-        "reports_dir": "../reports",
+        "reports_dir": f"../{PRESET_REPORTS[preset]}",
     }
 
 
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ["PWSLIB_WORKERS"] = str(args.workers)
     injected = parameters(args.preset)
-    executed = ROOT / "reports" / "executed"
+    reports = ROOT / PRESET_REPORTS[args.preset]
+    executed = reports / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     runs_root = ROOT / "notebooks" / injected["runs_root"]  # the notebooks resolve it from their own folder
     finished_before = len(list(runs_root.glob("*/metrics.json")))
@@ -106,7 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         wall_seconds=round(total, 1),
     )
     record_reproduction(ROOT / "reports" / "reproduction.json", record)
-    print(f"done in {total / 60:.1f} min: tables in reports/, figures in reports/figures/, notebooks in {executed}")
+    print(
+        f"done in {total / 60:.1f} min: tables in {reports}, figures in {reports / 'figures'}, notebooks in {executed}"
+    )
 
 
 if __name__ == "__main__":
