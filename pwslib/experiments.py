@@ -8,6 +8,7 @@ over seeds where more than one seed ran, provenance on top) and CSV (one row per
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -28,6 +29,7 @@ from pwslib.data import REAL_BENCHMARKS
 from pwslib.data.toy import default_data_root
 from pwslib.io import DataError, provenance, write_text_atomic
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
+from pwslib.evaluate import load_run
 from pwslib.train import CHECKPOINT, run
 
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
@@ -281,6 +283,37 @@ def hiou_gaps(results: pd.DataFrame, dataset: str) -> dict[str, float]:
     return {row: float(np.mean(group["hiou"])) for row, group in subset.groupby("row", sort=False)}
 
 
+def trained_runs(methods: list[str], dataset: str, split: int, schedule: Schedule, runs_root: Path) -> dict:
+    """Restored ``Trainer`` of each method's run at the schedule's first seed: the cached run where one has
+    finished, else trained now; says which, and how long each took to train and evaluate."""
+    schedule = dataclasses.replace(schedule, seeds=schedule.seeds[:1])
+    cached = set(finished_methods(methods, dataset, split, schedule, runs_root))
+    results = run_grid({m: (m, {}) for m in methods}, [dataset], split, schedule, runs_root, progress=False)
+    for row in results.itertuples():
+        how = "reused the cached run" if row.row in cached else "trained it now"
+        print(
+            f"{row.row}: {how}: {schedule.iterations} iterations, {row.wall_seconds:.0f} s of training and "
+            f"evaluation on {os.cpu_count()} cores (commit {row.git_commit}); total mIoU {row.total_miou:.1f}, "
+            f"novel mIoU {row.novel_miou:.1f}"
+        )
+    return {row.row: load_run(Path(row.run)) for row in results.itertuples()}
+
+
+def finished_methods(methods: list[str], dataset: str, split: int, schedule: Schedule, runs_root: Path) -> list[str]:
+    """The methods whose run (first seed of ``schedule``) has finished in ``runs_root``."""
+    return [
+        method
+        for method in methods
+        if (
+            run_folder(
+                runs_root,
+                config_for(method, dataset=dataset, split=split, seed=schedule.seeds[0], **schedule.overrides()),
+            )
+            / "metrics.json"
+        ).exists()
+    ]
+
+
 def first_image_with_novel(dataset) -> int:
     """Index of the first image of ``dataset`` (its points) with a novel click (0 if none)."""
     novel = set(dataset.split.novel_classes)
@@ -291,24 +324,27 @@ def first_image_with_novel(dataset) -> int:
 
 
 def first_object_click(dataset, split, image_index: int | None = None, avoid: int | None = None) -> tuple:
-    """(image index, centre click (y, x), class) of a novel object in a test image, from its ground truth.
+    """(image index, centre click (y, x), class) of an object in a test image, from its ground truth.
 
-    With ``avoid``, picks an object of another class (novel first, else any) in the same image.
+    Without ``image_index``: the first image holding a novel object (a base one only if no image has one).
+    With ``avoid``, picks an object of another class (novel first, else any) in the given image.
     """
     from scipy import ndimage
 
     candidates = [image_index] if image_index is not None else range(len(dataset))
-    for index in candidates:
-        _, label = dataset.source.load(index)
-        present = [int(c) for c in np.unique(label) if c != 255 and c != avoid]
-        ordered = [c for c in present if c in split.novel_classes] + [
-            c for c in present if c not in split.novel_classes
-        ]
-        for cls in ordered:
-            depth = ndimage.distance_transform_edt(np.pad(label == cls, 1))[1:-1, 1:-1]
-            if depth.max() >= 2:
-                y, x = np.unravel_index(depth.argmax(), depth.shape)
-                return index, (int(y), int(x)), cls
+    novel = set(split.novel_classes)
+    for novel_only in (True, False):
+        for index in candidates:
+            _, label = dataset.source.load(index)
+            present = [int(c) for c in np.unique(label) if c != 255 and c != avoid]
+            ordered = sorted(present, key=lambda c: c not in novel)  # novel classes first
+            for cls in ordered:
+                if novel_only and cls not in novel:
+                    continue
+                depth = ndimage.distance_transform_edt(np.pad(label == cls, 1))[1:-1, 1:-1]
+                if depth.max() >= 2:
+                    y, x = np.unravel_index(depth.argmax(), depth.shape)
+                    return index, (int(y), int(x)), cls
     raise ValueError("no object large enough for a click in the chosen test images")
 
 
@@ -416,7 +452,6 @@ def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: P
     import torch
 
     from pwslib.data import collate
-    from pwslib.evaluate import load_run
     from pwslib.model.maskformer import predict
     from pwslib.viz import visual_comparison
 

@@ -86,15 +86,7 @@ class WeakShotCriterion:
         self.novel_table = torch.zeros(num_classes, dtype=torch.bool)
         self.novel_table[novel_classes] = True
         self.cooccurrence = cooccurrence
-        self.cost_weights = CostWeights(
-            config.classification_cost,
-            config.focal_cost,
-            config.dice_cost,
-            config.inclusion_cost,
-            config.exclusion_cost,
-            config.consistency_cost,
-            config.point_cost,
-        )
+        self.cost_weights = CostWeights.of_config(config)
         self.class_weights = torch.ones(num_classes + 1)
         self.class_weights[-1] = config.no_object_weight
         self.seconds = {"targets": 0.0, "matching": 0.0}  # wall time spent here so far (read by the benchmark)

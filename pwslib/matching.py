@@ -45,6 +45,19 @@ class CostWeights:
         if self.point_cost not in POINT_COSTS:
             raise ValueError(f"unknown point_cost {self.point_cost!r}; choose one of {POINT_COSTS}")
 
+    @classmethod
+    def of_config(cls, config) -> "CostWeights":
+        """The cost weights of a run's ``TrainConfig`` (its ``*_cost`` fields), by name."""
+        return cls(
+            classification=config.classification_cost,
+            focal=config.focal_cost,
+            dice=config.dice_cost,
+            inclusion=config.inclusion_cost,
+            exclusion=config.exclusion_cost,
+            consistency=config.consistency_cost,
+            point_cost=config.point_cost,
+        )
+
 
 def sample_at_points(maps: torch.Tensor, points_yx: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
     """Bilinear values of maps (B, K, h, w) at image-pixel points (B, P, 2) -> (B, K, P)."""
@@ -82,6 +95,40 @@ def point_costs(
 
 
 @torch.no_grad()
+def cost_terms(
+    class_logits: torch.Tensor,
+    mask_logits: torch.Tensor,
+    point_logits: torch.Tensor,
+    targets: Targets,
+    keypoint_class_masks: torch.Tensor | None,
+    weights: CostWeights,
+    point_terms: bool = True,
+) -> dict[str, torch.Tensor]:
+    """The weighted terms of the assignment cost, each (B, N, T): ``classification`` (−w·p_i(c)), ``mask``
+    (focal + Dice against a full mask), and the novel terms ``inclusion`` (J_in), ``exclusion`` (J_ex),
+    ``consistency`` (J_con; zero without keypoint class masks). ``point_terms=False`` zeroes the novel terms."""
+    logits = mask_logits.flatten(2).float()  # (B, N, L)
+    probability = logits.sigmoid()
+    class_probability = class_logits.float().softmax(-1)
+    index = targets.classes.clamp(min=0)[:, None, :].expand(-1, class_logits.shape[1], -1)
+    zero = torch.zeros(index.shape, dtype=probability.dtype, device=probability.device)
+    terms = {
+        "classification": -weights.classification * torch.gather(class_probability, 2, index),
+        "mask": weights.focal * focal_cost(logits, targets.masks)
+        + weights.dice * dice_cost(probability, targets.masks),
+        "inclusion": zero,
+        "exclusion": zero,
+        "consistency": zero,
+    }
+    if point_terms:
+        inclusion, exclusion = point_costs(point_logits.float(), targets, weights.point_cost)
+        terms["inclusion"], terms["exclusion"] = weights.inclusion * inclusion, weights.exclusion * exclusion
+        if keypoint_class_masks is not None and weights.consistency:
+            guide = keypoint_class_masks.float() * targets.ignore_region[:, None, :]
+            terms["consistency"] = weights.consistency * dice_cost(probability, guide)
+    return terms
+
+
 def matching_cost(
     class_logits: torch.Tensor,
     mask_logits: torch.Tensor,
@@ -91,21 +138,11 @@ def matching_cost(
     weights: CostWeights,
     point_terms: bool = True,
 ) -> torch.Tensor:
-    """The assignment cost (B, N, T). ``point_terms=False`` matches novel targets by class only."""
-    logits = mask_logits.flatten(2).float()  # (B, N, L)
-    probability = logits.sigmoid()
-    class_probability = class_logits.float().softmax(-1)
-    index = targets.classes.clamp(min=0)[:, None, :].expand(-1, class_logits.shape[1], -1)
-    cost = -weights.classification * torch.gather(class_probability, 2, index)
-    mask_cost = weights.focal * focal_cost(logits, targets.masks) + weights.dice * dice_cost(probability, targets.masks)
-    novel_cost = torch.zeros_like(cost)
-    if point_terms:
-        inclusion, exclusion = point_costs(point_logits.float(), targets, weights.point_cost)
-        novel_cost = weights.inclusion * inclusion + weights.exclusion * exclusion
-        if keypoint_class_masks is not None and weights.consistency:
-            guide = keypoint_class_masks.float() * targets.ignore_region[:, None, :]
-            novel_cost = novel_cost + weights.consistency * dice_cost(probability, guide)
-    return cost + torch.where(targets.is_novel[:, None, :], novel_cost, mask_cost)
+    """The assignment cost (B, N, T): classification plus, per target, its mask terms (a full mask) or its
+    novel terms J_in + J_ex + J_con (clicks). ``point_terms=False`` matches novel targets by class only."""
+    terms = cost_terms(class_logits, mask_logits, point_logits, targets, keypoint_class_masks, weights, point_terms)
+    novel_cost = terms["inclusion"] + terms["exclusion"] + terms["consistency"]
+    return terms["classification"] + torch.where(targets.is_novel[:, None, :], novel_cost, terms["mask"])
 
 
 def hungarian_match(cost: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
