@@ -25,22 +25,30 @@ from pwslib.model.maskformer import predict
 
 
 @torch.no_grad()
-def evaluate_model(
+def confusion_matrix(
     model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64, distributed: Distributed | None = None
-) -> dict:
-    """Base / novel / total mIoU, hIoU and per-class IoU of ``model`` on ``dataset`` (full label maps)."""
+) -> torch.Tensor:
+    """The (C, C) confusion matrix (true class x predicted class, pixels) of ``model`` on ``dataset``'s full
+    label maps, summed over every DDP rank."""
     distributed = distributed or Distributed()
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(split.num_classes)
     mine = list(range(distributed.rank, len(dataset), distributed.world_size))
-    start = time.perf_counter()
     for offset in range(0, len(mine), batch_size):
         batch = collate([dataset[i] for i in mine[offset : offset + batch_size]])
         confusion.update(predict(model, batch["image"]), batch["full_label"])
     confusion.all_reduce()
     model.train(was_training)
-    scores = segmentation_scores(confusion.matrix, split)
+    return confusion.matrix
+
+
+def evaluate_model(
+    model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64, distributed: Distributed | None = None
+) -> dict:
+    """Base / novel / total mIoU, hIoU and per-class IoU of ``model`` on ``dataset`` (full label maps)."""
+    start = time.perf_counter()
+    scores = segmentation_scores(confusion_matrix(model, dataset, split, batch_size, distributed), split)
     scores["test_images"] = len(dataset)
     scores["evaluation_seconds"] = time.perf_counter() - start
     return scores

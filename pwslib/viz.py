@@ -152,16 +152,24 @@ def per_class_iou_bars(per_class: dict[str, dict[str, float | None]], split, tit
     return fig
 
 
-def training_curves(logs: dict[str, "object"], terms: tuple[str, ...] = ("loss",), title: str = ""):
-    """Loss curves (smoothed over 20 steps) of several runs; logs: name -> DataFrame of a run's log.csv."""
+def training_curves(
+    logs: dict[str, "object"], terms: tuple[str, ...] = ("loss",), title: str = "", columns: int | None = None
+):
+    """Loss curves (smoothed over 20 steps) of several runs; logs: name -> DataFrame of a run's log.csv.
+
+    One panel per term (``columns`` per row, default all in one row); a run keeps its colour in every panel."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(terms), figsize=(4.5 * len(terms), 3.2), squeeze=False)
-    for ax, term in zip(axes[0], terms):
-        for name, log in logs.items():
+    columns = min(columns or len(terms), len(terms))
+    rows = -(-len(terms) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    for ax, term in zip(axes.flat, terms):
+        for index, (name, log) in enumerate(logs.items()):
             if term in log and log[term].notna().any():
-                ax.plot(log["step"], log[term].rolling(20, min_periods=1).mean(), label=name)
+                ax.plot(log["step"], log[term].rolling(20, min_periods=1).mean(), label=name, color=f"C{index}")
         ax.set_xlabel("step")
         ax.set_title(term)
+    for ax in axes.flat[len(terms) :]:
+        ax.set_visible(False)
     axes[0, 0].legend(fontsize=7)
     if title:
         fig.suptitle(title)
