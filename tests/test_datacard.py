@@ -37,3 +37,29 @@ def test_markdown_flags_numbers_outside_the_bands():
     meta = {"git_commit": "abc", "machine": "m", "date_utc": "d", "wall_seconds": 1.0, "probe_minutes": 5}
     text = render_markdown([card], meta)
     assert "30.0 (**OUTSIDE**)" in text and "50.0 (inside)" in text
+
+
+def test_clicked_labels_know_a_novel_class_only_at_its_clicks():
+    import torch
+
+    from pwslib.datacard import clicked_labels
+
+    base = torch.full((1, 4, 4), 255)
+    base[0, 0] = 0  # a base row; the rest is novel (ignored in the base label map)
+    points = torch.tensor([[[2, 3, 5], [3, 1, 6], [-1, -1, -1]]])  # two clicks, one padding row
+    labels = clicked_labels({"base_label": base, "points": points})
+    assert labels[0, 2, 3] == 5 and labels[0, 3, 1] == 6 and (labels[0, 0] == 0).all()
+    assert int((labels == 255).sum()) == 16 - 4 - 2  # every other novel pixel stays ignored
+
+
+def test_click_probe_compares_clicks_with_full_masks_at_the_same_steps(toy_root, monkeypatch):
+    from conftest import SMALL_TOY
+
+    from pwslib import datacard
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    real_build = datacard.build_dataset
+    monkeypatch.setattr(datacard, "build_dataset", lambda *a, **k: real_build(*a, **k, **SMALL_TOY))
+    scores = datacard.click_probe("toy-stuff", steps=2)
+    assert scores["clicks"]["train_images"] == scores["full_masks"]["train_images"] == 2 * 16
+    assert scores["steps"] == 2 and scores["split"] == 1 and scores["novel_ratio"] >= 0
