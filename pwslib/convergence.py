@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from pwslib.config import TrainConfig, config_for
-from pwslib.evaluate import evaluate_model
+from pwslib.metrics import evaluate_model
 from pwslib.experiments import PRESET_SPLITS, markdown_table
 from pwslib.io import DataError, provenance, write_json_atomic, write_text_atomic
 from pwslib.train import CHECKPOINT, Trainer, load_checkpoint

@@ -23,7 +23,8 @@ import pandas as pd
 
 from pwslib.config import config_for
 from pwslib.data.splits import ClassSplit
-from pwslib.evaluate import confusion_matrix, load_run
+from pwslib.evaluate import load_run
+from pwslib.metrics import confusion_matrix
 from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, markdown_table, run_folder
 from pwslib.io import provenance, write_text_atomic
 

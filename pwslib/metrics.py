@@ -3,16 +3,22 @@
 IoU_c = TP / (TP + FP + FN); a class with no ground-truth pixel and no predicted pixel has an
 undefined IoU and is left out of every mean (a class that is predicted but absent scores 0).
 mIoU is reported over base classes, novel classes and all classes, and hIoU = 2·B·N / (B + N).
-Under DistributedDataParallel each rank accumulates its share and ``all_reduce`` sums the matrices.
+Under DistributedDataParallel the test images are shared out over the ranks (image i to rank i mod W),
+each rank accumulates its share and ``all_reduce`` sums the matrices, so every rank reports the same numbers.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from pwslib.data import collate
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
+from pwslib.distributed import Distributed, collective_device
+from pwslib.model.maskformer import predict
 
 
 class ConfusionMatrix:
@@ -36,8 +42,6 @@ class ConfusionMatrix:
     def all_reduce(self) -> None:
         """Sum the matrices of every rank (a no-op without torch.distributed)."""
         if dist.is_available() and dist.is_initialized():
-            from pwslib.distributed import collective_device
-
             matrix = self.matrix.to(collective_device())
             dist.all_reduce(matrix, op=dist.ReduceOp.SUM)
             self.matrix = matrix.cpu()
@@ -74,3 +78,33 @@ def segmentation_scores(matrix: np.ndarray | torch.Tensor, split: ClassSplit) ->
         "hiou": harmonic_iou(base, novel),
         "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(split.class_names, iou)},
     }
+
+
+@torch.no_grad()
+def confusion_matrix(
+    model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64, distributed: Distributed | None = None
+) -> torch.Tensor:
+    """The (C, C) confusion matrix (true class x predicted class, pixels) of ``model`` on ``dataset``'s full
+    label maps, summed over every DDP rank."""
+    distributed = distributed or Distributed()
+    was_training = model.training
+    model.eval()
+    confusion = ConfusionMatrix(split.num_classes)
+    mine = list(range(distributed.rank, len(dataset), distributed.world_size))
+    for offset in range(0, len(mine), batch_size):
+        batch = collate([dataset[i] for i in mine[offset : offset + batch_size]])
+        confusion.update(predict(model, batch["image"]), batch["full_label"])
+    confusion.all_reduce()
+    model.train(was_training)
+    return confusion.matrix
+
+
+def evaluate_model(
+    model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64, distributed: Distributed | None = None
+) -> dict:
+    """Base / novel / total mIoU, hIoU and per-class IoU of ``model`` on ``dataset`` (full label maps)."""
+    start = time.perf_counter()
+    scores = segmentation_scores(confusion_matrix(model, dataset, split, batch_size, distributed), split)
+    scores["test_images"] = len(dataset)
+    scores["evaluation_seconds"] = time.perf_counter() - start
+    return scores

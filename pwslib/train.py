@@ -32,7 +32,7 @@ from pwslib.config import METHODS, TrainConfig, config_for
 from pwslib.data import DATASETS, build_dataset, collate, training_cooccurrence
 from pwslib.data.splits import IGNORE_INDEX
 from pwslib.distributed import Distributed, batch_indices, setup_distributed
-from pwslib.evaluate import evaluate_model
+from pwslib.metrics import evaluate_model
 from pwslib.io import DataError, atomic_path, provenance, save_array_atomic, write_json_atomic
 from pwslib.losses import WeakShotCriterion
 from pwslib.memory_bank import MemoryBank
