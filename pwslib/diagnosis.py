@@ -9,7 +9,11 @@ clicks and by S_c inside the ignore region), or base classes confused with each 
 branch and the proposals competing for the same pixel embeddings). The confusion matrix tells them
 apart: every base pixel of the test set is predicted as its own class, as another base class, or as a
 novel class; every novel pixel as its own class, as a base class, or as another novel class. The
-report also names the novel classes that take most base pixels and plots the loss terms over training.
+report also names the novel classes that take most base pixels, plots the loss terms over training, and
+measures how much of the lost base mIoU a calibration recovers: the novel classes' scores multiplied by a
+factor below 1 before the argmax (``NOVEL_SCALES``), which hands contested pixels back to the base classes.
+If base mIoU came back at little novel cost, the loss were over-confident novel scores; if not, novel
+masks cover base regions outright.
 Runs are read from the preset's run cache (nothing is trained here); a missing run is listed, not made.
 """
 
@@ -24,7 +28,7 @@ import pandas as pd
 from pwslib.config import config_for
 from pwslib.data.splits import ClassSplit
 from pwslib.evaluate import load_run
-from pwslib.metrics import confusion_matrix
+from pwslib.metrics import confusion_matrix, segmentation_scores
 from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, markdown_table, run_folder
 from pwslib.io import provenance, write_text_atomic
 
@@ -32,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("base_only", "point_naive", "keypoint_pseudo", "ours", "full_supervision")
 BASE_DESTINATIONS = ("base: own class", "base: another base class", "base: a novel class")
 NOVEL_DESTINATIONS = ("novel: own class", "novel: a base class", "novel: another novel class")
+NOVEL_SCALES = (1.0, 0.8, 0.6)
+CALIBRATION_SCORES = {"base_miou": "Base", "novel_miou": "Novel", "hiou": "hIoU"}
+CALIBRATED_METHODS = ("point_naive", "ours")
 
 
 def pixel_destinations(matrix: np.ndarray, split: ClassSplit) -> dict[str, float]:
@@ -58,11 +65,12 @@ def novel_takers(matrix: np.ndarray, split: ClassSplit, count: int = 3) -> str:
     return ", ".join(f"{split.class_names[novel[i]]} {taken[i]:.1f}" for i in order if taken[i] > 0) or "-"
 
 
-def diagnose(preset: str, runs_root: Path, datasets: list[str], methods=METHODS) -> tuple[pd.DataFrame, dict, list]:
-    """One record per finished run of the preset (method, dataset, seed, destinations, takers); the log.csv of
-    each method's first-seed run per dataset; the runs not found."""
+def diagnose(preset: str, runs_root: Path, datasets: list[str], methods=METHODS) -> tuple:
+    """One record per finished run of the preset (method, dataset, seed, destinations, takers); one record per
+    (calibrated run, novel scale) with its scores; the log.csv of each method's first-seed run per dataset;
+    the runs not found."""
     schedule, split = PRESETS[preset], PRESET_SPLITS[preset]
-    records, logs, missing = [], {}, []
+    records, calibration, logs, missing = [], [], {}, []
     for dataset in datasets:
         for method in methods:
             for seed in schedule.seeds:
@@ -72,7 +80,8 @@ def diagnose(preset: str, runs_root: Path, datasets: list[str], methods=METHODS)
                     missing.append(folder.name)
                     continue
                 trainer = load_run(folder)
-                matrix = confusion_matrix(trainer.model, trainer.test_set, trainer.split).numpy()
+                evaluation = (trainer.model, trainer.test_set, trainer.split)
+                matrix = confusion_matrix(*evaluation).numpy()
                 records.append(
                     {
                         "dataset": dataset,
@@ -82,9 +91,16 @@ def diagnose(preset: str, runs_root: Path, datasets: list[str], methods=METHODS)
                         "novel classes taking base pixels (% of base pixels)": novel_takers(matrix, trainer.split),
                     }
                 )
+                for scale in NOVEL_SCALES if method in CALIBRATED_METHODS else ():
+                    scaled = matrix if scale == 1.0 else confusion_matrix(*evaluation, novel_scale=scale).numpy()
+                    scores = segmentation_scores(scaled, trainer.split)
+                    calibration.append(
+                        {"dataset": dataset, "method": method, "seed": seed, "novel scale": scale}
+                        | {name: scores[key] for key, name in CALIBRATION_SCORES.items()}
+                    )
                 if seed == schedule.seeds[0]:
                     logs[(dataset, method)] = pd.read_csv(folder / "log.csv")
-    return pd.DataFrame.from_records(records), logs, missing
+    return pd.DataFrame.from_records(records), pd.DataFrame.from_records(calibration), logs, missing
 
 
 def summary_table(records: pd.DataFrame) -> pd.DataFrame:
@@ -139,7 +155,20 @@ def loss_terms_figure(logs: dict, path: Path):
     fig.savefig(path, dpi=80)
 
 
-def write_report(preset: str, records: pd.DataFrame, logs: dict, missing: list, reports: Path) -> str:
+def calibration_table(calibration: pd.DataFrame) -> pd.DataFrame:
+    """Mean (± std over seeds) Base / Novel / hIoU per (dataset, method, novel scale)."""
+    columns = list(CALIBRATION_SCORES.values())
+
+    def cell(values: pd.Series) -> str:
+        return f"{values.mean():.1f}" if len(values) == 1 else f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+
+    table = calibration.groupby(["dataset", "method", "novel scale"], sort=False)[columns].agg(cell).reset_index()
+    return table.sort_values(["dataset", "method", "novel scale"], ascending=[True, True, False]).set_index("dataset")
+
+
+def write_report(
+    preset: str, records: pd.DataFrame, calibration: pd.DataFrame, logs: dict, missing: list, reports: Path
+) -> str:
     figures = reports / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     destinations_figure(records, figures / "base_pixels.png")
@@ -154,6 +183,9 @@ def write_report(preset: str, records: pd.DataFrame, logs: dict, missing: list, 
         + (f"- runs not found (not trained yet): {', '.join(missing)}\n" if missing else "")
         + f"\n{markdown_table(summary_table(records))}\n"
         "![where pixels go](figures/base_pixels.png)\n\n"
+        "**Calibration probe**: the novel classes' scores multiplied by a factor before the argmax (1 = the "
+        "model's own prediction, as in every table). How much base mIoU comes back, and at what novel cost:\n\n"
+        f"{markdown_table(calibration_table(calibration)) if not calibration.empty else '(no calibrated run)'}\n"
         "Loss terms over training (first seed, first dataset, smoothed over 20 steps):\n\n"
         "![loss terms](figures/base_pixels_loss_terms.png)\n"
     )
@@ -168,10 +200,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", nargs="+", default=["toy-stuff", "toy-scene"])
     args = parser.parse_args(argv)
     runs_root = args.runs_root or ROOT / "runs" / args.preset
-    records, logs, missing = diagnose(args.preset, runs_root, args.datasets)
+    records, calibration, logs, missing = diagnose(args.preset, runs_root, args.datasets)
     if records.empty:
         raise SystemExit(f"no finished run of the {args.preset} preset in {runs_root}: run the reproduction first")
-    print(write_report(args.preset, records, logs, missing, ROOT / PRESET_REPORTS[args.preset]))
+    print(write_report(args.preset, records, calibration, logs, missing, ROOT / PRESET_REPORTS[args.preset]))
 
 
 if __name__ == "__main__":

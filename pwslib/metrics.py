@@ -82,18 +82,28 @@ def segmentation_scores(matrix: np.ndarray | torch.Tensor, split: ClassSplit) ->
 
 @torch.no_grad()
 def confusion_matrix(
-    model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64, distributed: Distributed | None = None
+    model: torch.nn.Module,
+    dataset,
+    split: ClassSplit,
+    batch_size: int = 64,
+    distributed: Distributed | None = None,
+    novel_scale: float = 1.0,
 ) -> torch.Tensor:
     """The (C, C) confusion matrix (true class x predicted class, pixels) of ``model`` on ``dataset``'s full
-    label maps, summed over every DDP rank."""
+    label maps, summed over every DDP rank. ``novel_scale`` multiplies the novel classes' scores before the
+    argmax (1: the model's own prediction, what every table reports; below 1: a calibration probe)."""
     distributed = distributed or Distributed()
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(split.num_classes)
+    class_scale = None
+    if novel_scale != 1.0:
+        class_scale = torch.ones(split.num_classes)
+        class_scale[list(split.novel_classes)] = novel_scale
     mine = list(range(distributed.rank, len(dataset), distributed.world_size))
     for offset in range(0, len(mine), batch_size):
         batch = collate([dataset[i] for i in mine[offset : offset + batch_size]])
-        confusion.update(predict(model, batch["image"]), batch["full_label"])
+        confusion.update(predict(model, batch["image"], class_scale), batch["full_label"])
     confusion.all_reduce()
     model.train(was_training)
     return confusion.matrix

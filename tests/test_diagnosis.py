@@ -44,7 +44,23 @@ def test_report_has_the_table_and_both_figures(tiny_split, tmp_path):
     )
     log = pd.DataFrame({"step": range(30), "classification": np.linspace(3, 1, 30), "inclusion": np.ones(30)})
     logs = {("toy-stuff", "base_only"): log, ("toy-stuff", "ours"): log}
-    text = write_report("quick", records, logs, ["toy-scene-ours-s0-abc"], tmp_path)
+    calibration = pd.DataFrame(
+        [
+            {
+                "dataset": "toy-stuff",
+                "method": "ours",
+                "seed": s,
+                "novel scale": scale,
+                "Base": b,
+                "Novel": 20.0,
+                "hIoU": 25.0,
+            }
+            for s in (0, 1)
+            for scale, b in ((1.0, 30.0), (0.6, 32.0 + s))
+        ]
+    )
+    text = write_report("quick", records, calibration, logs, ["toy-scene-ours-s0-abc"], tmp_path)
     assert "83.3 ± 0.0" in text and "runs not found (not trained yet): toy-scene-ours-s0-abc" in text
+    assert "| toy-stuff | ours | 1.0 | 30.0 ± 0.0 |" in text and "| toy-stuff | ours | 0.6 | 32.5 ± 0.7 |" in text
     assert (tmp_path / "figures" / "base_pixels.png").stat().st_size > 0
     assert (tmp_path / "figures" / "base_pixels_loss_terms.png").stat().st_size > 0

@@ -50,3 +50,21 @@ def test_shape_mismatch_and_out_of_range_target():
         confusion.update(torch.zeros(2, 2), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="class 5"):
         confusion.update(torch.zeros(1, dtype=torch.int64), torch.tensor([5]))
+
+
+def test_a_novel_scale_below_one_hands_contested_pixels_to_base_classes(toy_root, monkeypatch):
+    import torch
+    from conftest import SMALL_TOY
+
+    from pwslib.data import build_dataset
+    from pwslib.metrics import confusion_matrix
+    from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    test = build_dataset("toy-stuff", "test", **SMALL_TOY)
+    model = PointWeakShotMaskFormer(ModelConfig(num_classes=test.split.num_classes, embedding_dim=32))
+    novel = list(test.split.novel_classes)
+    plain = confusion_matrix(model, test, test.split)
+    assert torch.equal(confusion_matrix(model, test, test.split, novel_scale=1.0), plain)
+    silenced = confusion_matrix(model, test, test.split, novel_scale=0.0)
+    assert int(silenced[:, novel].sum()) == 0 and int(silenced.sum()) == int(plain.sum())

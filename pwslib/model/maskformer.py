@@ -134,7 +134,15 @@ def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor, size:
 
 
 @torch.no_grad()
-def predict(model: PointWeakShotMaskFormer, image: torch.Tensor) -> torch.Tensor:
-    """Semantic label map (B, H, W), on the CPU, of uint8 images (B, 3, H, W) on any device."""
+def predict(
+    model: PointWeakShotMaskFormer, image: torch.Tensor, class_scale: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Semantic label map (B, H, W), on the CPU, of uint8 images (B, 3, H, W) on any device.
+
+    ``class_scale`` (C,) multiplies each class's score before the argmax (a calibration: below 1 on the novel
+    classes hands contested pixels to the base classes); None leaves the scores as they are."""
     outputs = model(image.to(model.normalise.mean.device))
-    return semantic_scores(outputs["class_logits"], outputs["mask_logits"], tuple(image.shape[-2:])).argmax(-1).cpu()
+    scores = semantic_scores(outputs["class_logits"], outputs["mask_logits"], tuple(image.shape[-2:]))
+    if class_scale is not None:
+        scores = scores * class_scale.to(scores.device)
+    return scores.argmax(-1).cpu()
