@@ -77,14 +77,6 @@ PRESET_SPLITS = {"ci": 1, "quick": 1, "full": 2}
 PRESET_REPORTS = {"ci": "runs/ci/reports", "quick": "reports", "full": "reports/full"}
 
 
-def notebook_path(path: str | Path) -> Path:
-    """A notebook parameter's path: relative paths are relative to ``notebooks/`` of the checkout, wherever
-    the notebook is executed from (``papermill`` in the repository root, Jupyter in ``notebooks/``)."""
-    path = Path(path)
-    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    return path if path.is_absolute() or not notebooks.is_dir() else (notebooks / path).resolve()
-
-
 def preset_name(schedule: Schedule) -> str:
     """The name of the preset ``schedule`` is (``quick``, ``full``, ``ci``), or ``custom``."""
     return next((name for name, preset in PRESETS.items() if preset == schedule), "custom")

@@ -129,17 +129,6 @@ def test_integer_given_for_a_float_field_hashes_like_the_float():
     assert config_for("ours", consistency_weight=0).key() == config_for("ours", consistency_weight=0.0).key()
 
 
-def test_notebook_paths_are_relative_to_the_notebooks_folder_wherever_they_run(tmp_path, monkeypatch):
-    from pathlib import Path
-
-    from pwslib.experiments import notebook_path
-
-    monkeypatch.chdir(tmp_path)
-    checkout = Path(__file__).resolve().parents[1]
-    assert notebook_path("../runs/ci") == checkout / "runs" / "ci"
-    assert notebook_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
-
-
 @pytest.mark.parametrize(
     ("values", "message"),
     [

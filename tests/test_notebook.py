@@ -1,0 +1,28 @@
+import pytest
+
+from pwslib.io import DataError
+from pwslib.notebook import setup
+
+
+def test_notebook_paths_are_relative_to_the_notebooks_folder_wherever_they_run(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from pwslib.notebook import notebook_path
+
+    monkeypatch.chdir(tmp_path)
+    checkout = Path(__file__).resolve().parents[1]
+    assert notebook_path("../runs/ci") == checkout / "runs" / "ci"
+    assert notebook_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+
+
+def test_setup_turns_the_parameters_cell_into_a_schedule_and_folders(tmp_path):
+    schedule, ready, runs_root, reports, figures = setup(
+        "toy-stuff", [0, 1], 4, 8, {"num_train": 24, "num_test": 8}, tmp_path / "runs", tmp_path / "reports"
+    )
+    assert schedule.seeds == (0, 1) and schedule.iterations == 4 and ready
+    assert runs_root == tmp_path / "runs" and figures == tmp_path / "reports" / "figures" and figures.is_dir()
+
+
+def test_setup_stops_on_a_wrong_parameter_in_one_line(tmp_path):
+    with pytest.raises(DataError, match="seeds"):
+        setup("toy-stuff", [], 4, 8, {}, tmp_path, tmp_path)
