@@ -59,8 +59,26 @@ def batch_indices(
     return epoch, [int(i) for i in chosen]
 
 
+def is_distributed() -> bool:
+    """True inside a ``torch.distributed`` process group (``torchrun``), where state must be synchronised."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def collective_device() -> torch.device:
     """Where tensors for collectives must live: CUDA for nccl, the CPU for gloo."""
-    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
+    if is_distributed() and dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of ``tensor`` over every rank, as a new tensor on ``tensor``'s device (a copy without DDP)."""
+    total = tensor.detach().to(collective_device()).clone()
+    if is_distributed():
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total.to(tensor.device)
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """The mean of ``tensor`` over every rank (a copy without DDP)."""
+    return all_reduce_sum(tensor) / (dist.get_world_size() if is_distributed() else 1)

@@ -18,11 +18,10 @@ from __future__ import annotations
 import time
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from pwslib.config import TrainConfig
-from pwslib.distributed import collective_device
+from pwslib.distributed import all_reduce_mean
 from pwslib.matching import CostWeights, hungarian_match, matching_cost, sample_at_points
 from pwslib.memory_bank import MemoryBank, object_confidence
 from pwslib.model.keypoint_head import class_union
@@ -31,13 +30,7 @@ from pwslib.targets import Targets, build_targets
 
 def global_count(count: torch.Tensor | float) -> torch.Tensor:
     """A normaliser shared by every rank: the global count divided by the world size (>= 1e-6)."""
-    count = torch.as_tensor(count, dtype=torch.float32).detach()
-    device = count.device
-    if dist.is_available() and dist.is_initialized():
-        count = count.to(collective_device()).clone()
-        dist.all_reduce(count)
-        count = count / dist.get_world_size()
-    return count.to(device).clamp(min=1e-6)
+    return all_reduce_mean(torch.as_tensor(count, dtype=torch.float32)).clamp(min=1e-6)
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):

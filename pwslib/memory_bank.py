@@ -21,6 +21,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from pwslib.distributed import collective_device, is_distributed
+
 
 def object_confidence(cooccurrence: torch.Tensor, classes: torch.Tensor, known_labels: torch.Tensor) -> torch.Tensor:
     """1 − max_{a ∈ A, a ≠ c} P(a | c).
@@ -100,10 +102,8 @@ class MemoryBank(nn.Module):
 
 def _gather_all(*tensors: torch.Tensor) -> list[torch.Tensor]:
     """Concatenate each tensor's rows from every rank, in rank order (identity without DDP)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not is_distributed() or dist.get_world_size() == 1:
         return list(tensors)
-    from pwslib.distributed import collective_device
-
     device, home = collective_device(), tensors[0].device
     tensors = [tensor.to(device) for tensor in tensors]
     count = torch.tensor([len(tensors[0])], dtype=torch.int64, device=device)

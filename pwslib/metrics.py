@@ -13,11 +13,10 @@ import time
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from pwslib.data import collate
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
-from pwslib.distributed import Distributed, collective_device
+from pwslib.distributed import Distributed, all_reduce_sum
 from pwslib.model.maskformer import predict
 
 
@@ -41,10 +40,7 @@ class ConfusionMatrix:
 
     def all_reduce(self) -> None:
         """Sum the matrices of every rank (a no-op without torch.distributed)."""
-        if dist.is_available() and dist.is_initialized():
-            matrix = self.matrix.to(collective_device())
-            dist.all_reduce(matrix, op=dist.ReduceOp.SUM)
-            self.matrix = matrix.cpu()
+        self.matrix = all_reduce_sum(self.matrix).cpu()
 
 
 def intersection_over_union(matrix: np.ndarray) -> np.ndarray:

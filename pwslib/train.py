@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from pwslib.config import METHODS, TrainConfig, config_for
 from pwslib.data import DATASETS, build_dataset, collate, training_cooccurrence
 from pwslib.data.splits import IGNORE_INDEX
-from pwslib.distributed import Distributed, batch_indices, setup_distributed
+from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, setup_distributed
 from pwslib.metrics import evaluate_model
 from pwslib.io import DataError, atomic_path, provenance, save_array_atomic, write_json_atomic
 from pwslib.losses import WeakShotCriterion
@@ -247,7 +247,7 @@ class Trainer:
         if config.gradient_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.gradient_clip)
         self.optimiser.step()
-        logged.update(step=self.step, loss=_global_mean(loss.detach()), lr=learning_rate(config, self.step))
+        logged.update(step=self.step, loss=float(all_reduce_mean(loss)), lr=learning_rate(config, self.step))
         return logged
 
     # ---------------------------------------------------------------- loop
@@ -317,15 +317,6 @@ class Trainer:
         if self.distributed.is_main:
             save_array_atomic(self.out / "pseudo_labels.npy", labels)
         self.train_set.pseudo_labels = labels
-
-
-def _global_mean(value: torch.Tensor) -> float:
-    """The loss of the global batch: each rank's loss is normalised by global counts, so their mean."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        value = value.clone()
-        torch.distributed.all_reduce(value)
-        value = value / torch.distributed.get_world_size()
-    return float(value)
 
 
 def _log_fields() -> list[str]:
