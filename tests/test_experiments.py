@@ -140,3 +140,11 @@ def test_integer_given_for_a_float_field_hashes_like_the_float():
 def test_a_schedule_with_parameters_of_the_wrong_type_is_refused_in_one_line(values, message):
     with pytest.raises(DataError, match=message):
         Schedule(**values)
+
+
+def test_every_table_row_is_a_valid_config():
+    from pwslib.experiments import TABLES
+
+    for name, (rows, _) in TABLES.items():
+        for row, (method, overrides) in rows().items():
+            assert config_for(method, **overrides).method == method, (name, row)
