@@ -57,6 +57,10 @@ def _free_port() -> int:
 def jupyterlab(tmp_path):
     """A JupyterLab server over a folder holding a copy of notebook 03; yields its URL, stops it after."""
     _requirements_or_skip()
+    from pwslib.config import config_for
+    from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
+
+    pretrained_backbone(PretrainingRecipe.of_run(config_for("ours")))  # built here, not under the browser's clock
     folder = tmp_path / "lab"
     folder.mkdir()
     shutil.copy(ROOT / "notebooks" / NOTEBOOK, folder / NOTEBOOK)
@@ -159,25 +163,25 @@ def _wait_for_change(canvas, before: np.ndarray, seconds: float = 60) -> np.ndar
 
 def test_clicking_on_the_image_updates_the_keypoint_masks_in_a_real_browser(jupyterlab, browser):
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(f"{jupyterlab}/lab/tree/{NOTEBOOK}")
-    wait = WebDriverWait(browser, 120)
+    wait = WebDriverWait(browser, 300)
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
     wait.until(_kernel_idle)
     run_menu = (By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']")
-    for _ in range(3):  # a click on the menu can land before the notebook panel takes it: retry until cells run
-        browser.find_element(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell").click()
-        wait.until(ready.element_to_be_clickable(run_menu)).click()
-        wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "li[data-command='runmenu:run-all']"))).click()
+    for _ in range(5):  # the page may still re-render or cover the menu: retry until the cells run
         try:
+            browser.find_element(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell").click()
+            wait.until(ready.element_to_be_clickable(run_menu)).click()
+            wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "li[data-command='runmenu:run-all']"))).click()
             WebDriverWait(browser, 30).until(_cells_started)
             break
-        except TimeoutException:
-            continue
+        except WebDriverException:  # a stale or covered element, or cells that did not start: try again
+            time.sleep(2)
     else:
         raise AssertionError("Run > Run All Cells did not start the notebook's cells")
 
@@ -214,10 +218,12 @@ def test_clicking_on_the_image_updates_the_keypoint_masks_in_a_real_browser(jupy
 
 
 def _kernel_idle(driver) -> bool:
+    """True once the kernel has started and is idle (the status bar says so, not only the indicator)."""
     from selenium.webdriver.common.by import By
 
     indicators = driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator")
-    return bool(indicators) and indicators[0].get_attribute("data-status") == "idle"
+    status = " ".join(element.text for element in driver.find_elements(By.CSS_SELECTOR, ".jp-StatusBar-Item"))
+    return bool(indicators) and indicators[0].get_attribute("data-status") == "idle" and "| Idle" in status
 
 
 def _cells_started(driver) -> bool:
