@@ -172,8 +172,9 @@ class KeypointMaskExplorer:
                 color=palette[cls],
                 edgecolors="white",
             )
-        ax.set_xlim(-0.5, self.dataset[0]["image"].shape[-1] - 0.5)
-        ax.set_ylim(self.dataset[0]["image"].shape[-2] - 0.5, -0.5)
+        height, width = ax.images[0].get_array().shape[:2]  # the image drawn in this panel
+        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_ylim(height - 0.5, -0.5)
 
     def show(self, image_index: int = 0, clicks: list[tuple[int, int, int]] | None = None, class_id: int | None = None):
         """The interactive explorer (run the notebook cell after ``%matplotlib widget``).
