@@ -30,7 +30,8 @@ from pwslib.data.toy import default_data_root
 from pwslib.io import DataError, provenance, write_text_atomic
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.evaluate import load_run
-from pwslib.train import CHECKPOINT, run
+from pwslib.train import CHECKPOINT, parse_overrides, run
+from pwslib.viz import annotation_budget_figure
 
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 SCORE_NAMES = {"base_miou": "Base", "novel_miou": "Novel", "total_miou": "Total", "hiou": "hIoU"}
@@ -119,10 +120,12 @@ def run_grid(
     runs_root: Path,
     progress: bool = True,
     workers: int | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Train (or reuse) every (row, dataset, seed); one result row per run.
 
-    ``rows`` maps a row name to ``(method, config overrides)``. With ``workers`` > 1 (default: the
+    ``rows`` maps a row name to ``(method, config overrides)``; ``overrides`` are config fields every run
+    gets (e.g. ``{"precision": "float32"}`` on a GPU, so its runs share their keys with CPU runs). With ``workers`` > 1 (default: the
     ``PWSLIB_WORKERS`` environment variable, else 1) the runs still to train are shared out over that
     many processes, each with ``cores / workers`` torch threads: on 2 cores two 1-thread runs side by
     side deliver 1.2-1.3x the images/s of one 2-thread run (small convolutions do not use 2 threads fully).
@@ -132,12 +135,16 @@ def run_grid(
     for dataset in datasets:
         if not data_available(dataset):
             continue
-        for name, (method, overrides) in rows.items():
+        for name, (method, row_overrides) in rows.items():
             for seed in schedule.seeds:
                 config = config_for(
-                    method, dataset=dataset, split=split, seed=seed, **{**schedule.overrides(), **overrides}
+                    method,
+                    dataset=dataset,
+                    split=split,
+                    seed=seed,
+                    **{**schedule.overrides(), **(overrides or {}), **row_overrides},
                 )
-                planned.append((name, config, method == "ours" and not overrides))
+                planned.append((name, config, method == "ours" and not row_overrides))
     configs = list({config.key(): config for _, config, _ in planned}.values())
     metrics = train_all(configs, Path(runs_root), progress, workers)
     records = [
@@ -501,12 +508,47 @@ def base_pixel_rows() -> dict[str, tuple[str, dict]]:
     }
 
 
+# Annotation time per image on PASCAL VOC 2012 (Bearman et al., "What's the Point", ECCV 2016): full
+# masks 239.7 s, one click per class 22.1 s. A further click per class is assumed to cost as much again.
+SECONDS_FULL_MASKS = 239.7
+SECONDS_PER_CLICK_ROUND = 22.1
+BUDGET_CLICKS = (1, 3, 5, 10)
+
+
+def annotation_budget_rows() -> dict[str, tuple[str, dict]]:
+    """Novel classes from 1, 3, 5 and 10 clicks per class (``ours``, ``point_naive``) against full masks."""
+    rows = {
+        f"{method}, {clicks} click{'s' if clicks > 1 else ''}": (
+            method,
+            {} if clicks == 1 else {"points_per_class": clicks},
+        )
+        for method in ("ours", "point_naive")
+        for clicks in BUDGET_CLICKS
+    }
+    rows["full_supervision"] = ("full_supervision", {})
+    return rows
+
+
+def annotation_seconds(row: str) -> float:
+    """Annotation seconds per image of an ``annotation_budget_rows`` row."""
+    if row == "full_supervision":
+        return SECONDS_FULL_MASKS
+    clicks = int(row.rsplit(", ", 1)[1].split()[0])
+    return clicks * SECONDS_PER_CLICK_ROUND
+
+
+def annotation_budget_points(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` of ``annotation_budget_rows`` with each run's ``seconds`` of annotation per image and ``method``."""
+    return results.assign(seconds=results["row"].map(annotation_seconds), method=results["row"].str.split(",").str[0])
+
+
 TABLES = {
     "table1": (table1_rows, "Table 1: methods (Base / Novel / Total mIoU, hIoU)"),
     "table2": (table2_rows, "Table 2: loss and cost ablation"),
     "table3": (table3_rows, "Table 3: design variants"),
     "diagnosis": (diagnosis_rows, "Diagnosis: `ours` against `point_naive`, one change at a time"),
     "base_pixels": (base_pixel_rows, "Base pixels: novel masks kept off base pixels by the complementary loss"),
+    "annotation_budget": (annotation_budget_rows, "Annotation budget: clicks per class against full masks"),
 }
 
 
@@ -527,15 +569,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
     parser.add_argument("--name", default=None, help="file name of the table (default: the table's name)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: $PWSLIB_WORKERS, else 1)")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="config fields of every run, e.g. precision=float32"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows, title = TABLES[args.table]
     schedule = Schedule(tuple(args.seeds), args.iterations, args.batch_size)
-    results = run_grid(rows(), args.datasets, args.split, schedule, args.runs_root)
+    results = run_grid(
+        rows(),
+        args.datasets,
+        args.split,
+        schedule,
+        args.runs_root,
+        workers=args.workers,
+        overrides=parse_overrides(args.set),
+    )
     notes = (
         "\n" + "\n".join(compare_to_ours(results, d) for d in args.datasets) + "\n" if args.table == "table1" else ""
     )
+    if args.table == "annotation_budget":
+        figure = annotation_budget_figure(
+            annotation_budget_points(results), f"split {args.split}, seeds {args.seeds}, {args.iterations} iterations"
+        )
+        figure_path = args.reports_dir / "figures" / f"{args.name or args.table}.png"
+        figure_path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(figure_path, dpi=90)
+        notes = (
+            f"\nAnnotation seconds per image: full masks {SECONDS_FULL_MASKS} s, {SECONDS_PER_CLICK_ROUND} s per click "
+            "per class (PASCAL VOC 2012 timings of Bearman et al., ECCV 2016; further clicks assumed to cost as much "
+            f"as the first). Figure: `figures/{figure_path.name}`.\n"
+        )
     command = "`python -m pwslib.experiments " + " ".join(sys.argv[1:] if argv is None else argv) + "`"
     print(write_table(results, args.name or args.table, title, args.reports_dir, schedule, args.split, notes, command))
 

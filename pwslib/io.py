@@ -95,8 +95,9 @@ def machine_description() -> str:
     """One line naming the machine a number was measured on."""
     import torch
 
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
-        f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} cores, "
+        f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} cores{gpu}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}"
     )
 

@@ -249,3 +249,28 @@ def proposals_figure(model, dataset, image_index: int = 0, count: int = 6):
     _clear_ticks(axes)
     fig.tight_layout()
     return fig
+
+
+def annotation_budget_figure(points, title: str = ""):
+    """Novel mIoU (mean ± std over seeds) against annotation seconds per image, one panel per dataset;
+    ``points``: a DataFrame of runs with columns dataset, method, seconds, novel_miou."""
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(points["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        subset = points[points["dataset"] == dataset]
+        for method, group in subset.groupby("method", sort=False):
+            spread = group.groupby("seconds")["novel_miou"].agg(["mean", "std"]).reset_index()
+            marker = "s" if method == "full_supervision" else "o"
+            ax.errorbar(
+                spread["seconds"], spread["mean"], yerr=spread["std"].fillna(0), marker=marker, capsize=3, label=method
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("annotation seconds per image (log)")
+        ax.set_ylabel("novel mIoU (%)")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

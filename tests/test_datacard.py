@@ -63,3 +63,31 @@ def test_click_probe_compares_clicks_with_full_masks_at_the_same_steps(toy_root,
     scores = datacard.click_probe("toy-stuff", steps=2)
     assert scores["clicks"]["train_images"] == scores["full_masks"]["train_images"] == 2 * 16
     assert scores["steps"] == 2 and scores["split"] == 1 and scores["novel_ratio"] >= 0
+
+
+def test_unlabelled_surroundings_measure_the_ring_outside_the_class():
+    from pwslib.datacard import unlabelled_surroundings
+
+    split = ClassSplit(("base", "novel", "other_novel"), (1, 2))
+    labels = np.zeros((1, 20, 20), dtype=np.uint8)
+    labels[0, 8:12, 8:12] = 1  # a novel square on base pixels...
+    labels[0, :, 14:] = 2  # ...and a second novel class on its right, beyond the ring's outer edge
+    shares = unlabelled_surroundings(labels, split, inner=1, outer=2)
+    assert shares["novel"] == 0.0  # the ring (distance 2) lies on base pixels only
+    labels[0, 8:12, 11:14] = 2  # now the second novel class touches it
+    assert unlabelled_surroundings(labels, split, inner=1, outer=2)["novel"] > 0
+
+
+def test_class_balanced_loss_weighs_a_one_pixel_class_like_a_large_one():
+    import torch
+
+    from pwslib.datacard import class_balanced_cross_entropy
+
+    logits = torch.zeros(1, 3, 4, 4)
+    logits[:, 0] = 2.0  # class 0 predicted everywhere
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, 0, 0] = 1  # class 1 known at one pixel
+    target[0, 3, 3] = 255
+    per_class = torch.nn.functional.cross_entropy(logits, target, ignore_index=255, reduction="none")[0]
+    expected = (per_class[target[0] == 0].mean() + per_class[0, 0]) / 2
+    assert torch.isclose(class_balanced_cross_entropy(logits, target), expected)

@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from conftest import SMALL_TOY
@@ -33,6 +36,20 @@ def test_grid_reuses_finished_runs_and_writes_tables(tmp_path, toy_root, monkeyp
     text = write_table(results, "table_test", "A test table", tmp_path / "reports", SCHEDULE, 1)
     assert "±" in text and "preset `custom`: seeds [0, 1]" in text and "machine" in text
     assert len(pd.read_csv(tmp_path / "reports" / "table_test.csv")) == 4
+
+
+def test_grid_overrides_reach_every_run_and_rows_override_them(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    schedule = Schedule(seeds=(0,), iterations=1, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
+    rows = {"ours": ("ours", {}), "ours, 3 clicks": ("ours", {"points_per_class": 3})}
+    results = run_grid(
+        rows, ["toy-stuff"], 1, schedule, tmp_path / "runs", progress=False, overrides={"points_per_class": 2}
+    )
+    clicks = {
+        row: json.loads((Path(run) / "config.json").read_text())["points_per_class"]
+        for row, run in zip(results["row"], results["run"])
+    }
+    assert clicks == {"ours": 2, "ours, 3 clicks": 3}
 
 
 def test_grid_trains_in_parallel_processes_and_then_reuses_the_runs(tmp_path, toy_root, monkeypatch):
@@ -148,3 +165,30 @@ def test_every_table_row_is_a_valid_config():
     for name, (rows, _) in TABLES.items():
         for row, (method, overrides) in rows().items():
             assert config_for(method, **overrides).method == method, (name, row)
+
+
+def test_annotation_budget_rows_put_each_run_on_the_seconds_axis():
+    from pwslib.experiments import (
+        SECONDS_FULL_MASKS,
+        SECONDS_PER_CLICK_ROUND,
+        annotation_budget_points,
+        annotation_budget_rows,
+    )
+    from pwslib.viz import annotation_budget_figure
+
+    rows = annotation_budget_rows()
+    assert rows["ours, 1 click"] == ("ours", {}) and rows["point_naive, 10 clicks"][1] == {"points_per_class": 10}
+    results = pd.DataFrame(
+        [
+            {"row": row, "dataset": "toy-stuff", "seed": seed, "novel_miou": 10.0 + seed}
+            for row in rows
+            for seed in (0, 1)
+        ]
+    )
+    points = annotation_budget_points(results)
+    seconds = dict(zip(points["row"], points["seconds"]))
+    assert seconds["full_supervision"] == SECONDS_FULL_MASKS
+    assert seconds["ours, 5 clicks"] == pytest.approx(5 * SECONDS_PER_CLICK_ROUND)
+    assert set(points["method"]) == {"ours", "point_naive", "full_supervision"}
+    figure = annotation_budget_figure(points, "test")
+    assert len(figure.axes) == 1 and len(figure.axes[0].lines) >= 3

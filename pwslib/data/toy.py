@@ -9,8 +9,13 @@ What makes it hard (and what the data card measures):
 - colour is drawn per instance, so the class of a pixel cannot be read from its colour;
 - stuff classes differ by texture (pattern, frequency, orientation), things by shape, texture and
   scale; several things per image, drawn in order so later ones occlude earlier ones;
+- things made of parts that look different (a person is head, torso and legs; a car is body, windows
+  and wheels): about half of the thing classes are cut into 2-3 bands along the object's own axis, each
+  band with its own texture and colour, so one click shows the look of one part, not of the whole object;
 - co-occurrence: some things almost always appear on a partner stuff (a boat on water), which makes
-  a single click ambiguous and gives the memory bank's confidence something to do;
+  a single click ambiguous and gives the memory bank's confidence something to do; in every split some
+  novel things sit on a novel stuff, a partner the base annotation does not separate from them (both
+  are unlabelled in the base label map), as in real splits;
 - like the real datasets, a few percent of pixels carry no label (boundary bands between stuff
   regions and unlabelled clutter), so the ignore region of a base label map is more than the union of
   the novel objects.
@@ -30,7 +35,7 @@ from tqdm.auto import tqdm
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
 from pwslib.io import DataError, save_array_atomic, write_json_atomic
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,12 @@ class ThingClass:
     radius: tuple[float, float]  # half-size in pixels at 96 px images, scaled with the image
     partner: str | None = None  # a stuff class this thing almost always sits on
     partner_probability: float = 0.0
+    parts: tuple[tuple[str, float], ...] = ()  # further parts (pattern, frequency), stacked along the object's axis
+
+    @property
+    def appearances(self) -> tuple[tuple[str, float], ...]:
+        """(pattern, frequency) of every part, the first part's from ``pattern`` / ``frequency``."""
+        return ((self.pattern, self.frequency),) + self.parts
 
 
 @dataclass(frozen=True)
@@ -101,21 +112,21 @@ TOY_STUFF = ToyPreset(
         ("wood", "rings", 0.10),
     ),
     things=(
-        ThingClass("boat", "hull", "stripes", 0.20, (10, 16), partner="water", partner_probability=0.9),
-        ThingClass("car", "bar", "solid", 0.0, (10, 16), partner="road", partner_probability=0.85),
-        ThingClass("cow", "ellipse", "dots", 0.22, (9, 15), partner="grass", partner_probability=0.9),
-        ThingClass("plane", "cross", "solid", 0.0, (10, 17), partner="sky", partner_probability=0.9),
-        ThingClass("ball", "disk", "checker", 0.18, (6, 11)),
-        ThingClass("box", "square", "stripes", 0.25, (7, 13)),
-        ThingClass("kite", "diamond", "solid", 0.0, (8, 14), partner="sky", partner_probability=0.6),
-        ThingClass("sign", "triangle", "stripes", 0.18, (9, 15)),
-        ThingClass("tyre", "ring", "solid", 0.0, (8, 14)),
-        ThingClass("flower", "star", "solid", 0.0, (9, 15), partner="grass", partner_probability=0.6),
-        ThingClass("nut", "hexagon", "dots", 0.25, (7, 12)),
+        ThingClass("boat", "hull", "stripes", 0.20, (10, 16), "water", 0.9, parts=(("dots", 0.25),)),
+        ThingClass("car", "bar", "solid", 0.0, (10, 16), "road", 0.85, parts=(("checker", 0.2), ("stripes", 0.3))),
+        ThingClass("cow", "ellipse", "dots", 0.22, (9, 15), "grass", 0.9, parts=(("stripes", 0.3),)),
+        ThingClass("plane", "cross", "solid", 0.0, (10, 17), "sky", 0.9, parts=(("dots", 0.25),)),
+        ThingClass("ball", "disk", "checker", 0.18, (6, 11), "sand", 0.8),
+        ThingClass("box", "square", "stripes", 0.25, (7, 13), "snow", 0.7),
+        ThingClass("kite", "diamond", "solid", 0.0, (8, 14), "sky", 0.6),
+        ThingClass("sign", "triangle", "stripes", 0.18, (9, 15), "sand", 0.7),
+        ThingClass("tyre", "ring", "solid", 0.0, (8, 14), "snow", 0.8),
+        ThingClass("flower", "star", "solid", 0.0, (9, 15), "grass", 0.6, parts=(("checker", 0.25),)),
+        ThingClass("nut", "hexagon", "dots", 0.25, (7, 12), "wood", 0.8),
         ThingClass("moon", "crescent", "solid", 0.0, (9, 15)),
-        ThingClass("lamp", "semicircle", "stripes", 0.22, (8, 14)),
-        ThingClass("frame", "frame", "solid", 0.0, (10, 16), partner="wall", partner_probability=0.8),
-        ThingClass("arrow", "arrow", "checker", 0.2, (10, 16)),
+        ThingClass("lamp", "semicircle", "stripes", 0.22, (8, 14), "wood", 0.7, parts=(("solid", 0.0),)),
+        ThingClass("frame", "frame", "solid", 0.0, (10, 16), "wall", 0.8),
+        ThingClass("arrow", "arrow", "checker", 0.2, (10, 16), parts=(("solid", 0.0), ("stripes", 0.25))),
         ThingClass("heart", "heart", "stripes", 0.3, (8, 14)),
     ),
     novel_splits=(
@@ -146,24 +157,24 @@ TOY_SCENE = ToyPreset(
         ("snow", "rings", 0.10),
     ),
     things=(
-        ThingClass("bed", "bar", "stripes", 0.25, (7, 11), partner="carpet", partner_probability=0.9),
-        ThingClass("car", "hull", "solid", 0.0, (6, 10), partner="road", partner_probability=0.85),
-        ThingClass("boat", "trapezoid", "stripes", 0.2, (6, 10), partner="water", partner_probability=0.9),
-        ThingClass("lamp", "semicircle", "dots", 0.3, (5, 9), partner="ceiling", partner_probability=0.8),
-        ThingClass("painting", "frame", "solid", 0.0, (6, 10), partner="wall", partner_probability=0.85),
-        ThingClass("plant", "star", "solid", 0.0, (5, 9)),
-        ThingClass("chair", "tee", "solid", 0.0, (5, 9), partner="floor", partner_probability=0.7),
-        ThingClass("table", "square", "stripes", 0.3, (5, 9)),
-        ThingClass("person", "ellipse", "checker", 0.25, (5, 9)),
+        ThingClass("bed", "bar", "stripes", 0.25, (7, 11), "floor", 0.9, parts=(("solid", 0.0),)),
+        ThingClass("car", "hull", "solid", 0.0, (6, 10), "road", 0.85, parts=(("dots", 0.3), ("stripes", 0.25))),
+        ThingClass("boat", "trapezoid", "stripes", 0.2, (6, 10), "water", 0.9, parts=(("solid", 0.0),)),
+        ThingClass("lamp", "semicircle", "dots", 0.3, (5, 9), "ceiling", 0.8, parts=(("solid", 0.0),)),
+        ThingClass("painting", "frame", "solid", 0.0, (6, 10), "wall", 0.85),
+        ThingClass("plant", "star", "solid", 0.0, (5, 9), "field", 0.8, parts=(("stripes", 0.3),)),
+        ThingClass("chair", "tee", "solid", 0.0, (5, 9), "floor", 0.7, parts=(("dots", 0.3),)),
+        ThingClass("table", "square", "stripes", 0.3, (5, 9), "carpet", 0.8, parts=(("checker", 0.25),)),
+        ThingClass("person", "ellipse", "checker", 0.25, (5, 9), parts=(("solid", 0.0), ("stripes", 0.3))),
         ThingClass("clock", "ring", "solid", 0.0, (5, 8)),
-        ThingClass("sign", "triangle", "dots", 0.3, (5, 9)),
-        ThingClass("window", "cross", "solid", 0.0, (6, 10), partner="wall", partner_probability=0.6),
+        ThingClass("sign", "triangle", "dots", 0.3, (5, 9), "tree", 0.8),
+        ThingClass("window", "cross", "solid", 0.0, (6, 10), "wall", 0.6),
         ThingClass("ball", "disk", "stripes", 0.3, (4, 7)),
-        ThingClass("vase", "hexagon", "solid", 0.0, (4, 8)),
-        ThingClass("flag", "diamond", "stripes", 0.22, (5, 9)),
-        ThingClass("rock", "crescent", "dots", 0.25, (5, 9), partner="mountain", partner_probability=0.8),
-        ThingClass("bird", "arrow", "solid", 0.0, (5, 9), partner="sky", partner_probability=0.85),
-        ThingClass("pillow", "heart", "checker", 0.3, (5, 8), partner="bed", partner_probability=0.0),
+        ThingClass("vase", "hexagon", "solid", 0.0, (4, 8), parts=(("stripes", 0.3),)),
+        ThingClass("flag", "diamond", "stripes", 0.22, (5, 9), "snow", 0.8),
+        ThingClass("rock", "crescent", "dots", 0.25, (5, 9), "mountain", 0.8),
+        ThingClass("bird", "arrow", "solid", 0.0, (5, 9), "sky", 0.85),
+        ThingClass("pillow", "heart", "checker", 0.3, (5, 8), "bed", 0.0),
     ),
     novel_splits=(
         ("boat", "lamp", "person", "sign", "flag", "tree", "curtain", "snow"),
@@ -349,6 +360,15 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}")
 
 
+def part_index(v: np.ndarray, where: np.ndarray, parts: int) -> np.ndarray:
+    """Which of ``parts`` equal bands along the object's own ``v`` axis each pixel falls in (0 = top),
+    the bands spanning the extent of ``where`` (the object's mask): head / torso / legs."""
+    if parts == 1:
+        return np.zeros(v.shape, dtype=int)
+    low, high = v[where].min(), v[where].max()
+    return np.clip(((v - low) / max(high - low, 1e-6) * parts).astype(int), 0, parts - 1)
+
+
 # ----------------------------------------------------------------------------------------------
 # Scenes
 
@@ -439,7 +459,10 @@ def render_scene(preset: ToyPreset, rng: np.random.Generator, size: int) -> tupl
         where = shape_mask(thing.shape, u, v)
         if not where.any():
             continue
-        _paint(canvas, where, texture(thing.pattern, thing.frequency / scale, np.rad2deg(angle), yy, xx, rng), rng)
+        part = part_index(v, where, len(thing.appearances))
+        for index, (pattern, frequency) in enumerate(thing.appearances):
+            piece = where & (part == index)
+            _paint(canvas, piece, texture(pattern, frequency / scale, np.rad2deg(angle), yy, xx, rng), rng)
         label[where] = num_stuff + t
 
     canvas += rng.normal(0, 5, size=canvas.shape)

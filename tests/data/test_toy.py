@@ -127,3 +127,44 @@ def test_out_of_range_test_labels_are_refused_before_any_training(tmp_path):
     toy._VERIFIED.clear()
     with pytest.raises(DataError, match=r"test_labels.npy holds label ids \[200\] outside 0..23"):
         load_toy("toy-stuff", 0, tmp_path, progress=False, num_train=6, num_test=3)
+
+
+def test_part_index_cuts_an_object_into_equal_bands_along_its_axis():
+    from pwslib.data.toy import part_index
+
+    v = np.tile(np.linspace(-1, 1, 12)[:, None], (1, 5))  # (12, 5): v grows down the rows
+    where = np.zeros_like(v, dtype=bool)
+    where[2:11] = True  # the object spans rows 2..10
+    part = part_index(v, where, 3)
+    assert [int(p) for p in part[2:11, 0]] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert (part_index(v, where, 1) == 0).all()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_multi_part_things_show_different_textures_in_their_parts(name):
+    """Every split has novel things of 2-3 parts, and the parts of one object are painted differently."""
+    preset = get_preset(name)
+    multi = {t.name for t in preset.things if len(t.appearances) > 1}
+    assert all(len(t.appearances) <= 3 for t in preset.things)
+    assert all(len(multi & set(novel)) >= 2 for novel in preset.novel_splits)
+    for t in preset.things:
+        patterns = [pattern for pattern, _ in t.appearances]
+        assert len(set(patterns)) == len(patterns), t.name  # each part its own texture
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_split_has_novel_things_on_a_novel_stuff(name):
+    preset = get_preset(name)
+    for novel in preset.novel_splits:
+        on_novel = [t.name for t in preset.things if t.name in novel and t.partner in novel]
+        assert len(on_novel) >= 2, (novel, on_novel)
+
+
+def test_unseparated_partners_leave_a_novel_thing_surrounded_by_unlabelled_pixels():
+    from pwslib.datacard import unlabelled_surroundings
+
+    preset = get_preset("toy-stuff")
+    labels = np.stack([render_scene(preset, np.random.default_rng([2, 0, i]), 96)[1] for i in range(60)])
+    shares = unlabelled_surroundings(labels, preset.split(1))
+    assert set(shares) == {"boat", "cow", "ball", "sign", "moon", "sand"}
+    assert shares["ball"] > 50 > shares["boat"]  # ball sits on novel sand, boat on base water
