@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.io import DataError
 
 
@@ -30,6 +31,7 @@ class TrainConfig:
     point_seed: int = 0
     data_seed: int = 0
     crop_size: int | None = None  # None: the image size (toy); the real recipe crops 640 / 512
+    toy_generator: int = GENERATOR_VERSION  # version of the toy scenes a run is trained on (part of its key)
     # method
     method: str = "ours"
     novel_supervision: str = "points"  # none | points | image_labels | full_masks (| pseudo_masks, set in stage 2)
@@ -100,6 +102,12 @@ class TrainConfig:
         """A short hash of everything that changes the result: runs are cached under it."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> "TrainConfig":
+        """The config of a run folder's ``config.json``: runs saved before ``toy_generator`` existed were
+        trained on toy generator 2."""
+        return cls.from_dict({"toy_generator": 2, **values})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":

@@ -67,6 +67,18 @@ def curve_run(config: TrainConfig, folder: Path, every: int, test_images: int, p
     return curve
 
 
+def other_curves(runs_root: Path, config: TrainConfig) -> list[str]:
+    """How the curves of ``config``'s dataset and method in ``runs_root`` differ from ``config`` (one line each)."""
+    wanted = config.to_dict()
+    lines = []
+    for folder in sorted(Path(runs_root).glob(f"{config.dataset}-{config.method}-*")):
+        if (folder / "config.json").exists():
+            saved = TrainConfig.from_saved(json.loads((folder / "config.json").read_text())).to_dict()
+            fields = ", ".join(f"{k}={v!r}" for k, v in saved.items() if wanted.get(k) != v)
+            lines.append(f"{folder} was trained with {fields or 'the same config'}")
+    return lines
+
+
 def plateau(curve: list[dict], score: str = "total_miou") -> dict:
     """The plateau (mean of the last two evaluations) and the gain over the last quarter of the run."""
     values = np.array([point[score] for point in curve])
@@ -186,7 +198,10 @@ def main(argv: list[str] | None = None) -> None:
             folder = args.runs_root / f"{dataset}-{method}-{config.key()}"
             if args.report_only:
                 if not (folder / "curve.json").exists():
-                    raise DataError(f"no curve in {folder}: run python -m pwslib.convergence without --report-only")
+                    raise DataError(
+                        f"no curve in {folder}: run python -m pwslib.convergence without --report-only"
+                        + "".join(f"; {other}" for other in other_curves(args.runs_root, config))
+                    )
                 curves[f"{dataset}/{method}"] = json.loads((folder / "curve.json").read_text())["curve"]
             else:
                 curves[f"{dataset}/{method}"] = curve_run(config, folder, args.every, args.test_images)

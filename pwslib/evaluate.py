@@ -26,7 +26,7 @@ def load_run(folder: Path):
             f"{folder} holds no {CHECKPOINT} yet: the run stopped before its first checkpoint; train it with "
             f"python -m pwslib.train --out {folder} --resume"
         )
-    config = TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    config = TrainConfig.from_saved(json.loads((folder / "config.json").read_text()))
     trainer = Trainer(config, folder, progress=False)
     trainer.restore(load_checkpoint(folder / CHECKPOINT, config))
     trainer.model.eval()

@@ -276,6 +276,12 @@ def write_table(
     return text
 
 
+def heldout_results(folder: Path) -> dict[int, pd.DataFrame]:
+    """Per-run results of every held-out Table 1 in ``folder`` (``table1_split<N>.csv``), by split."""
+    tables = sorted(Path(folder).glob("table1_split*.csv"))
+    return {int(path.stem.rsplit("split", 1)[1]): pd.read_csv(path) for path in tables}
+
+
 def hiou_gaps(results: pd.DataFrame, dataset: str) -> dict[str, float]:
     """Mean hIoU of every Table 1 method on ``dataset`` (for the notebook's comparison sentence)."""
     subset = results[results["dataset"] == dataset]

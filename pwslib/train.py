@@ -31,6 +31,8 @@ from tqdm.auto import tqdm
 from pwslib.config import METHODS, TrainConfig, config_for
 from pwslib.data import DATASETS, build_dataset, collate, training_cooccurrence
 from pwslib.data.splits import IGNORE_INDEX
+from pwslib.data.toy import GENERATOR_VERSION
+from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, setup_distributed
 from pwslib.metrics import evaluate_model
 from pwslib.io import DataError, atomic_path, provenance, save_array_atomic, write_json_atomic
@@ -76,6 +78,11 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def _datasets(config: TrainConfig):
+    if config.dataset in TOY_PRESETS and config.toy_generator != GENERATOR_VERSION:
+        raise DataError(
+            f"this run was trained on toy generator {config.toy_generator}, and this code draws the toy scenes of "
+            f"generator {GENERATOR_VERSION}: its data no longer exists; train a new run"
+        )
     common = dict(split=config.split, data_seed=config.data_seed, **config.toy_options)
     train = build_dataset(
         config.dataset,
@@ -419,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
             if getattr(args, flag) is not None:
                 overrides[flag] = getattr(args, flag)
         if args.resume and (args.out / "config.json").exists():
-            config = TrainConfig.from_dict(json.loads((args.out / "config.json").read_text()))
+            config = TrainConfig.from_saved(json.loads((args.out / "config.json").read_text()))
             conflicts = {k: v for k, v in overrides.items() if config.to_dict().get(k) != v}
             if conflicts:
                 saved = ", ".join(f"{k}={config.to_dict().get(k)!r}" for k in conflicts)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import pwslib.config as config_module
-from pwslib.config import config_for, resolve_precision
+from pwslib.config import TrainConfig, config_for, resolve_precision
 from pwslib.io import DataError
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
 
@@ -80,3 +80,23 @@ def test_a_bad_config_value_is_refused_in_one_line_naming_the_field(overrides, m
 def test_whole_numbers_given_for_float_fields_are_accepted_and_hash_like_floats():
     assert config_for("ours", learning_rate=1).learning_rate == 1.0
     assert config_for("ours", consistency_weight=0).key() == config_for("ours", consistency_weight=0.0).key()
+
+
+def test_the_toy_generator_is_part_of_the_key_and_old_run_folders_read_as_generator_2():
+    from pwslib.data.toy import GENERATOR_VERSION
+
+    current = config_for("ours")
+    assert current.toy_generator == GENERATOR_VERSION
+    assert config_for("ours", toy_generator=GENERATOR_VERSION - 1).key() != current.key()
+    saved = current.to_dict()
+    saved.pop("toy_generator")  # a config.json written before the field existed
+    assert TrainConfig.from_saved(saved).toy_generator == 2
+    assert TrainConfig.from_saved(current.to_dict()) == current
+
+
+def test_a_run_of_an_older_toy_generator_is_refused_before_training(tmp_path):
+    from pwslib.data.toy import GENERATOR_VERSION
+    from pwslib.train import Trainer
+
+    with pytest.raises(DataError, match="toy generator"):
+        Trainer(config_for("ours", toy_generator=GENERATOR_VERSION - 1, iterations=1), tmp_path)

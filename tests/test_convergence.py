@@ -52,3 +52,19 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
     text = write_report({"toy-stuff/ours": curve}, meta, tmp_path)
     assert "| toy-stuff | ours | 300 |" in text and "0.9" in text and "Not flat yet" in text
     assert (tmp_path / "figures" / "convergence.png").exists() and (tmp_path / "convergence.json").exists()
+
+
+def test_a_missing_curve_says_how_the_cached_curves_differ(tmp_path):
+    import json
+
+    from pwslib.config import config_for
+    from pwslib.convergence import other_curves
+
+    cached = config_for("ours", iterations=4000)
+    folder = tmp_path / f"toy-stuff-ours-{cached.key()}"
+    folder.mkdir()
+    saved = cached.to_dict()
+    saved.pop("toy_generator")  # a curve written before the field existed
+    (folder / "config.json").write_text(json.dumps(saved))
+    (lines,) = other_curves(tmp_path, config_for("ours", iterations=6000))
+    assert "iterations=4000" in lines and "toy_generator=2" in lines

@@ -192,3 +192,15 @@ def test_annotation_budget_rows_put_each_run_on_the_seconds_axis():
     assert set(points["method"]) == {"ours", "point_naive", "full_supervision"}
     figure = annotation_budget_figure(points, "test")
     assert len(figure.axes) == 1 and len(figure.axes[0].lines) >= 3
+
+
+def test_heldout_results_are_read_by_split(tmp_path):
+    from pwslib.experiments import heldout_results
+
+    for split in (3, 2):
+        pd.DataFrame([{"row": "ours", "dataset": "toy-stuff", "seed": 0, "hiou": float(split)}]).to_csv(
+            tmp_path / f"table1_split{split}.csv", index=False
+        )
+    (tmp_path / "table2.csv").write_text("row\n")
+    results = heldout_results(tmp_path)
+    assert list(results) == [2, 3] and results[3]["hiou"].tolist() == [3.0]
