@@ -548,6 +548,14 @@ def annotation_budget_points(results: pd.DataFrame) -> pd.DataFrame:
     return results.assign(seconds=results["row"].map(annotation_seconds), method=results["row"].str.split(",").str[0])
 
 
+def select_rows(rows: dict[str, tuple[str, dict]], names: list[str]) -> dict[str, tuple[str, dict]]:
+    """The rows called ``names``, plus the reference row (``ours`` with its defaults) the others are tested against."""
+    unknown = [name for name in names if name not in rows]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; this table has {list(rows)}")
+    return {name: row for name, row in rows.items() if name in names or row == ("ours", {})}
+
+
 TABLES = {
     "table1": (table1_rows, "Table 1: methods (Base / Novel / Total mIoU, hIoU)"),
     "table2": (table2_rows, "Table 2: loss and cost ablation"),
@@ -579,13 +587,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="config fields of every run, e.g. precision=float32"
     )
+    parser.add_argument(
+        "--rows", nargs="+", default=None, metavar="ROW", help="only these rows (and the `ours` reference row)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows, title = TABLES[args.table]
     schedule = Schedule(tuple(args.seeds), args.iterations, args.batch_size)
+    try:
+        selected = select_rows(rows(), args.rows) if args.rows else rows()
+    except ValueError as error:
+        parser.error(str(error))
     results = run_grid(
-        rows(),
+        selected,
         args.datasets,
         args.split,
         schedule,

@@ -14,8 +14,10 @@ from pwslib.experiments import (
     run_folder,
     run_grid,
     differs,
+    select_rows,
     summarise,
     table1_rows,
+    table3_rows,
     write_table,
 )
 from pwslib.io import DataError
@@ -50,6 +52,18 @@ def test_grid_overrides_reach_every_run_and_rows_override_them(tmp_path, toy_roo
         for row, run in zip(results["row"], results["run"])
     }
     assert clicks == {"ours": 2, "ours, 3 clicks": 3}
+
+
+def test_a_subset_of_rows_keeps_the_reference_row_and_unknown_rows_are_refused():
+    rows = table3_rows()
+    chosen = select_rows(rows, ["without bank", "bank without confidence"])
+    assert list(chosen) == [
+        "ours (phi on, max, confident EMA bank, 1 point)",
+        "bank without confidence",
+        "without bank",
+    ]
+    with pytest.raises(ValueError, match="unknown rows"):
+        select_rows(rows, ["no such row"])
 
 
 def test_grid_trains_in_parallel_processes_and_then_reuses_the_runs(tmp_path, toy_root, monkeypatch):
