@@ -9,7 +9,7 @@ from pathlib import Path
 from pwslib.data import ensure_points
 from pwslib.data.points import POINT_RULES, POINTS_PER_CLASS_CHOICES
 from pwslib.data.real import prepare_benchmark
-from pwslib.data.toy import default_data_root
+from pwslib.io import default_data_root
 from pwslib.io import DataError
 
 

@@ -1,6 +1,6 @@
-"""Run configuration: one dataclass, methods as named overrides, Table 2/3 variants as more overrides.
+"""Run configuration: one dataclass, the methods as named overrides.
 
-Every switch of DESIGN §6 is a field here, so a table row is ``config_for("ours", **row)``. Fields
+Every switch of DESIGN §6 is a field here, so a table row (``pwslib.tables``) is ``config_for(method, **row)``. Fields
 marked "(our choice)" are this project's reading where the poster gives no detail.
 """
 
@@ -216,34 +216,6 @@ METHODS: dict[str, dict[str, Any]] = {
     "full_supervision": dict(novel_supervision="full_masks", **_NO_NOVEL_TERMS),
 }
 
-# Table 2: loss terms and cost terms of `ours`, switched on cumulatively and left out one at a time.
-TABLE2_ROWS: dict[str, dict[str, Any]] = {
-    "L_in + L_ex": dict(consistency_weight=0.0, contrastive_weight=0.0, memory_bank="off"),
-    "L_in + L_ex + L_con": dict(contrastive_weight=0.0, memory_bank="off"),
-    "w/o L_in": dict(inclusion_weight=0.0),
-    "w/o L_ex": dict(exclusion_weight=0.0),
-    "w/o L_con": dict(consistency_weight=0.0),
-    "cost: class only": dict(novel_matching="class_only"),
-    "cost: + J_in": dict(exclusion_cost=0.0, consistency_cost=0.0),
-    "cost: + J_in + J_ex": dict(consistency_cost=0.0),
-    "cost: w/o J_in": dict(inclusion_cost=0.0),
-    "cost: w/o J_ex": dict(exclusion_cost=0.0),
-    "all (ours)": dict(),
-}
-
-# Table 3: network-design variants of `ours`.
-TABLE3_ROWS: dict[str, dict[str, Any]] = {
-    "ours (phi on, max, confident EMA bank, 1 point)": dict(),
-    "keypoint head phi off": dict(keypoint_embedding_head=False),
-    "union: noisy-OR": dict(class_union="noisy_or"),
-    "bank without confidence": dict(memory_bank="plain"),
-    "without bank": dict(memory_bank="off", contrastive_weight=0.0),
-    "prototype: queue": dict(prototype="queue"),
-    "3 points per class": dict(points_per_class=3),
-    "5 points per class": dict(points_per_class=5),
-    "10 points per class": dict(points_per_class=10),
-}
-
 # The real-data recipe (DESIGN §1), one parameter away from the toy defaults.
 _RESNET50_MASKFORMER = dict(
     backbone="resnet50",
@@ -306,3 +278,17 @@ def cpu_flags() -> set[str]:
     except OSError:
         return set()
     return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["class_union=noisy_or", "points_per_class=3"]`` -> typed values (JSON where it parses)."""
+    values = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise DataError(f"--set takes KEY=VALUE, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values

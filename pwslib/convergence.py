@@ -28,11 +28,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pwslib.config import TrainConfig, config_for
+from pwslib.config import TrainConfig, config_for, parse_overrides
+from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.metrics import evaluate_model
 from pwslib.experiments import PRESET_SPLITS, markdown_table
 from pwslib.io import DataError, provenance, write_json_atomic, write_text_atomic
-from pwslib.train import CHECKPOINT, Trainer, load_checkpoint
+from pwslib.runs import CHECKPOINT, load_checkpoint
+from pwslib.train import Trainer
 from pwslib.viz import convergence_figure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,12 +93,23 @@ def plateau(curve: list[dict], score: str = "total_miou") -> dict:
     }
 
 
+def run_generator(row: pd.Series) -> int | None:
+    """The toy generator a table's run was trained on: its ``toy_generator`` column, else its run folder's
+    config (older tables), else None (the run folder is not on this machine)."""
+    if "toy_generator" in row and pd.notna(row["toy_generator"]):
+        return int(row["toy_generator"])
+    config = Path(str(row.get("run", ""))) / "config.json"
+    return TrainConfig.from_saved(json.loads(config.read_text())).toy_generator if config.exists() else None
+
+
 def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
-    """Total mIoU of every run of a Table 1 CSV divided by its (dataset, method) plateau."""
+    """Total mIoU of every run of a Table 1 CSV divided by its (dataset, method) plateau; only runs on the toy
+    generator of the plateaus' curves (this code's) count."""
     if not table_csv.exists():
         return pd.DataFrame()
     runs = pd.read_csv(table_csv)
     runs = runs[runs["method"].isin(METHODS)]
+    runs = runs[[run_generator(row) == GENERATOR_VERSION for _, row in runs.iterrows()]]
     rows = []
     for (dataset, method), group in runs.groupby(["dataset", "method"], sort=False):
         level = plateaus.get(f"{dataset}/{method}")
@@ -151,6 +164,10 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
         caveat = (
             "" if split == 1 else f": its runs are on split {split}, so the ratios to split 1's plateaus are indicative"
         )
+        if ratios.empty and csv.exists():
+            ratio_sections.append(
+                f"### `{label}` preset ({csv.relative_to(reports)}): no runs of toy generator {GENERATOR_VERSION}\n"
+            )
         if not ratios.empty:
             ratio_sections.append(
                 f"### `{label}` preset ({csv.relative_to(reports)}{caveat})\n\n{markdown_table(ratios.set_index('dataset'))}"
@@ -176,8 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--iterations", type=int, default=6000)
-    parser.add_argument("--every", type=int, default=500)
+    parser.add_argument("--iterations", type=int, default=4000)
+    parser.add_argument("--every", type=int, default=400)
     parser.add_argument("--test-images", type=int, default=250)
     parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "convergence")
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
@@ -188,8 +205,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from pwslib.train import parse_overrides
-
     overrides = parse_overrides(args.set)
     curves, wall_start = {}, time.perf_counter()
     for dataset in args.datasets:

@@ -16,11 +16,13 @@ Writes ``reports/toy_datacard.md``, ``reports/toy_datacard.json`` and figures in
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -461,6 +463,25 @@ def main(argv: list[str] | None = None) -> None:
         )
     if any(math.isnan(c["learnability_probe"]["total_miou"]) for c in cards):
         raise SystemExit("a probe produced NaN mIoU")
+
+
+def datacard_summary(path: Path) -> pd.DataFrame | str:
+    """The data card's difficulty numbers (``reports/toy_datacard.json``)."""
+    if not Path(path).exists():
+        return f"{path} does not exist yet: run `python -m pwslib.datacard`"
+    card = json.loads(Path(path).read_text())
+    return pd.DataFrame(
+        [
+            {
+                "preset": p["preset"],
+                "colour classifier mIoU": round(p["colour_classifier"]["total_miou"], 1),
+                "5-min supervised mIoU": round(p["learnability_probe"]["total_miou"], 1),
+                "unlabelled pixels %": round(p["unlabelled_pixel_share"], 1),
+                "click probe: novel mIoU clicks / masks": round(p["click_probe"]["novel_ratio"], 2),
+            }
+            for p in card["presets"]
+        ]
+    )
 
 
 if __name__ == "__main__":

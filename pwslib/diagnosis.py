@@ -29,8 +29,10 @@ from pwslib.config import config_for
 from pwslib.data.splits import ClassSplit
 from pwslib.evaluate import load_run
 from pwslib.metrics import confusion_matrix, segmentation_scores
-from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, markdown_table, run_folder
+from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, markdown_table
+from pwslib.runs import run_folder
 from pwslib.io import provenance, write_text_atomic
+from pwslib.viz import _pyplot, training_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("base_only", "point_naive", "keypoint_pseudo", "ours", "full_supervision")
@@ -118,8 +120,6 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
 
 def destinations_figure(records: pd.DataFrame, path: Path):
     """Stacked bars: where the base pixels (left) and the novel pixels (right) of each method go."""
-    from pwslib.viz import _pyplot
-
     plt = _pyplot()
     datasets = list(dict.fromkeys(records["dataset"]))
     fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 2.6 * len(datasets)), squeeze=False)
@@ -142,8 +142,6 @@ def destinations_figure(records: pd.DataFrame, path: Path):
 
 def loss_terms_figure(logs: dict, path: Path):
     """The loss terms of each method's first-seed run over training (first dataset), smoothed."""
-    from pwslib.viz import training_curves
-
     dataset = next(iter(logs))[0]
     terms = ("classification", "pixel_classification", "dice", "inclusion", "consistency", "keypoint")
     fig = training_curves(

@@ -13,7 +13,9 @@ from pathlib import Path
 from pwslib.config import TrainConfig
 from pwslib.io import DataError, provenance, write_json_atomic
 from pwslib.metrics import evaluate_model
-from pwslib.train import CHECKPOINT, Trainer, format_scores, load_checkpoint
+from pwslib.metrics import format_scores
+from pwslib.runs import CHECKPOINT, load_checkpoint
+from pwslib.train import Trainer
 
 
 def load_run(folder: Path):

@@ -8,6 +8,7 @@ over seeds where more than one seed ran, provenance on top) and CSV (one row per
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import multiprocessing
@@ -24,14 +25,16 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from pwslib.config import METHODS, TABLE2_ROWS, TABLE3_ROWS, TrainConfig, config_for
-from pwslib.data import REAL_BENCHMARKS
-from pwslib.data.toy import default_data_root
-from pwslib.io import DataError, provenance, write_text_atomic
+from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides
+from pwslib.data import REAL_BENCHMARKS, class_split, collate, ensure_points
+from pwslib.io import DataError, default_data_root, provenance, write_text_atomic
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.evaluate import load_run
-from pwslib.train import CHECKPOINT, parse_overrides, run
-from pwslib.viz import annotation_budget_figure
+from pwslib.tables import SECONDS_FULL_MASKS, SECONDS_PER_CLICK_ROUND, TABLES, annotation_budget_points, select_rows
+from pwslib.runs import CHECKPOINT, run_folder
+from pwslib.train import run
+from pwslib.model.maskformer import predict
+from pwslib.viz import annotation_budget_figure, visual_comparison
 
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 SCORE_NAMES = {"base_miou": "Base", "novel_miou": "Novel", "total_miou": "Total", "hiou": "hIoU"}
@@ -81,10 +84,6 @@ PRESET_REPORTS = {"ci": "runs/ci/reports", "quick": "reports", "full": "reports/
 def preset_name(schedule: Schedule) -> str:
     """The name of the preset ``schedule`` is (``quick``, ``full``, ``ci``), or ``custom``."""
     return next((name for name, preset in PRESETS.items() if preset == schedule), "custom")
-
-
-def run_folder(runs_root: Path, config: TrainConfig) -> Path:
-    return Path(runs_root) / f"{config.dataset}-{config.method}-s{config.seed}-{config.key()}"
 
 
 def run_cached(config: TrainConfig, runs_root: Path, progress: bool = True) -> dict:
@@ -156,6 +155,7 @@ def run_grid(
             **{k: metrics[config.key()][k] for k in SCORES},
             "wall_seconds": metrics[config.key()].get("wall_seconds"),
             "git_commit": metrics[config.key()].get("git_commit"),
+            "toy_generator": config.toy_generator,
             "run": str(run_folder(runs_root, config)),
             "reference": reference,  # `ours` with its defaults: the row the others are tested against
         }
@@ -171,6 +171,8 @@ def train_all(configs: list[TrainConfig], runs_root: Path, progress: bool, worke
         return {config.key(): run_cached(config, runs_root, progress) for config in configs}
     for recipe in {PretrainingRecipe.of_run(config) for config in pending} - {None}:
         pretrained_backbone(recipe)  # once, before the workers would race to pretrain it
+    for data in {_training_data(config) for config in pending}:
+        ensure_points(*data[:5], data_seed=data[5], **json.loads(data[6]))  # the toy scenes and clicks, once too
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, context, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
@@ -180,16 +182,17 @@ def train_all(configs: list[TrainConfig], runs_root: Path, progress: bool, worke
     return {config.key(): run_cached(config, runs_root, progress) for config in configs}
 
 
-def table1_rows() -> dict[str, tuple[str, dict]]:
-    return {method: (method, {}) for method in METHODS}
-
-
-def table2_rows() -> dict[str, tuple[str, dict]]:
-    return {name: ("ours", overrides) for name, overrides in TABLE2_ROWS.items()}
-
-
-def table3_rows() -> dict[str, tuple[str, dict]]:
-    return {name: ("ours", overrides) for name, overrides in TABLE3_ROWS.items()}
+def _training_data(config: TrainConfig) -> tuple:
+    """What a run's training set is made from, hashable: ``ensure_points``'s arguments."""
+    return (
+        config.dataset,
+        config.split,
+        config.points_per_class,
+        config.point_rule,
+        config.point_seed,
+        config.data_seed,
+        json.dumps(config.toy_options, sort_keys=True),
+    )
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
@@ -276,9 +279,9 @@ def write_table(
     return text
 
 
-def heldout_results(folder: Path) -> dict[int, pd.DataFrame]:
-    """Per-run results of every held-out Table 1 in ``folder`` (``table1_split<N>.csv``), by split."""
-    tables = sorted(Path(folder).glob("table1_split*.csv"))
+def heldout_results(folder: Path, table: str = "table1") -> dict[int, pd.DataFrame]:
+    """Per-run results of a held-out table in ``folder`` (``<table>_split<N>.csv``), by split."""
+    tables = sorted(Path(folder).glob(f"{table}_split*.csv"))
     return {int(path.stem.rsplit("split", 1)[1]): pd.read_csv(path) for path in tables}
 
 
@@ -319,95 +322,6 @@ def finished_methods(methods: list[str], dataset: str, split: int, schedule: Sch
     ]
 
 
-def first_image_with_novel(dataset) -> int:
-    """Index of the first image of ``dataset`` (its points) with a novel click (0 if none)."""
-    novel = set(dataset.split.novel_classes)
-    for index, points in enumerate(dataset.points):
-        if any(int(c) in novel for c in points[:, 2]):
-            return index
-    return 0
-
-
-def first_object_click(dataset, split, image_index: int | None = None, avoid: int | None = None) -> tuple:
-    """(image index, centre click (y, x), class) of an object in a test image, from its ground truth.
-
-    Without ``image_index``: the first image holding a novel object (a base one only if no image has one).
-    With ``avoid``, picks an object of another class (novel first, else any) in the given image.
-    """
-    from scipy import ndimage
-
-    candidates = [image_index] if image_index is not None else range(len(dataset))
-    novel = set(split.novel_classes)
-    for novel_only in (True, False):
-        for index in candidates:
-            _, label = dataset.source.load(index)
-            present = [int(c) for c in np.unique(label) if c != 255 and c != avoid]
-            ordered = sorted(present, key=lambda c: c not in novel)  # novel classes first
-            for cls in ordered:
-                if novel_only and cls not in novel:
-                    continue
-                depth = ndimage.distance_transform_edt(np.pad(label == cls, 1))[1:-1, 1:-1]
-                if depth.max() >= 2:
-                    y, x = np.unravel_index(depth.argmax(), depth.shape)
-                    return index, (int(y), int(x)), cls
-    raise ValueError("no object large enough for a click in the chosen test images")
-
-
-def annotation_summary(dataset) -> pd.DataFrame:
-    """What the novel classes' supervision costs on a training set: clicks vs the mask pixels they replace."""
-    novel = np.zeros(256, dtype=bool)
-    novel[list(dataset.split.novel_classes)] = True
-    clicks = sum(int(novel[p[:, 2]].sum()) for p in dataset.points)
-    base_clicks = sum(int((~novel[p[:, 2]]).sum()) for p in dataset.points)
-    novel_pixels = sum(int(novel[dataset.source.load(i)[1]].sum()) for i in range(len(dataset)))
-    images = sum(int(novel[p[:, 2]].any()) for p in dataset.points)
-    return pd.DataFrame(
-        {"value": [len(dataset), images, clicks, novel_pixels, base_clicks]},
-        index=[
-            "training images",
-            "images with a novel class",
-            "novel clicks (positives)",
-            "novel pixels a mask would label",
-            "clicks on base pixels (free negatives)",
-        ],
-    )
-
-
-def split_table(dataset: str, split: int) -> pd.DataFrame:
-    from pwslib.data import class_split
-
-    classes = class_split(dataset, split)
-    return pd.DataFrame(
-        {
-            "class": classes.class_names,
-            "role": ["novel" if c in classes.novel_classes else "base" for c in range(classes.num_classes)],
-        }
-    )
-
-
-def datacard_summary(path: Path) -> pd.DataFrame | str:
-    """The data card's difficulty numbers (``reports/toy_datacard.json``)."""
-    if not Path(path).exists():
-        return f"{path} does not exist yet: run `python -m pwslib.datacard`"
-    card = json.loads(Path(path).read_text())
-    return pd.DataFrame(
-        [
-            {
-                "preset": p["preset"],
-                "colour classifier mIoU": round(p["colour_classifier"]["total_miou"], 1),
-                "5-min supervised mIoU": round(p["learnability_probe"]["total_miou"], 1),
-                "unlabelled pixels %": round(p["unlabelled_pixel_share"], 1),
-            }
-            for p in card["presets"]
-        ]
-    )
-
-
-def parameter_table(model) -> pd.DataFrame:
-    parts = {name: sum(p.numel() for p in module.parameters()) for name, module in model.named_children()}
-    return pd.DataFrame({"parameters": parts}).query("parameters > 0")
-
-
 def compare_to_ours(results: pd.DataFrame, dataset: str) -> str:
     """A sentence per dataset comparing ``ours`` with the other methods, from the numbers."""
     means = hiou_gaps(results, dataset)
@@ -441,8 +355,6 @@ def drops_against(results: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 def per_class_results(results: pd.DataFrame, dataset: str):
     """(method -> class -> IoU of its first seed's run, ClassSplit) on ``dataset``."""
-    from pwslib.data import class_split
-
     subset = results[results["dataset"] == dataset]
     per_class, split = {}, None
     for row in subset.groupby("row", sort=False).head(1).itertuples():
@@ -454,12 +366,6 @@ def per_class_results(results: pd.DataFrame, dataset: str):
 
 def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: Path, count: int = 6):
     """Test images, ground truth and every Table 1 method's prediction (first seed); None without data."""
-    import torch
-
-    from pwslib.data import collate
-    from pwslib.model.maskformer import predict
-    from pwslib.viz import visual_comparison
-
     if not data_available(dataset):
         return None
     predictions, batch, classes = {}, None, None
@@ -482,96 +388,8 @@ def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: P
     )
 
 
-def diagnosis_rows() -> dict[str, tuple[str, dict]]:
-    """Where does `ours` stand against `point_naive`? The assignment cost and the keypoint-guided terms,
-    changed one at a time."""
-    log_costs = {"inclusion_cost": 1.0, "exclusion_cost": 1.0, "consistency_cost": 1.0}
-    return {
-        "ours": ("ours", {}),
-        "ours with -log point costs, weights 1 (DESIGN §3 as written)": ("ours", {"point_cost": "log", **log_costs}),
-        "ours with probability point costs, weights 1": ("ours", log_costs),
-        "ours with class-only novel matching": ("ours", {"novel_matching": "class_only"}),
-        "ours without L_con": ("ours", {"consistency_weight": 0.0}),
-        "ours without L_ctl (no memory bank)": ("ours", {"contrastive_weight": 0.0, "memory_bank": "off"}),
-        "ours with the keypoint loss and L_con at weight 0.25": (
-            "ours",
-            {"keypoint_weight": 0.25, "consistency_weight": 0.25},
-        ),
-        "point_naive": ("point_naive", {}),
-    }
-
-
-def base_pixel_rows() -> dict[str, tuple[str, dict]]:
-    """Do novel masks spreading over base pixels cost the base classes? The complementary loss of
-    ``image_weakshot`` (the union of the matched novel masks is 0 on pixels with a base label, 1 on R)
-    added to the point-supervised methods (reports/base_pixels.md measures where the pixels go)."""
-    return {
-        "ours": ("ours", {}),
-        "ours + complementary loss (weight 1)": ("ours", {"complementary_weight": 1.0}),
-        "ours + complementary loss (weight 0.3)": ("ours", {"complementary_weight": 0.3}),
-        "point_naive": ("point_naive", {}),
-        "point_naive + complementary loss (weight 1)": ("point_naive", {"complementary_weight": 1.0}),
-    }
-
-
-# Annotation time per image on PASCAL VOC 2012 (Bearman et al., "What's the Point", ECCV 2016): full
-# masks 239.7 s, one click per class 22.1 s. A further click per class is assumed to cost as much again.
-SECONDS_FULL_MASKS = 239.7
-SECONDS_PER_CLICK_ROUND = 22.1
-BUDGET_CLICKS = (1, 3, 5, 10)
-
-
-def annotation_budget_rows() -> dict[str, tuple[str, dict]]:
-    """Novel classes from 1, 3, 5 and 10 clicks per class (``ours``, ``point_naive``) against full masks."""
-    rows = {
-        f"{method}, {clicks} click{'s' if clicks > 1 else ''}": (
-            method,
-            {} if clicks == 1 else {"points_per_class": clicks},
-        )
-        for method in ("ours", "point_naive")
-        for clicks in BUDGET_CLICKS
-    }
-    rows["full_supervision"] = ("full_supervision", {})
-    return rows
-
-
-def annotation_seconds(row: str) -> float:
-    """Annotation seconds per image of an ``annotation_budget_rows`` row."""
-    if row == "full_supervision":
-        return SECONDS_FULL_MASKS
-    clicks = int(row.rsplit(", ", 1)[1].split()[0])
-    return clicks * SECONDS_PER_CLICK_ROUND
-
-
-def annotation_budget_points(results: pd.DataFrame) -> pd.DataFrame:
-    """``results`` of ``annotation_budget_rows`` with each run's ``seconds`` of annotation per image and ``method``."""
-    return results.assign(seconds=results["row"].map(annotation_seconds), method=results["row"].str.split(",").str[0])
-
-
-def select_rows(rows: dict[str, tuple[str, dict]], names: list[str]) -> dict[str, tuple[str, dict]]:
-    """The rows called ``names``, plus the reference row (``ours`` with its defaults) the others are tested against."""
-    unknown = [name for name in names if name not in rows]
-    if unknown:
-        raise ValueError(f"unknown rows {unknown}; this table has {list(rows)}")
-    return {name: row for name, row in rows.items() if name in names or row == ("ours", {})}
-
-
-TABLES = {
-    "table1": (table1_rows, "Table 1: methods (Base / Novel / Total mIoU, hIoU)"),
-    "table2": (table2_rows, "Table 2: loss and cost ablation"),
-    "table3": (table3_rows, "Table 3: design variants"),
-    "diagnosis": (diagnosis_rows, "Diagnosis: `ours` against `point_naive`, one change at a time"),
-    "base_pixels": (base_pixel_rows, "Base pixels: novel masks kept off base pixels by the complementary loss"),
-    "annotation_budget": (annotation_budget_rows, "Annotation budget: clicks per class against full masks"),
-}
-
-
 def main(argv: list[str] | None = None) -> None:
     """``python -m pwslib.experiments table1 --datasets toy-stuff --seeds 0 1 2 --iterations 1500 --name quality``"""
-    import argparse
-
-    import torch
-
     parser = argparse.ArgumentParser(description="Train (or reuse) the runs of one table and write it to reports/.")
     parser.add_argument("table", choices=list(TABLES))
     parser.add_argument("--datasets", nargs="+", default=["toy-stuff"])

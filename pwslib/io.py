@@ -21,6 +21,16 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def default_data_root() -> Path:
+    """``$PWSLIB_DATA``, else ``data/`` in the checkout, else ``~/.cache/pwslib``."""
+    if os.environ.get("PWSLIB_DATA"):
+        return Path(os.environ["PWSLIB_DATA"])
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").exists():
+        return checkout / "data"
+    return Path.home() / ".cache" / "pwslib"
+
+
 def _default_file_mode() -> int:
     """The mode ``open()`` would give a new file (0o666 less the umask); mkstemp would give 0o600."""
     umask = os.umask(0)

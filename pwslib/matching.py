@@ -25,21 +25,24 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from pwslib.config import CHOICES, TrainConfig
 from pwslib.targets import Targets
 
 
-POINT_COSTS = ("probability", "log")
+POINT_COSTS = CHOICES["point_cost"]
 
 
 @dataclass(frozen=True)
 class CostWeights:
-    classification: float = 1.0
-    focal: float = 20.0
-    dice: float = 1.0
-    inclusion: float = 0.1
-    exclusion: float = 0.1
-    consistency: float = 0.1
-    point_cost: str = "probability"  # probability: 1 − m, m | log: −log m, −log(1 − m)
+    """The weights of the assignment cost's terms; every default is ``TrainConfig``'s ``*_cost`` field."""
+
+    classification: float = TrainConfig.classification_cost
+    focal: float = TrainConfig.focal_cost
+    dice: float = TrainConfig.dice_cost
+    inclusion: float = TrainConfig.inclusion_cost
+    exclusion: float = TrainConfig.exclusion_cost
+    consistency: float = TrainConfig.consistency_cost
+    point_cost: str = TrainConfig.point_cost  # probability: 1 − m, m | log: −log m, −log(1 − m)
 
     def __post_init__(self):
         if self.point_cost not in POINT_COSTS:

@@ -114,3 +114,11 @@ def evaluate_model(
     scores["test_images"] = len(dataset)
     scores["evaluation_seconds"] = time.perf_counter() - start
     return scores
+
+
+def format_scores(metrics: dict) -> str:
+    """One line of a run's base / novel / total mIoU and hIoU."""
+    return (
+        f"base mIoU {metrics['base_miou']:.1f} | novel mIoU {metrics['novel_miou']:.1f} | "
+        f"total mIoU {metrics['total_miou']:.1f} | hIoU {metrics['hiou']:.1f}"
+    )

@@ -1,10 +1,10 @@
 """What every notebook's first code cell does, in one place.
 
-    schedule, ready, runs_root, reports, figures = setup(dataset, seeds, iterations, batch_size, toy_options,
-                                                         runs_root, reports_dir)
+    schedule, split, ready, runs_root, reports, figures = setup(preset, dataset, overrides)
 
-turns the values of the notebook's ``parameters`` cell (which papermill and the reproduction overwrite)
-into a validated ``Schedule``, whether the dataset is ready, and the run and report folders.
+turns the notebook's ``parameters`` cell (which papermill and the reproduction overwrite) into a validated
+``Schedule``, the base/novel split, whether the dataset is ready, and the run and report folders. A preset
+(``ci``, ``quick``, ``full``; ``pwslib.experiments.PRESETS``) sets them all; ``overrides`` changes any of them.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from pwslib.experiments import Schedule, data_available
+from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, Schedule, data_available
+from pwslib.io import DataError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 class NotebookSetup(NamedTuple):
     schedule: Schedule
+    split: int  # the base/novel split the notebook trains and reports on
     ready: bool  # False (with instructions printed) when a real benchmark is not prepared yet
     runs_root: Path
     reports: Path
@@ -32,19 +34,37 @@ def notebook_path(path: str | Path) -> Path:
     return path if path.is_absolute() or not NOTEBOOKS.is_dir() else (NOTEBOOKS / path).resolve()
 
 
-def setup(
-    dataset: str,
-    seeds: list[int],
-    iterations: int,
-    batch_size: int,
-    toy_options: dict,
-    runs_root: str | Path,
-    reports_dir: str | Path,
-) -> NotebookSetup:
-    """The parameters cell's values -> schedule (validated: a wrong value stops here in one line), readiness
-    of ``dataset``, and the run / report / figure folders (relative paths from ``notebooks/``)."""
-    schedule = Schedule(tuple(seeds), iterations, batch_size, toy_options)
-    reports = notebook_path(reports_dir)
+def preset_values(preset: str) -> dict:
+    """What ``preset`` sets in a notebook: split, seeds, iterations, batch size, toy options, run and report folders
+    (relative to ``notebooks/``)."""
+    if preset not in PRESETS:
+        raise DataError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
+    schedule = PRESETS[preset]
+    return {
+        "split": PRESET_SPLITS[preset],
+        "seeds": list(schedule.seeds),
+        "iterations": schedule.iterations,
+        "batch_size": schedule.batch_size,
+        "toy_options": dict(schedule.toy_options),
+        "runs_root": f"../runs/{preset}",
+        "reports_dir": f"../{PRESET_REPORTS[preset]}",
+    }
+
+
+def setup(preset: str, dataset: str, overrides: dict | None = None) -> NotebookSetup:
+    """The parameters cell -> schedule (validated: a wrong value stops here in one line), split, readiness of
+    ``dataset``, and the run / report / figure folders."""
+    values = preset_values(preset)
+    unknown = sorted(set(overrides or {}) - set(values))
+    if unknown:
+        raise DataError(f"overrides {unknown} are not notebook settings; choose from {sorted(values)}")
+    values.update(overrides or {})
+    if not isinstance(values["seeds"], (list, tuple)):
+        raise DataError(f"seeds must be a non-empty list of whole numbers, got {values['seeds']!r}")
+    schedule = Schedule(tuple(values["seeds"]), values["iterations"], values["batch_size"], values["toy_options"])
+    reports = notebook_path(values["reports_dir"])
     figures = reports / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    return NotebookSetup(schedule, data_available(dataset), notebook_path(runs_root), reports, figures)
+    return NotebookSetup(
+        schedule, values["split"], data_available(dataset), notebook_path(values["runs_root"]), reports, figures
+    )

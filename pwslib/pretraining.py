@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from pwslib.data.splits import IGNORE_INDEX
-from pwslib.data.toy import StuffClass, ThingClass, ToyPreset, default_data_root, load_toy
-from pwslib.io import DataError, atomic_path, provenance, write_json_atomic, write_text_atomic
+from pwslib.data.toy import PRESETS, StuffClass, ThingClass, ToyPreset, load_toy
+from pwslib.io import DataError, atomic_path, default_data_root, provenance, write_json_atomic, write_text_atomic
 from pwslib.metrics import ConfusionMatrix, intersection_over_union
 from pwslib.model.per_pixel import PerPixelSegmenter
 
@@ -185,8 +185,6 @@ def pretraining_report(recipe: PretrainingRecipe, root: Path | None = None) -> d
 
 
 def write_report(report: dict, path: Path) -> str:
-    from pwslib.data.toy import PRESETS
-
     toy_patterns = sorted({c.pattern for p in PRESETS.values() for c in (*p.stuff, *p.things)})
     toy_shapes = sorted({t.shape for p in PRESETS.values() for t in p.things})
     text = (

@@ -19,7 +19,8 @@ import pandas as pd
 from scipy import stats
 
 from pwslib.config import config_for, native_bfloat16
-from pwslib.experiments import Schedule, markdown_table, run_folder, run_grid, train_all, write_table
+from pwslib.experiments import Schedule, markdown_table, run_grid, train_all, write_table
+from pwslib.runs import run_folder
 from pwslib.io import provenance, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,16 +23,18 @@ from typing import Callable
 
 import numpy as np
 
+import pwslib.data.toy as toy
+from pwslib.data import ensure_points
+from pwslib.evaluate import main as evaluate_main
 from pwslib.io import DataError, provenance, write_text_atomic
+from pwslib.train import main as train_main
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--set", 'toy_options={"num_train": 24, "num_test": 8}']
 NO_PRETRAINING = "pretrained_backbone=false"
 
 
 def _train(*arguments: str) -> None:
-    from pwslib.train import main
-
-    main(list(arguments))
+    train_main(list(arguments))
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -51,8 +53,6 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
 
     def damage_toy(name: str, change: Callable[[np.ndarray], None]) -> Callable[[], None]:
         def case():
-            import pwslib.data.toy as toy
-
             folder = toy.load_toy("toy-stuff", 0, num_train=24, num_test=8, progress=False).folder
             array = np.load(folder / name)
             change(array)
@@ -79,24 +79,18 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         for name in ("config.json", "checkpoint.pt"):
             data = (folder / name).read_bytes()
             (broken / name).write_bytes(data if name == "config.json" else data[: len(data) // 2])
-        from pwslib.evaluate import main
-
-        main([str(broken)])
+        evaluate_main([str(broken)])
 
     def no_checkpoint():
         folder = work / "no-checkpoint"
         folder.mkdir(exist_ok=True)
         (folder / "config.json").write_text((finished_run() / "config.json").read_text())
-        from pwslib.evaluate import main
-
-        main([str(folder)])
+        evaluate_main([str(folder)])
 
     def resume_conflict():
         _train("--out", str(finished_run()), "--resume", "--method", "point_naive")
 
     def malformed_points():
-        from pwslib.data import ensure_points
-
         points = ensure_points("toy-stuff", num_train=24, num_test=8)
         content = json.loads(points.read_text())
         first = next(iter(content["images"]))

@@ -20,8 +20,9 @@ import os
 import time
 from pathlib import Path
 
-from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS
+from pwslib.experiments import PRESET_REPORTS, PRESETS
 from pwslib.io import atomic_path, provenance, write_json_atomic
+from pwslib.notebook import preset_values
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = (
@@ -35,19 +36,6 @@ NOTEBOOKS = (
     "07_table3_variants",
     "08_visual_comparison",
 )
-
-
-def parameters(preset: str) -> dict:
-    schedule = PRESETS[preset]
-    return {
-        "split": PRESET_SPLITS[preset],
-        "seeds": list(schedule.seeds),
-        "iterations": schedule.iterations,
-        "batch_size": schedule.batch_size,
-        "toy_options": dict(schedule.toy_options),
-        "runs_root": f"../runs/{preset}",
-        "reports_dir": f"../{PRESET_REPORTS[preset]}",
-    }
 
 
 def record_reproduction(path: Path, record: dict) -> None:
@@ -71,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     os.environ["PWSLIB_WORKERS"] = str(args.workers)
-    injected = parameters(args.preset)
+    injected = preset_values(args.preset)  # what the notebooks' `preset` parameter resolves to, for the record
     reports = ROOT / PRESET_REPORTS[args.preset]
     executed = reports / "executed"
     executed.mkdir(parents=True, exist_ok=True)
@@ -83,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"== {name} ({args.preset})", flush=True)
         began = time.perf_counter()
         source = ROOT / "notebooks" / f"{name}.ipynb"
-        notebook_parameters = dict(injected)
+        notebook_parameters = {"preset": args.preset}
         if "live_widget" in papermill.inspect_notebook(str(source)):
             notebook_parameters["live_widget"] = False  # headless executors can block on widgets (jupyter/nbclient#312)
         with atomic_path(executed / f"{name}.ipynb") as tmp:

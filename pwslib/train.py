@@ -17,32 +17,28 @@ import argparse
 import csv
 import dataclasses
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from pwslib.config import METHODS, TrainConfig, config_for
+from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides
 from pwslib.data import DATASETS, build_dataset, collate, training_cooccurrence
-from pwslib.data.splits import IGNORE_INDEX
 from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, setup_distributed
-from pwslib.metrics import evaluate_model
-from pwslib.io import DataError, atomic_path, provenance, save_array_atomic, write_json_atomic
+from pwslib.metrics import evaluate_model, format_scores
+from pwslib.io import DataError, provenance, save_array_atomic, write_json_atomic
 from pwslib.losses import WeakShotCriterion
 from pwslib.memory_bank import MemoryBank
-from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
-
-CHECKPOINT = "checkpoint.pt"
+from pwslib.pseudo_labels import pseudo_labels
+from pwslib.runs import CHECKPOINT, LOG_FIELDS, load_checkpoint, save_checkpoint, truncate_log
 
 
 def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskFormer:
@@ -96,76 +92,6 @@ def _datasets(config: TrainConfig):
     )
     test = build_dataset(config.dataset, "test", **common)
     return train, test
-
-
-def load_checkpoint(path: Path, config: TrainConfig) -> dict:
-    """Read a checkpoint (``weights_only=True``) and check it belongs to ``config``."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise DataError(
-            f"checkpoint {path} is unreadable or truncated ({type(error).__name__}: {error}); delete it "
-            f"to start the run over, or restore it from a copy"
-        ) from error
-    if not isinstance(state, dict) or "config" not in state or "model" not in state:
-        raise DataError(f"{path} is not a pwslib checkpoint (no config / model state)")
-    saved = TrainConfig.from_dict(state["config"])
-    if saved.key() != config.key():
-        differing = sorted(k for k, v in saved.to_dict().items() if config.to_dict().get(k) != v)
-        raise DataError(
-            f"checkpoint {path} was trained with another config (differs in {differing}); "
-            f"use a new --out folder or the config it was made with"
-        )
-    return state
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` atomically: a failed write (a full disk) leaves the previous checkpoint as it was."""
-    try:
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-    except (OSError, RuntimeError) as error:  # torch reports a full disk as RuntimeError ("unexpected pos")
-        needed = sum(t.numel() * t.element_size() for t in state["model"].values()) * 3 / 2**20  # weights + AdamW
-        free = shutil.disk_usage(path.parent).free / 2**20
-        kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint existed"
-        raise DataError(
-            f"could not write the checkpoint in {path.parent} ({type(error).__name__}: {error}); {free:.0f} MiB free, "
-            f"about {needed:.0f} MiB needed; {kept}: free some space and resume with --resume"
-        ) from error
-
-
-@torch.no_grad()
-def pseudo_labels(model: PointWeakShotMaskFormer, dataset, class_union_rule: str, batch_size: int = 32) -> np.ndarray:
-    """keypoint_pseudo's pseudo masks of every training image (N, H, W) uint8.
-
-    Each novel class's keypoint class mask S_c (union over its clicks) is thresholded at 0.5 and kept
-    inside R (the base ignore region); where several novel classes claim a pixel the largest S_c wins;
-    R pixels no class claims stay ignored; outside R the base label is kept.
-    """
-    model.eval()
-    device = model.normalise.mean.device
-    augmentation, dataset.augmentation = dataset.augmentation, None
-    labels = []
-    for start in range(0, len(dataset), batch_size):
-        batch = collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
-        outputs = {
-            k: v.cpu() for k, v in model(batch["image"].to(device), batch["points"][..., :2].float().to(device)).items()
-        }
-        probability = outputs["keypoint_mask_logits"].sigmoid().flatten(2)  # (B, P, L)
-        point_class = batch["points"][..., 2]
-        novel = torch.tensor(dataset.split.novel_classes)
-        membership = (point_class[:, None, :] == novel[None, :, None]).float()  # (B, C_novel, P)
-        masks = class_union(probability, membership, class_union_rule)
-        masks = masks.view(*masks.shape[:2], *outputs["keypoint_mask_logits"].shape[-2:])
-        masks = F.interpolate(masks, size=batch["image"].shape[-2:], mode="bilinear", align_corners=False)
-        best, which = masks.max(1)
-        base = batch["base_label"]
-        claimed = (best > 0.5) & (base == IGNORE_INDEX)
-        label = torch.where(claimed, novel[which], base)
-        labels.append(label.to(torch.uint8).numpy())
-    dataset.augmentation = augmentation
-    model.train()
-    return np.concatenate(labels)
 
 
 class Trainer:
@@ -267,7 +193,7 @@ class Trainer:
         start_time, last_save, start_step = time.perf_counter(), time.perf_counter(), self.step
         saved_before = (self.out / CHECKPOINT).exists()
         log_path = self.out / "log.csv"
-        _truncate_log(log_path, self.step)
+        truncate_log(log_path, self.step)
         bar = tqdm(
             total=config.iterations,
             initial=self.step,
@@ -292,7 +218,7 @@ class Trainer:
                     if writer is None:
                         new = not log_path.exists()
                         writer_file = open(log_path, "a", newline="")
-                        writer = csv.DictWriter(writer_file, fieldnames=_log_fields(), extrasaction="ignore")
+                        writer = csv.DictWriter(writer_file, fieldnames=LOG_FIELDS, extrasaction="ignore")
                         if new:
                             writer.writeheader()
                     writer.writerow(logged)
@@ -324,39 +250,6 @@ class Trainer:
         if self.distributed.is_main:
             save_array_atomic(self.out / "pseudo_labels.npy", labels)
         self.train_set.pseudo_labels = labels
-
-
-def _log_fields() -> list[str]:
-    return [
-        "step",
-        "loss",
-        "classification",
-        "pixel_classification",
-        "focal",
-        "dice",
-        "inclusion",
-        "exclusion",
-        "consistency",
-        "contrastive",
-        "keypoint",
-        "complementary",
-        "matched",
-        "unmatched_targets",
-        "lr",
-        "images_per_second",
-    ]
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log rows at or after ``step`` (left by an interrupted run after its last checkpoint)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if int(row["step"]) < step]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=_log_fields())
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def run(
@@ -452,27 +345,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"stopped early; continue with: python -m pwslib.train --out {args.out} --resume")
     elif setup_distributed().is_main:
         print(format_scores(metrics))
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["class_union=noisy_or", "points_per_class=3"]`` -> typed values (JSON where it parses)."""
-    values = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise DataError(f"--set takes KEY=VALUE, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key] = raw
-    return values
-
-
-def format_scores(metrics: dict) -> str:
-    return (
-        f"base mIoU {metrics['base_miou']:.1f} | novel mIoU {metrics['novel_miou']:.1f} | "
-        f"total mIoU {metrics['total_miou']:.1f} | hIoU {metrics['hiou']:.1f}"
-    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pwslib.data.points import base_label_map, simulate_image_points
 from pwslib.data.splits import IGNORE_INDEX
+from pwslib.model.maskformer import mask_probabilities
 
 
 def label_palette(num_classes: int) -> np.ndarray:
@@ -210,8 +212,6 @@ def click_rules_figure(
     image: np.ndarray, label: np.ndarray, split, counts=(1, 5), rules=("uniform", "centre"), seed: int = 0
 ):
     """One image's base label map with the clicks each (K, rule) simulates."""
-    from pwslib.data.points import base_label_map, simulate_image_points
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, 1 + len(counts) * len(rules), figsize=(2.6 * (1 + len(counts) * len(rules)), 2.8))
     axes[0].imshow(image)
@@ -230,8 +230,6 @@ def click_rules_figure(
 @torch.no_grad()
 def proposals_figure(model, dataset, image_index: int = 0, count: int = 6):
     """A test image and the masks of its ``count`` most confident queries, titled with their class."""
-    from pwslib.model.maskformer import mask_probabilities
-
     plt = _pyplot()
     sample = dataset[image_index]
     outputs = model.eval()(sample["image"][None])

@@ -26,6 +26,7 @@ from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.data.splits import IGNORE_INDEX
 from pwslib.targets import Targets, downsample_labels
+from pwslib.viz import colourise, label_palette
 
 # Panels of the figure and their axes in figure fractions (left, bottom, width, height): a 3 x 2 grid of
 # squares on a 3:2 figure. The browser test clicks the centre of the "image" panel.
@@ -111,8 +112,6 @@ class KeypointMaskExplorer:
 
     def panels(self, result: dict, run: str, class_id: int) -> dict[str, tuple[str, np.ndarray, str | None]]:
         """Title, picture and colour map of every panel of ``result``."""
-        from pwslib.viz import colourise
-
         names, count = self.split.class_names, self.split.num_classes
         blank = np.zeros(result["ground_truth"].shape, dtype=np.float32)
         keypoint_masks = result["keypoint_masks"]
@@ -159,8 +158,6 @@ class KeypointMaskExplorer:
         return figure
 
     def _draw_clicks(self, ax, clicks: np.ndarray, class_id: int) -> None:
-        from pwslib.viz import label_palette
-
         palette = label_palette(self.split.num_classes) / 255.0
         for y, x, cls in clicks:
             chosen = cls == class_id

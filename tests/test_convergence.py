@@ -4,6 +4,7 @@ import pandas as pd
 from conftest import SMALL_TOY
 
 from pwslib.config import config_for
+from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.convergence import curve_run, plateau, preset_ratios, write_report
 
 
@@ -35,8 +36,9 @@ def test_plateau_is_the_mean_of_the_last_two_evaluations_with_the_last_quarter_g
 def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(tmp_path):
     pd.DataFrame(
         [
-            {"dataset": "toy-stuff", "method": "ours", "total_miou": 45.0},
-            {"dataset": "toy-stuff", "method": "base_only", "total_miou": 30.0},
+            {"dataset": "toy-stuff", "method": "ours", "total_miou": 45.0, "toy_generator": GENERATOR_VERSION},
+            {"dataset": "toy-stuff", "method": "base_only", "total_miou": 30.0, "toy_generator": GENERATOR_VERSION},
+            {"dataset": "toy-stuff", "method": "ours", "total_miou": 10.0, "toy_generator": GENERATOR_VERSION - 1},
         ]
     ).to_csv(tmp_path / "table1.csv", index=False)
     ratios = preset_ratios(tmp_path / "table1.csv", {"toy-stuff/ours": 50.0})
@@ -68,3 +70,17 @@ def test_a_missing_curve_says_how_the_cached_curves_differ(tmp_path):
     (folder / "config.json").write_text(json.dumps(saved))
     (lines,) = other_curves(tmp_path, config_for("ours", iterations=6000))
     assert "iterations=4000" in lines and "toy_generator=2" in lines
+
+
+def test_a_table_without_a_generator_column_is_read_through_its_run_folders(tmp_path):
+    from pwslib.config import config_for
+    from pwslib.convergence import run_generator
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config_for("ours").to_dict()))
+    assert run_generator(pd.Series({"run": str(folder)})) == GENERATOR_VERSION
+    old = {k: v for k, v in config_for("ours").to_dict().items() if k != "toy_generator"}
+    (folder / "config.json").write_text(json.dumps(old))
+    assert run_generator(pd.Series({"run": str(folder)})) == 2
+    assert run_generator(pd.Series({"run": str(tmp_path / "elsewhere")})) is None

@@ -11,16 +11,13 @@ from pwslib.experiments import (
     Schedule,
     preset_name,
     run_cached,
-    run_folder,
     run_grid,
     differs,
-    select_rows,
     summarise,
-    table1_rows,
-    table3_rows,
     write_table,
 )
 from pwslib.io import DataError
+from pwslib.runs import run_folder
 from pwslib.train import run
 
 SCHEDULE = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
@@ -52,18 +49,6 @@ def test_grid_overrides_reach_every_run_and_rows_override_them(tmp_path, toy_roo
         for row, run in zip(results["row"], results["run"])
     }
     assert clicks == {"ours": 2, "ours, 3 clicks": 3}
-
-
-def test_a_subset_of_rows_keeps_the_reference_row_and_unknown_rows_are_refused():
-    rows = table3_rows()
-    chosen = select_rows(rows, ["without bank", "bank without confidence"])
-    assert list(chosen) == [
-        "ours (phi on, max, confident EMA bank, 1 point)",
-        "bank without confidence",
-        "without bank",
-    ]
-    with pytest.raises(ValueError, match="unknown rows"):
-        select_rows(rows, ["no such row"])
 
 
 def test_grid_trains_in_parallel_processes_and_then_reuses_the_runs(tmp_path, toy_root, monkeypatch):
@@ -139,17 +124,6 @@ def test_summary_marks_differences_beyond_the_seed_noise():
     assert differs(pd.Series([1.0, 1.0]), pd.Series([2.0, 2.0]))
 
 
-def test_table1_has_the_six_methods():
-    assert list(table1_rows()) == [
-        "base_only",
-        "point_naive",
-        "image_weakshot",
-        "keypoint_pseudo",
-        "ours",
-        "full_supervision",
-    ]
-
-
 def test_integer_given_for_a_float_field_hashes_like_the_float():
     from pwslib.config import TrainConfig
 
@@ -173,41 +147,6 @@ def test_a_schedule_with_parameters_of_the_wrong_type_is_refused_in_one_line(val
         Schedule(**values)
 
 
-def test_every_table_row_is_a_valid_config():
-    from pwslib.experiments import TABLES
-
-    for name, (rows, _) in TABLES.items():
-        for row, (method, overrides) in rows().items():
-            assert config_for(method, **overrides).method == method, (name, row)
-
-
-def test_annotation_budget_rows_put_each_run_on_the_seconds_axis():
-    from pwslib.experiments import (
-        SECONDS_FULL_MASKS,
-        SECONDS_PER_CLICK_ROUND,
-        annotation_budget_points,
-        annotation_budget_rows,
-    )
-    from pwslib.viz import annotation_budget_figure
-
-    rows = annotation_budget_rows()
-    assert rows["ours, 1 click"] == ("ours", {}) and rows["point_naive, 10 clicks"][1] == {"points_per_class": 10}
-    results = pd.DataFrame(
-        [
-            {"row": row, "dataset": "toy-stuff", "seed": seed, "novel_miou": 10.0 + seed}
-            for row in rows
-            for seed in (0, 1)
-        ]
-    )
-    points = annotation_budget_points(results)
-    seconds = dict(zip(points["row"], points["seconds"]))
-    assert seconds["full_supervision"] == SECONDS_FULL_MASKS
-    assert seconds["ours, 5 clicks"] == pytest.approx(5 * SECONDS_PER_CLICK_ROUND)
-    assert set(points["method"]) == {"ours", "point_naive", "full_supervision"}
-    figure = annotation_budget_figure(points, "test")
-    assert len(figure.axes) == 1 and len(figure.axes[0].lines) >= 3
-
-
 def test_heldout_results_are_read_by_split(tmp_path):
     from pwslib.experiments import heldout_results
 
@@ -218,3 +157,5 @@ def test_heldout_results_are_read_by_split(tmp_path):
     (tmp_path / "table2.csv").write_text("row\n")
     results = heldout_results(tmp_path)
     assert list(results) == [2, 3] and results[3]["hiou"].tolist() == [3.0]
+    (tmp_path / "table3_bank_split2.csv").write_text("row,hiou\nours,1.0\n")
+    assert list(heldout_results(tmp_path, "table3_bank")) == [2]

@@ -1,5 +1,6 @@
 import pytest
 
+from pwslib.experiments import PRESET_SPLITS, PRESETS
 from pwslib.io import DataError
 from pwslib.notebook import setup
 
@@ -16,8 +17,8 @@ def test_notebook_paths_are_relative_to_the_notebooks_folder_wherever_they_run(t
 
 
 def test_setup_turns_the_parameters_cell_into_a_schedule_and_folders(tmp_path):
-    schedule, ready, runs_root, reports, figures = setup(
-        "toy-stuff", [0, 1], 4, 8, {"num_train": 24, "num_test": 8}, tmp_path / "runs", tmp_path / "reports"
+    schedule, split, ready, runs_root, reports, figures = setup(
+        "ci", "toy-stuff", {"seeds": [0, 1], "runs_root": tmp_path / "runs", "reports_dir": tmp_path / "reports"}
     )
     assert schedule.seeds == (0, 1) and schedule.iterations == 4 and ready
     assert runs_root == tmp_path / "runs" and figures == tmp_path / "reports" / "figures" and figures.is_dir()
@@ -25,4 +26,13 @@ def test_setup_turns_the_parameters_cell_into_a_schedule_and_folders(tmp_path):
 
 def test_setup_stops_on_a_wrong_parameter_in_one_line(tmp_path):
     with pytest.raises(DataError, match="seeds"):
-        setup("toy-stuff", [], 4, 8, {}, tmp_path, tmp_path)
+        setup("ci", "toy-stuff", {"seeds": [], "runs_root": tmp_path, "reports_dir": tmp_path})
+
+
+def test_a_preset_sets_every_notebook_value_and_an_unknown_override_is_refused(tmp_path):
+    schedule, split, *_ = setup("ci", "toy-stuff", {"runs_root": tmp_path, "reports_dir": tmp_path})
+    assert (schedule, split) == (PRESETS["ci"], PRESET_SPLITS["ci"])
+    with pytest.raises(DataError, match="not notebook settings"):
+        setup("ci", "toy-stuff", {"iteration": 3})
+    with pytest.raises(DataError, match="unknown preset"):
+        setup("fast", "toy-stuff")

@@ -1,7 +1,8 @@
 import json
 
 from pwslib.experiments import PRESETS
-from pwslib.reproduce import NOTEBOOKS, parameters, record_reproduction
+from pwslib.notebook import preset_values
+from pwslib.reproduce import NOTEBOOKS, record_reproduction
 
 
 def test_every_reproduction_is_kept_per_preset(tmp_path):
@@ -15,13 +16,13 @@ def test_every_reproduction_is_kept_per_preset(tmp_path):
 
 
 def test_the_quick_preset_reaches_every_notebook_parameter():
-    injected = parameters("quick")
+    injected = preset_values("quick")
     assert injected["seeds"] == [0] and injected["iterations"] == PRESETS["quick"].iterations
     assert injected["runs_root"] == "../runs/quick" and len(NOTEBOOKS) == 9
 
 
 def test_the_full_preset_reports_on_a_held_out_split_beside_the_quick_one():
-    quick, full = parameters("quick"), parameters("full")
+    quick, full = preset_values("quick"), preset_values("full")
     assert quick["split"] == 1 and full["split"] == 2  # split 1 is the development split (reports/protocol.md)
     assert quick["reports_dir"] == "../reports" and full["reports_dir"] == "../reports/full"
     assert full["seeds"] == [0, 1, 2]

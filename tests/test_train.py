@@ -9,7 +9,8 @@ import torch
 
 from pwslib.config import config_for
 from pwslib.io import DataError
-from pwslib.train import CHECKPOINT, Trainer, load_checkpoint, run
+from pwslib.runs import CHECKPOINT, load_checkpoint
+from pwslib.train import Trainer, run
 
 TINY = {"num_train": 24, "num_test": 8}
 

@@ -5,7 +5,7 @@ import torch
 from conftest import SMALL_TOY
 
 from pwslib.config import config_for
-from pwslib.experiments import first_object_click
+from pwslib.data.summaries import first_object_click
 from pwslib.matching import CostWeights, cost_terms, matching_cost
 from pwslib.train import Trainer
 from pwslib.widget import PANEL_RECTS, PANELS, KeypointMaskExplorer

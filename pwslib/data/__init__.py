@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pwslib.data.dataset import Augmentation, FolderSource, PointSupervisionDataset, Source, collate
+from pwslib.data.dataset import ArraySource, Augmentation, FolderSource, PointSupervisionDataset, Source, collate
 from pwslib.data.points import cooccurrence, points_filename, simulate_points
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit, real_benchmark_split
-from pwslib.data.toy import PRESETS, default_data_root, load_toy
-from pwslib.io import DataError, write_json_atomic
+from pwslib.data.toy import PRESETS, load_toy
+from pwslib.io import DataError, default_data_root, write_json_atomic
 
 REAL_BENCHMARKS = ("coco_stuff_10k", "ade20k")
 DATASETS = tuple(PRESETS) + REAL_BENCHMARKS
@@ -48,16 +48,15 @@ def class_split(dataset: str, split: int = 1) -> ClassSplit:
 
 
 def open_source(dataset: str, subset: str, root: Path | None = None, data_seed: int = 0, **toy_options) -> Source:
-    """The images and full label maps of ``subset`` (``train`` or ``test``)."""
-    from pwslib.data.dataset import ArraySource
-
+    """The images and full label maps of ``subset`` (``train`` or ``test``); the toy benchmark is generated
+    (once, then cached under ``root``) with ``data_seed`` and ``toy_options``."""
     _check_name(dataset)
     if subset not in ("train", "test"):
         raise DataError(f"unknown subset {subset!r}; choose 'train' or 'test'")
     if dataset in PRESETS:
         toy = load_toy(dataset, data_seed, root, **toy_options)
-        return ArraySource(toy.images[subset], toy.labels[subset], subset)
-    folder = source_root(dataset, root)
+        return ArraySource(toy.images[subset], toy.labels[subset], subset, toy.folder)
+    folder = (Path(root) if root else default_data_root()) / dataset
     if not folder.exists():
         raise DataError(
             f"dataset folder {folder} does not exist; download and convert {dataset} with "
@@ -77,17 +76,17 @@ def ensure_points(
     **toy_options,
 ) -> Path:
     """The point file of the training subset, simulated and saved on first use (same seed, same file)."""
-    path = (
-        source_root(dataset, root, data_seed, **toy_options)
-        / "points"
-        / points_filename(split, points_per_class, rule, seed)
-    )
+    source = open_source(dataset, "train", root, data_seed, **toy_options)
+    return points_of(source, dataset, split, points_per_class, rule, seed)
+
+
+def points_of(source: Source, dataset: str, split: int, points_per_class: int, rule: str, seed: int) -> Path:
+    """The point file of the training ``source`` (in ``source.root/points/``), simulated on first use."""
+    path = source.root / "points" / points_filename(split, points_per_class, rule, seed)
     if not path.exists():
-        source = open_source(dataset, "train", root, data_seed, **toy_options)
         labels = [source.load(i)[1] for i in range(len(source))]
-        write_json_atomic(
-            path, simulate_points(labels, source.names, class_split(dataset, split), points_per_class, rule, seed=seed)
-        )
+        classes = class_split(dataset, split)
+        write_json_atomic(path, simulate_points(labels, source.names, classes, points_per_class, rule, seed=seed))
     return path
 
 
@@ -108,11 +107,9 @@ def build_dataset(
 ) -> PointSupervisionDataset:
     """A ready dataset. Training subsets carry their points and are augmented unless ``augment=False``."""
     source = open_source(dataset, subset, root, data_seed, **toy_options)
-    points_file = None
-    if subset == "train":
-        points_file = ensure_points(
-            dataset, split, points_per_class, point_rule, point_seed, root, data_seed, **toy_options
-        )
+    points_file = (
+        points_of(source, dataset, split, points_per_class, point_rule, point_seed) if subset == "train" else None
+    )
     augment = subset == "train" if augment is None else augment
     augmentation = None
     if augment:
@@ -122,14 +119,6 @@ def build_dataset(
     return PointSupervisionDataset(
         source, class_split(dataset, split), points_file, augmentation, seed=seed, base_keypoints_per_class=keypoints
     )
-
-
-def source_root(dataset: str, root: Path | None = None, data_seed: int = 0, **toy_options) -> Path:
-    """The folder a dataset lives in (and its ``points/`` beside it)."""
-    _check_name(dataset)
-    if dataset in PRESETS:
-        return load_toy(dataset, data_seed, root, progress=False, **toy_options).folder
-    return (Path(root) if root else default_data_root()) / dataset
 
 
 def _image_size(source: Source) -> int:

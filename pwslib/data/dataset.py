@@ -32,9 +32,10 @@ from pwslib.io import DataError
 
 
 class Source(Protocol):
-    """Images and full label maps of one subset, by index."""
+    """Images and full label maps of one subset, by index; ``root`` is the dataset's folder (``points/`` lives there)."""
 
     names: Sequence[str]
+    root: Path
 
     def __len__(self) -> int: ...
 
@@ -45,10 +46,10 @@ class Source(Protocol):
 class ArraySource:
     """A subset held in arrays (the toy benchmark): ``images`` (N, H, W, 3), ``labels`` (N, H, W)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, subset: str):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, subset: str, root: Path):
         if len(images) == 0:
             raise DataError(f"the {subset} subset is empty: generate it with at least one image")
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.root = images, labels, Path(root)
         self.names = [f"{subset}_{i:05d}" for i in range(len(images))]
 
     def __len__(self) -> int:

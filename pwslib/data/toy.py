@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
-from pwslib.io import DataError, save_array_atomic, write_json_atomic
+from pwslib.io import DataError, default_data_root, save_array_atomic, write_json_atomic
 
 GENERATOR_VERSION = 3
 
@@ -498,16 +497,6 @@ class ToyData:
     folder: Path
     images: dict[str, np.ndarray] = field(default_factory=dict)  # subset -> (N, H, W, 3) uint8
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # subset -> (N, H, W) uint8
-
-
-def default_data_root() -> Path:
-    """``$PWSLIB_DATA``, else ``data/`` in the checkout, else ``~/.cache/pwslib``."""
-    if os.environ.get("PWSLIB_DATA"):
-        return Path(os.environ["PWSLIB_DATA"])
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").exists():
-        return checkout / "data"
-    return Path.home() / ".cache" / "pwslib"
 
 
 def toy_folder(

@@ -42,7 +42,20 @@ class BasicBlock(nn.Module):
         return torch.relu(self.body(x) + self.shortcut(x))
 
 
-class SmallResNet(nn.Module):
+class StagedBackbone(nn.Module):
+    """A stem and four stages (``self.stem``, ``self.stages``, ``self.out_channels`` set by the subclass)."""
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """image (B, 3, H, W) normalised -> feature maps at strides 4, 8, 16, 32: (B, C_k, H / s, W / s)"""
+        x = self.stem(image)
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+class SmallResNet(StagedBackbone):
     """A ResNet small enough to train on a laptop CPU: stem to stride 4, then four stages."""
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 96, 128), blocks: tuple[int, ...] = (1, 1, 1, 1)):
@@ -57,17 +70,8 @@ class SmallResNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.out_channels = tuple(widths)
 
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """image (B, 3, H, W) normalised -> feature maps at strides 4, 8, 16, 32: (B, C_k, H / s, W / s)"""
-        x = self.stem(image)
-        features = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
 
-
-class ResNet50(nn.Module):
+class ResNet50(StagedBackbone):
     """torchvision's ResNet-50, ImageNet weights when available: the real-data recipe's backbone.
 
     Needs the optional ``torchvision`` extra (``pip install -e .[imagenet]``); weights come from
@@ -88,14 +92,6 @@ class ResNet50(nn.Module):
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
         self.out_channels = (256, 512, 1024, 2048)
-
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(image)
-        features = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
 
 
 def build_backbone(name: str, widths: tuple[int, ...] = (32, 64, 96, 128), pretrained: bool = True) -> nn.Module:

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pwslib.config import TrainConfig
 from pwslib.model.backbone import build_backbone
 from pwslib.model.keypoint_head import KeypointHead
 from pwslib.model.per_pixel import Normalise
@@ -39,20 +41,22 @@ from pwslib.model.transformer_decoder import TransformerDecoder
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The network's part of a run config; every default is ``TrainConfig``'s (``pwslib/config.py``)."""
+
     num_classes: int
-    backbone: str = "small_resnet"
-    backbone_widths: tuple[int, ...] = (32, 64, 96, 128)
-    pretrained_backbone: bool = True
-    embedding_dim: int = 64
-    num_queries: int = 16
-    decoder_layers: int = 2
-    attention_heads: int = 4
-    feed_forward_dim: int = 128
-    keypoint_branch: bool = True  # build the keypoint-to-mask head at all
-    keypoint_embedding_head: bool = True  # phi on (MLP) or off (identity): a Table 3 variant
-    mask_pooled_classification: bool = True  # the class head also reads the pixel embeddings under the mask
-    pixel_classifier: bool = True  # an auxiliary per-pixel classifier on E (training only)
-    precision: str = "float32"  # float32 | bfloat16: the forward pass under autocast, outputs in float32
+    backbone: str = TrainConfig.backbone
+    backbone_widths: tuple[int, ...] = TrainConfig.backbone_widths
+    pretrained_backbone: bool = TrainConfig.pretrained_backbone
+    embedding_dim: int = TrainConfig.embedding_dim
+    num_queries: int = TrainConfig.num_queries
+    decoder_layers: int = TrainConfig.decoder_layers
+    attention_heads: int = TrainConfig.attention_heads
+    feed_forward_dim: int = TrainConfig.feed_forward_dim
+    keypoint_branch: bool = TrainConfig.keypoint_branch  # build the keypoint-to-mask head at all
+    keypoint_embedding_head: bool = TrainConfig.keypoint_embedding_head  # phi on (MLP) or off (identity): Table 3
+    mask_pooled_classification: bool = TrainConfig.mask_pooled_classification  # class head reads E under the mask
+    pixel_classifier: bool = TrainConfig.pixel_classifier  # an auxiliary per-pixel classifier on E (training only)
+    precision: str = "float32"  # resolved (TrainConfig's "auto" is not): the forward pass under autocast
 
 
 class PointWeakShotMaskFormer(nn.Module):
@@ -146,3 +150,9 @@ def predict(
     if class_scale is not None:
         scores = scores * class_scale.to(scores.device)
     return scores.argmax(-1).cpu()
+
+
+def parameter_table(model: nn.Module) -> pd.DataFrame:
+    """Parameters of each top-level part of ``model`` (parts without parameters left out)."""
+    parts = {name: sum(p.numel() for p in module.parameters()) for name, module in model.named_children()}
+    return pd.DataFrame({"parameters": parts}).query("parameters > 0")
