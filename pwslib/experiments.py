@@ -13,6 +13,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import shlex
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -441,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
             "per class (PASCAL VOC 2012 timings of Bearman et al., ECCV 2016; further clicks assumed to cost as much "
             f"as the first). Figure: `figures/{figure_path.name}`.\n"
         )
-    command = "`python -m pwslib.experiments " + " ".join(sys.argv[1:] if argv is None else argv) + "`"
+    command = "`python -m pwslib.experiments " + shlex.join(sys.argv[1:] if argv is None else argv) + "`"
     print(write_table(results, args.name or args.table, title, args.reports_dir, schedule, args.split, notes, command))
 
 
