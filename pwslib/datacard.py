@@ -202,6 +202,14 @@ def unlabelled_surroundings(labels: np.ndarray, split: ClassSplit, inner: int = 
     return shares
 
 
+def unseparated_classes(dataset: str, split: int) -> list[str]:
+    """The novel classes of ``split`` with an unseparated partner (>= ``UNSEPARATED_SHARE`` % of their
+    surroundings unlabelled in the base annotation), measured on the toy preset's training labels."""
+    labels = load_toy(dataset, progress=False).labels["train"]
+    shares = unlabelled_surroundings(labels, PRESETS[dataset].split(split))
+    return [name for name, share in shares.items() if share >= UNSEPARATED_SHARE]
+
+
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
