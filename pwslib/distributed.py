@@ -32,9 +32,15 @@ def setup_distributed() -> Distributed:
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return Distributed(device=torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
     use_cuda = torch.cuda.is_available()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda and local_rank >= torch.cuda.device_count():
+        raise RuntimeError(
+            f"local rank {local_rank} has no GPU of its own (this machine shows {torch.cuda.device_count()}): "
+            f"start at most that many processes per node (torchrun --nproc_per_node), or hide the GPUs "
+            f"(CUDA_VISIBLE_DEVICES=) to train on the CPU with gloo"
+        )
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(device)

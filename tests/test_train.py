@@ -166,7 +166,8 @@ def test_two_processes_follow_the_loss_trajectory_of_one(tmp_path, toy_root):
     normalisation or bank synchronisation shows there. Later steps may drift by float noise (kernels differ
     between batch 4 and batch 8, and AdamW amplifies noise in near-zero gradients), bounded at 0.5 %.
     """
-    env = {**os.environ, "PWSLIB_DATA": str(toy_root), "OMP_NUM_THREADS": "1"}
+    # GPUs hidden: the comparison is of gloo on the CPU, whatever the machine has
+    env = {**os.environ, "PWSLIB_DATA": str(toy_root), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     common = [
         "--method",
         "ours",
