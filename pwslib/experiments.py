@@ -13,6 +13,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import re
 import shlex
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -282,10 +283,12 @@ def write_table(
     return text
 
 
-def heldout_results(folder: Path, table: str = "table1") -> dict[int, pd.DataFrame]:
-    """Per-run results of a held-out table in ``folder`` (``<table>_split<N>.csv``), by split."""
-    tables = sorted(Path(folder).glob(f"{table}_split*.csv"))
-    return {int(path.stem.rsplit("split", 1)[1]): pd.read_csv(path) for path in tables}
+def heldout_results(folder: Path, table: str = "table1", suffix: str = "") -> dict[int, pd.DataFrame]:
+    """Per-run results of a held-out table in ``folder`` (``<table>_split<N><suffix>.csv``, e.g. suffix
+    ``_4000`` for the 4,000-iteration tables), by split."""
+    name = re.compile(rf"{re.escape(table)}_split(\d+){re.escape(suffix)}")
+    found = {int(match[1]): path for path in Path(folder).glob("*.csv") if (match := name.fullmatch(path.stem))}
+    return {split: pd.read_csv(found[split]) for split in sorted(found)}
 
 
 def base_and_novel_gaps(results: pd.DataFrame) -> pd.DataFrame:

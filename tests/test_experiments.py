@@ -159,6 +159,9 @@ def test_heldout_results_are_read_by_split(tmp_path):
     assert list(results) == [2, 3] and results[3]["hiou"].tolist() == [3.0]
     (tmp_path / "table3_bank_split2.csv").write_text("row,hiou\nours,1.0\n")
     assert list(heldout_results(tmp_path, "table3_bank")) == [2]
+    (tmp_path / "table1_split2_4000.csv").write_text("row,hiou\nours,40.0\n")
+    assert heldout_results(tmp_path)[2]["hiou"].tolist() == [2.0]  # the longer table is not split 24000
+    assert heldout_results(tmp_path, suffix="_4000")[2]["hiou"].tolist() == [40.0]
 
 
 def test_base_and_novel_gaps_compare_each_method_with_the_bounds():
