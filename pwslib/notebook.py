@@ -9,6 +9,7 @@ turns the notebook's ``parameters`` cell (which papermill and the reproduction o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -55,6 +56,13 @@ def setup(preset: str, dataset: str, overrides: dict | None = None) -> NotebookS
     """The parameters cell -> schedule (validated: a wrong value stops here in one line), split, readiness of
     ``dataset``, and the run / report / figure folders."""
     values = preset_values(preset)
+    if isinstance(overrides, str):  # papermill's -p passes text; -y passes a dict
+        try:
+            overrides = json.loads(overrides)
+        except json.JSONDecodeError as error:
+            raise DataError(f"overrides must be a dict or its JSON text, got {overrides!r} ({error})") from error
+    if not isinstance(overrides, (dict, type(None))):
+        raise DataError(f"overrides must be a dict, got {overrides!r}")
     unknown = sorted(set(overrides or {}) - set(values))
     if unknown:
         raise DataError(f"overrides {unknown} are not notebook settings; choose from {sorted(values)}")

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from pwslib.experiments import PRESET_SPLITS, PRESETS
@@ -36,3 +38,13 @@ def test_a_preset_sets_every_notebook_value_and_an_unknown_override_is_refused(t
         setup("ci", "toy-stuff", {"iteration": 3})
     with pytest.raises(DataError, match="unknown preset"):
         setup("fast", "toy-stuff")
+
+
+def test_overrides_given_as_json_text_by_papermill_are_read_and_bad_text_is_one_line(tmp_path):
+    text = json.dumps({"seeds": [0, 1], "runs_root": str(tmp_path), "reports_dir": str(tmp_path)})
+    schedule, *_ = setup("ci", "toy-stuff", text)
+    assert schedule.seeds == (0, 1)
+    with pytest.raises(DataError, match="overrides must be a dict or its JSON text"):
+        setup("ci", "toy-stuff", "{split: 3}")
+    with pytest.raises(DataError, match="overrides must be a dict"):
+        setup("ci", "toy-stuff", [("split", 3)])
