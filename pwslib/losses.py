@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from pwslib.config import TrainConfig
 from pwslib.distributed import all_reduce_mean
-from pwslib.matching import CostWeights, hungarian_match, matching_cost, sample_at_points
+from pwslib.matching import CostWeights, cost_terms, hungarian_match, matching_cost, sample_at_points
 from pwslib.memory_bank import MemoryBank, object_confidence
 from pwslib.model.keypoint_head import class_union
 from pwslib.targets import Targets, build_targets
@@ -113,7 +113,7 @@ class WeakShotCriterion:
         use_novel = config.novel_proposals and supervision in ("points", "image_labels")
         match_valid = targets.valid & (~targets.is_novel if not use_novel else torch.ones_like(targets.valid))
         started = time.perf_counter()
-        cost = matching_cost(
+        weighted_costs = cost_terms(
             outputs["class_logits"],
             mask_logits,
             point_logits,
@@ -122,6 +122,7 @@ class WeakShotCriterion:
             self.cost_weights,
             point_terms=config.novel_matching == "points",
         )
+        cost = matching_cost(weighted_costs, targets.is_novel)
         batch_index, query_index, target_index = hungarian_match(cost, match_valid)
         self.seconds["matching"] += time.perf_counter() - started
 

@@ -132,20 +132,11 @@ def cost_terms(
     return terms
 
 
-def matching_cost(
-    class_logits: torch.Tensor,
-    mask_logits: torch.Tensor,
-    point_logits: torch.Tensor,
-    targets: Targets,
-    keypoint_class_masks: torch.Tensor | None,
-    weights: CostWeights,
-    point_terms: bool = True,
-) -> torch.Tensor:
-    """The assignment cost (B, N, T): classification plus, per target, its mask terms (a full mask) or its
-    novel terms J_in + J_ex + J_con (clicks). ``point_terms=False`` matches novel targets by class only."""
-    terms = cost_terms(class_logits, mask_logits, point_logits, targets, keypoint_class_masks, weights, point_terms)
+def matching_cost(terms: dict[str, torch.Tensor], is_novel: torch.Tensor) -> torch.Tensor:
+    """The assignment cost (B, N, T) from ``cost_terms``: classification plus, per target, its mask terms (a
+    full mask) or its novel terms J_in + J_ex + J_con (clicks; ``is_novel`` (B, T) says which)."""
     novel_cost = terms["inclusion"] + terms["exclusion"] + terms["consistency"]
-    return terms["classification"] + torch.where(targets.is_novel[:, None, :], novel_cost, terms["mask"])
+    return terms["classification"] + torch.where(is_novel[:, None, :], novel_cost, terms["mask"])
 
 
 def hungarian_match(cost: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

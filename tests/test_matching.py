@@ -5,6 +5,7 @@ import torch
 
 from pwslib.matching import (
     CostWeights,
+    cost_terms,
     dice_cost,
     focal_cost,
     hungarian_match,
@@ -144,10 +145,15 @@ def test_novel_cost_prefers_the_proposal_that_includes_positives_and_excludes_ne
         torch.ones(1, 4),
     )
     class_logits = torch.zeros(1, 2, 3)
-    cost = matching_cost(class_logits, torch.zeros(1, 2, 2, 2), point_logits, targets, None, CostWeights())
+    cost = matching_cost(
+        cost_terms(class_logits, torch.zeros(1, 2, 2, 2), point_logits, targets, None, CostWeights()), targets.is_novel
+    )
     assert cost[0, 0, 0] < cost[0, 1, 0]
     class_only = matching_cost(
-        class_logits, torch.zeros(1, 2, 2, 2), point_logits, targets, None, CostWeights(), point_terms=False
+        cost_terms(
+            class_logits, torch.zeros(1, 2, 2, 2), point_logits, targets, None, CostWeights(), point_terms=False
+        ),
+        targets.is_novel,
     )
     assert class_only[0, 0, 0] == class_only[0, 1, 0]
 
@@ -164,5 +170,6 @@ def test_consistency_cost_follows_the_keypoint_mask_inside_the_ignore_region():
         torch.ones(1, 4),
     )
     weights = CostWeights(classification=0, inclusion=0, exclusion=0, consistency=1)
-    cost = matching_cost(torch.zeros(1, 2, 3), mask_logits, torch.zeros(1, 2, 1), targets, keypoint_masks, weights)
+    terms = cost_terms(torch.zeros(1, 2, 3), mask_logits, torch.zeros(1, 2, 1), targets, keypoint_masks, weights)
+    cost = matching_cost(terms, targets.is_novel)
     assert cost[0, 0, 0] < cost[0, 1, 0]

@@ -69,7 +69,7 @@ def test_the_matched_proposal_is_the_cheapest_under_the_runs_own_costs(explorer,
     result = explorer.compute("ours", index, [(*click, cls)], cls)
     arguments, keywords = calls[0]
     assert arguments[5] == CostWeights.of_config(explorer.runs["ours"].config)
-    cost = matching_cost(*arguments, **keywords)[0, :, 0]  # (N,)
+    cost = matching_cost(cost_terms(*arguments, **keywords), arguments[3].is_novel)[0, :, 0]  # (N,)
     assert result["proposal_index"] == int(cost.argmin())
     assert sum(result["costs"].values()) == pytest.approx(float(cost.min()), abs=1e-5)
 
