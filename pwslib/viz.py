@@ -259,11 +259,20 @@ def annotation_budget_figure(points, title: str = ""):
         subset = points[points["dataset"] == dataset]
         for method, group in subset.groupby("method", sort=False):
             spread = group.groupby("seconds")["novel_miou"].agg(["mean", "std"]).reset_index()
-            marker = "s" if method == "full_supervision" else "o"
+            masks = method == "full_supervision"
+            label = f"{method} ({spread['seconds'].iloc[0]:.0f} s)" if masks else method
             ax.errorbar(
-                spread["seconds"], spread["mean"], yerr=spread["std"].fillna(0), marker=marker, capsize=3, label=method
+                spread["seconds"],
+                spread["mean"],
+                yerr=spread["std"].fillna(0),
+                marker="s" if masks else "o",
+                capsize=3,
+                label=label,
             )
         ax.set_xscale("log")
+        budgets = sorted(subset.loc[subset["method"] != "full_supervision", "seconds"].unique())  # the click budgets
+        ax.set_xticks(budgets, [f"{seconds:.0f}" for seconds in budgets], minor=False)
+        ax.set_xticks([], minor=True)
         ax.set_xlabel("annotation seconds per image (log)")
         ax.set_ylabel("novel mIoU (%)")
         ax.set_title(dataset)
