@@ -89,17 +89,18 @@ def test_every_method_gives_a_finite_loss_with_gradients(method):
     assert torch.isfinite(loss)
     loss.backward()
     assert outputs["mask_logits"].grad.abs().sum() > 0
-    if method in ("point_naive", "ours"):
+    if method == "point_naive":
         assert "inclusion" in logged and "exclusion" in logged
-    if method == "ours":
-        assert {"consistency", "keypoint"} <= logged.keys()
+    if method == "ours":  # L_in is off by default (reports/protocol.md)
+        assert {"exclusion", "consistency", "keypoint"} <= logged.keys() and "inclusion" not in logged
     if method == "image_weakshot":
         assert "complementary" in logged
 
 
 def test_image_whose_only_clicks_are_padding_has_no_novel_target_and_zero_novel_terms():
     points = torch.full((2, 2, 3), -1)
-    criterion = WeakShotCriterion(config_for("ours", embedding_dim=16), 3, [2], torch.eye(3), None)
+    config = config_for("ours", embedding_dim=16, inclusion_weight=1.0)  # every novel term switched on
+    criterion = WeakShotCriterion(config, 3, [2], torch.eye(3), None)
     loss, logged = criterion(_outputs(), _batch(points))
     assert torch.isfinite(loss)
     assert logged["inclusion"] == logged["exclusion"] == logged["consistency"] == 0.0
