@@ -143,7 +143,7 @@ def destinations_figure(records: pd.DataFrame, path: Path):
 def loss_terms_figure(logs: dict, path: Path):
     """The loss terms of each method's first-seed run over training (first dataset), smoothed."""
     dataset = next(iter(logs))[0]
-    terms = ("classification", "pixel_classification", "dice", "inclusion", "consistency", "keypoint")
+    terms = ("classification", "pixel_classification", "dice", "inclusion", "exclusion", "consistency", "keypoint")
     fig = training_curves(
         {method: log for (name, method), log in logs.items() if name == dataset},
         terms,
