@@ -15,15 +15,18 @@ from pwslib.config import METHODS
 
 Rows = dict[str, tuple[str, dict[str, Any]]]
 
+# L_ctl switched off, and with it the memory bank it reads (Tables 2 and 3 and the diagnosis share this config).
+WITHOUT_BANK: dict[str, Any] = dict(contrastive_weight=0.0, memory_bank="off")
+
 # Table 2: loss terms and cost terms of `ours`, switched on cumulatively and left out one at a time. `ours`
 # leaves L_in out by default (reports/protocol.md); the rows with L_in put it back at weight 1 (the poster's losses).
 TABLE2_ROWS: dict[str, dict[str, Any]] = {
-    "L_in + L_ex": dict(inclusion_weight=1.0, consistency_weight=0.0, contrastive_weight=0.0, memory_bank="off"),
-    "L_in + L_ex + L_con": dict(inclusion_weight=1.0, contrastive_weight=0.0, memory_bank="off"),
+    "L_in + L_ex": dict(inclusion_weight=1.0, consistency_weight=0.0, **WITHOUT_BANK),
+    "L_in + L_ex + L_con": dict(inclusion_weight=1.0, **WITHOUT_BANK),
     "+ L_in (L_in + L_ex + L_con + L_ctl)": dict(inclusion_weight=1.0),
     "w/o L_ex": dict(exclusion_weight=0.0),
     "w/o L_con": dict(consistency_weight=0.0),
-    "w/o L_ctl": dict(contrastive_weight=0.0, memory_bank="off"),
+    "w/o L_ctl": WITHOUT_BANK,
     "cost: class only": dict(novel_matching="class_only"),
     "cost: + J_in": dict(exclusion_cost=0.0, consistency_cost=0.0),
     "cost: + J_in + J_ex": dict(consistency_cost=0.0),
@@ -38,7 +41,7 @@ TABLE3_ROWS: dict[str, dict[str, Any]] = {
     "keypoint head phi off": dict(keypoint_embedding_head=False),
     "union: noisy-OR": dict(class_union="noisy_or"),
     "bank without confidence": dict(memory_bank="plain"),
-    "without bank": dict(memory_bank="off", contrastive_weight=0.0),
+    "without bank": WITHOUT_BANK,
     "prototype: queue": dict(prototype="queue"),
     "3 points per class": dict(points_per_class=3),
     "5 points per class": dict(points_per_class=5),
@@ -68,7 +71,7 @@ def diagnosis_rows() -> Rows:
         "ours with probability point costs, weights 1": ("ours", log_costs),
         "ours with class-only novel matching": ("ours", {"novel_matching": "class_only"}),
         "ours without L_con": ("ours", {"consistency_weight": 0.0}),
-        "ours without L_ctl (no memory bank)": ("ours", {"contrastive_weight": 0.0, "memory_bank": "off"}),
+        "ours without L_ctl (no memory bank)": ("ours", WITHOUT_BANK),
         "ours with the keypoint loss and L_con at weight 0.25": (
             "ours",
             {"keypoint_weight": 0.25, "consistency_weight": 0.25},

@@ -13,6 +13,7 @@ from pwslib.experiments import (
     run_cached,
     run_grid,
     differs,
+    drops_against,
     summarise,
     write_table,
 )
@@ -100,6 +101,19 @@ def test_summary_formats_mean_and_std():
     )
     table = summarise(results)
     assert table.loc["a", "d Base"] == "15.0 ± 7.1" and table.loc["b", "d hIoU"] == "3.0"
+
+
+def test_drops_are_measured_against_the_reference_row_whatever_its_name():
+    results = pd.DataFrame(
+        {
+            "row": ["ours (renamed)", "ours (renamed)", "variant", "variant"],
+            "hiou": [40.0, 42.0, 35.0, 37.0],
+            "reference": [True, True, False, False],
+        }
+    )
+    drops = drops_against(results)
+    assert drops.loc["variant", "difference"] == -5.0 and drops.loc["ours (renamed)", "difference"] == 0.0
+    assert "difference" not in drops_against(results.assign(reference=False))  # no reference: hIoU only
 
 
 def test_summary_marks_differences_beyond_the_seed_noise():
