@@ -69,7 +69,7 @@ class TrainConfig:
     backbone: str = "small_resnet"
     backbone_widths: tuple[int, ...] = (32, 64, 96, 128)
     pretrained_backbone: bool = True  # ImageNet (resnet50) / the procedural pretraining (small_resnet, pretraining.py)
-    pretraining_steps: int = 2000  # length of small_resnet's procedural pretraining (its weights are cached)
+    pretraining_steps: int = 8000  # length of small_resnet's procedural pretraining (its weights ship, pretraining.py)
     precision: str = "auto"  # float32 | bfloat16 (autocast of the network; losses stay float32); auto: see below
     embedding_dim: int = 64
     num_queries: int = 16
@@ -86,6 +86,7 @@ class TrainConfig:
         2e-3  # split 1, 500 iterations: 1e-3 -> 2e-3 (+ warm-up) total mIoU 34.8 -> 36.9 (reports/recipe.md)
     )
     warmup_iterations: int = 50  # linear warm-up of the learning rate before the poly decay
+    backbone_learning_rate_factor: float = 1.0  # the backbone trains at learning_rate x this (the rest at learning_rate)
     weight_decay: float = 1e-4
     poly_power: float = 0.9
     gradient_clip: float = 1.0

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("full_supervision", "point_naive", "ours")
 DATASETS = ("toy-stuff", "toy-scene")
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
+FLAT_GAIN = 1.0  # a curve is flat when it gained at most this many points of total mIoU over its last quarter
 
 
 def curve_run(config: TrainConfig, folder: Path, every: int, test_images: int, progress: bool = True) -> list[dict]:
@@ -143,11 +144,12 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
                 "train minutes": round(last["train_seconds"] / 60, 1),
                 "plateau total mIoU": round(plateaus[name]["plateau"], 1),
                 "gain over last quarter": round(plateaus[name]["last_quarter_gain"], 1),
+                "flat": "yes" if plateaus[name]["last_quarter_gain"] <= FLAT_GAIN else "no",
                 "final hIoU": round(last["hiou"], 1),
             }
         )
     summary = pd.DataFrame(rows).set_index("dataset")
-    rising = [name for name, level in plateaus.items() if level["last_quarter_gain"] > 1.0]
+    rising = [name for name, level in plateaus.items() if level["last_quarter_gain"] > FLAT_GAIN]
     verdict = (
         f"**Not flat yet**: {', '.join(rising)} still gained more than 1 point of total mIoU over the last quarter "
         "of the run, so those plateaus are lower bounds of the true ceiling and every ratio below is an upper "

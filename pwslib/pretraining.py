@@ -12,11 +12,15 @@ This module pretrains the small ResNet once, by code in this repository, and cac
 - **the task**: per-pixel classification of those 18 classes (backbone + FPN + 1x1 classifier, the data
   card's probe network), AdamW with warm-up and poly decay; only the backbone's weights are kept, as
   only ImageNet's backbone is kept on real data;
-- **the cache**: ``<data root>/pretrained/<key>.pt`` and a ``.json`` beside it (test mIoU on held-out
-  pretraining scenes, wall time), deterministic from the recipe (its hash is the key), regenerated when
-  missing, never downloaded.
+- **shipped weights**: as ImageNet weights are loaded, not trained, by a real user, the default recipe's
+  weights ship with the package (``pwslib/data/pretrained/<key>.pt``, 2 MB) beside a ``.json`` with their
+  SHA-256, test mIoU on held-out pretraining scenes and provenance; the checksum is verified on every
+  load, so a damaged file stops with a message instead of starting every run from wrong weights;
+- **the cache**: any other recipe is pretrained on first use into ``<data root>/pretrained/`` (same two
+  files), deterministic from the recipe (its hash is the key), never downloaded.
 
-    python -m pwslib.pretraining          # pretrain (or load) the default backbone, write reports/pretraining.md
+    python -m pwslib.pretraining                      # load the default backbone, write reports/pretraining.md
+    python -m pwslib.pretraining --rebuild --ship     # pretrain it again from scratch and replace the shipped file
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ class PretrainingRecipe:
 
     widths: tuple[int, ...] = (32, 64, 96, 128)
     embedding_dim: int = 64
-    steps: int = 2000
+    steps: int = 8000
     batch_size: int = 16
     learning_rate: float = 2e-3
     warmup_steps: int = 100
@@ -157,31 +161,81 @@ def pretrain(recipe: PretrainingRecipe, root: Path | None = None, progress: bool
     return model.backbone.state_dict(), report
 
 
-def pretrained_backbone(recipe: PretrainingRecipe, root: Path | None = None, progress: bool = True) -> dict:
-    """The backbone weights of ``recipe``: read from the cache, or pretrained now and cached."""
-    folder = (Path(root) if root else default_data_root()) / "pretrained"
-    weights_path, report_path = folder / f"small_resnet_{recipe.key()}.pt", folder / f"small_resnet_{recipe.key()}.json"
-    if weights_path.exists() and report_path.exists():
-        try:
-            return torch.load(weights_path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise DataError(
-                f"the cached pretrained backbone {weights_path} is unreadable ({type(error).__name__}); delete it "
-                f"and it will be pretrained again (~3 min)"
-            ) from error
-    state, report = pretrain(recipe, root, progress)
+SHIPPED = Path(__file__).resolve().parent / "data" / "pretrained"  # weights that come with the package
+
+
+def weights_files(recipe: PretrainingRecipe, folder: Path) -> tuple[Path, Path]:
+    """The weights file and its report (``.json``: SHA-256, test mIoU, provenance) of ``recipe`` in ``folder``."""
+    stem = Path(folder) / f"small_resnet_{recipe.key()}"
+    return stem.with_suffix(".pt"), stem.with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_verified(weights_path: Path, report_path: Path, how_to_fix: str) -> dict:
+    """The state dict in ``weights_path`` after checking its SHA-256 against the one in ``report_path``."""
+    try:
+        expected = json.loads(report_path.read_text())["sha256"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{report_path} holds no valid sha256 of {weights_path.name}; {how_to_fix}") from error
+    actual = file_sha256(weights_path)
+    if actual != expected:
+        raise DataError(
+            f"{weights_path} is damaged: its SHA-256 is {actual[:16]}..., its report {report_path.name} says "
+            f"{expected[:16]}...; {how_to_fix}"
+        )
+    try:
+        return torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise DataError(f"{weights_path} is unreadable ({type(error).__name__}); {how_to_fix}") from error
+
+
+def save_weights(state: dict, report: dict, folder: Path) -> None:
+    """Write ``state`` and its report (with the file's SHA-256) into ``folder``, atomically, report last."""
+    recipe = PretrainingRecipe(**{**report["recipe"], "widths": tuple(report["recipe"]["widths"])})
+    weights_path, report_path = weights_files(recipe, folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(weights_path) as tmp:
         torch.save(state, tmp)
-    write_json_atomic(report_path, report)  # written last: its presence marks a complete cache entry
+    write_json_atomic(report_path, {**report, "sha256": file_sha256(weights_path)})  # its presence marks a complete entry
+
+
+def pretrained_backbone(recipe: PretrainingRecipe, root: Path | None = None, progress: bool = True) -> dict:
+    """The backbone weights of ``recipe``: the shipped file if the package has one, else the cache of the data
+    root, else pretrained now and cached. Every file is checked against its SHA-256 before it is used."""
+    shipped_weights, shipped_report = weights_files(recipe, SHIPPED)
+    if shipped_weights.exists() and shipped_report.exists():
+        return _load_verified(
+            shipped_weights,
+            shipped_report,
+            f"restore it (git checkout -- {shipped_weights.name}) or make it again with "
+            f"python -m pwslib.pretraining --steps {recipe.steps} --rebuild --ship",
+        )
+    folder = (Path(root) if root else default_data_root()) / "pretrained"
+    weights_path, report_path = weights_files(recipe, folder)
+    if weights_path.exists() and report_path.exists():
+        return _load_verified(
+            weights_path, report_path, "delete both files and it will be pretrained again on the next run"
+        )
+    state, report = pretrain(recipe, root, progress)
+    save_weights(state, report, folder)
     return state
 
 
 def pretraining_report(recipe: PretrainingRecipe, root: Path | None = None) -> dict:
-    """The report of ``recipe``'s cached pretraining (pretraining first if needed)."""
+    """The report of ``recipe``'s weights (shipped, cached, or pretrained now)."""
     pretrained_backbone(recipe, root)
-    folder = (Path(root) if root else default_data_root()) / "pretrained"
-    return json.loads((folder / f"small_resnet_{recipe.key()}.json").read_text())
+    for folder in (SHIPPED, (Path(root) if root else default_data_root()) / "pretrained"):
+        report_path = weights_files(recipe, folder)[1]
+        if report_path.exists():
+            return json.loads(report_path.read_text())
+    raise DataError(f"no report of the pretrained backbone {recipe.key()} was written")
 
 
 def write_report(report: dict, path: Path) -> str:
@@ -197,7 +251,8 @@ def write_report(report: dict, path: Path) -> str:
         f"- accuracy: {report['test_miou']:.1f} % mIoU on {report['recipe']['num_test']} held-out pretraining scenes\n"
         f"- wall time: {report['seconds']:.0f} s on {report['machine']} (commit `{report['git_commit']}`, "
         f"{report['date_utc']} UTC); cache key `{report['key']}`\n"
-        f"- recipe: `{json.dumps(report['recipe'])}`\n\n"
+        f"- recipe: `{json.dumps(report['recipe'])}`\n"
+        f"- weights: `small_resnet_{report['key']}.pt`, SHA-256 `{report.get('sha256', '-')}` (checked on every load)\n\n"
         "## What it never saw\n\n"
         "No image, label map or class of `toy-stuff` or `toy-scene`. The pretraining classes share no texture "
         f"pattern with the toy classes (toy patterns: {', '.join(toy_patterns)}) and no shape "
@@ -212,9 +267,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--widths", type=int, nargs=4, default=list(PretrainingRecipe.widths))
     parser.add_argument("--steps", type=int, default=PretrainingRecipe.steps)
+    parser.add_argument("--rebuild", action="store_true", help="pretrain from scratch, ignoring shipped and cached weights")
+    parser.add_argument("--ship", action="store_true", help="write the weights into the package (pwslib/data/pretrained)")
     parser.add_argument("--out", type=Path, default=Path("reports") / "pretraining.md")
     args = parser.parse_args(argv)
     recipe = PretrainingRecipe(widths=tuple(args.widths), steps=args.steps)
+    if args.rebuild or args.ship:
+        state, report = pretrain(recipe) if args.rebuild else (pretrained_backbone(recipe), pretraining_report(recipe))
+        save_weights(state, report, default_data_root() / "pretrained")
+        if args.ship:
+            save_weights(state, report, SHIPPED)
     print(write_report(pretraining_report(recipe), args.out))
 
 

@@ -1,12 +1,13 @@
-"""The split-1 evidence behind the training recipe's defaults (learning rate, warm-up, pretrained backbone).
+"""The split-1 evidence behind the training recipe's defaults: which lever learns more per CPU second.
 
-    python -m pwslib.recipe              # ~12 min on 2 cores; runs cached under runs/recipe/
+    python -m pwslib.recipe              # the levers, 3 methods x 2 seeds on 2 cores; runs cached under runs/recipe/
     python -m pwslib.recipe --precision  # float32 against bfloat16, 3 seeds: reports/precision.md
 
-Each row changes one thing of the recipe and trains ``full_supervision`` and ``ours`` on the
-development split (toy-stuff split 1, seed 0) for the quick preset's budget; the table
-(``reports/recipe.md`` / ``.csv``) is what the defaults in ``config.py`` cite. Only split 1 is used,
-so no held-out split informs a default.
+Each row changes one thing of today's recipe and trains ``full_supervision``, ``point_naive`` and ``ours``
+on the development split (toy-stuff split 1) for the same wall time as the default row, seeds 0 and 1;
+a cell is marked ``*`` where Welch's t-test over the seeds says it differs from the same method's
+default row (p < 0.05). The table (``reports/recipe.md`` / ``.csv``) is what the defaults in
+``config.py`` cite. Only split 1 is used, so no held-out split informs a default.
 """
 
 from __future__ import annotations
@@ -19,37 +20,52 @@ import pandas as pd
 from scipy import stats
 
 from pwslib.config import config_for, native_bfloat16
-from pwslib.experiments import Schedule, markdown_table, run_grid, train_all, write_table
+from pwslib.experiments import Schedule, markdown_table, run_grid, summarise, train_all
 from pwslib.runs import run_folder
 from pwslib.io import provenance, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRATCH = dict(pretrained_backbone=False, learning_rate=1e-3, warmup_iterations=0)
-RECIPE_ROWS: dict[str, dict] = {
-    "random init, lr 1e-3 (the earlier recipe)": SCRATCH,
-    "pretrained backbone, lr 1e-3": dict(learning_rate=1e-3, warmup_iterations=0),
-    "pretrained, lr 2e-3, 50 warm-up iterations (default)": dict(),
-    "pretrained, lr 4e-3, 50 warm-up iterations": dict(learning_rate=4e-3),
+DEFAULT_ROW = "default"
+# name -> (config overrides, factor of the schedule's iterations): each at the default row's wall time
+LEVERS: dict[str, tuple[dict, float]] = {
+    DEFAULT_ROW: (dict(), 1.0),
+    "backbone pretrained 2,000 steps (the earlier default)": (dict(pretraining_steps=2000), 1.0),
+    "backbone at 0.5x the learning rate": (dict(backbone_learning_rate_factor=0.5), 1.0),
+    # a step at batch 8 costs 1/1.71 (full_supervision) to 1/1.74 (ours) of one at batch 16 (1 thread, interleaved)
+    "batch 8 for 1.7x the iterations": (dict(batch_size=8), 1.7),
 }
-# full_supervision only: the same wall time spent as batch 8, and where twice the budget gets to
-FULL_SUPERVISION_ROWS: dict[str, dict] = {
-    "default at batch 8 x 900 iterations (same wall time)": dict(batch_size=8, iterations=900),
-    "default, 1,000 iterations": dict(iterations=1000),
-}
-METHODS = ("full_supervision", "ours")
+METHODS = ("full_supervision", "point_naive", "ours")
+PRECISION_METHODS = ("full_supervision", "ours")
 
 
-def recipe_rows() -> dict[str, tuple[str, dict]]:
-    rows = {f"{method}: {name}": (method, overrides) for method in METHODS for name, overrides in RECIPE_ROWS.items()}
-    rows.update({f"full_supervision: {name}": ("full_supervision", o) for name, o in FULL_SUPERVISION_ROWS.items()})
-    return rows
+def lever_rows(iterations: int, levers: list[str] | None = None) -> dict[str, tuple[str, dict]]:
+    """Every (method, lever) as a table row (``levers``: only these and the default), the lever's iteration
+    factor applied to ``iterations``."""
+    chosen = {name: LEVERS[name] for name in LEVERS if levers is None or name in levers or name == DEFAULT_ROW}
+    return {
+        f"{method}: {name}": (method, {**overrides, **({"iterations": round(iterations * factor)} if factor != 1 else {})})
+        for method in METHODS
+        for name, (overrides, factor) in chosen.items()
+    }
+
+
+def lever_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std per row, each method's rows tested (Welch, ``*``) against that method's default row, and the
+    mean wall time of a run (training + evaluation) so that equal wall time can be checked."""
+    parts = []
+    for method, group in results.groupby("method", sort=False):
+        group = group.assign(reference=group["row"] == f"{method}: {DEFAULT_ROW}")
+        summary = summarise(group)
+        summary["run seconds"] = group.groupby("row", sort=False)["wall_seconds"].mean().round(0).astype(int)
+        parts.append(summary)
+    return pd.concat(parts)
 
 
 def precision_comparison(seeds: tuple[int, ...], iterations: int, runs_root: Path) -> pd.DataFrame:
     """``full_supervision`` and ``ours`` trained in float32 and in bfloat16 (forced, so emulated where the
     hardware has no native bfloat16), same seeds: one row per run with its scores and median images/s."""
     configs = []
-    for method in METHODS:
+    for method in PRECISION_METHODS:
         for seed in seeds:
             reference = config_for(
                 method, dataset="toy-stuff", split=1, seed=seed, iterations=iterations, precision="float32"
@@ -112,7 +128,9 @@ def write_precision_report(runs: pd.DataFrame, iterations: int, reports: Path) -
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--iterations", type=int, default=1000, help="the default row's iterations")
+    parser.add_argument("--workers", type=int, default=2, help="runs side by side (1 torch thread each on 2 cores)")
+    parser.add_argument("--levers", nargs="+", default=None, metavar="LEVER", help="only these rows (and the default)")
     parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "recipe")
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     parser.add_argument("--precision", action="store_true", help="compare float32 and bfloat16 over 3 seeds instead")
@@ -121,22 +139,28 @@ def main(argv: list[str] | None = None) -> None:
         runs = precision_comparison((0, 1, 2), args.iterations, args.runs_root)
         print(write_precision_report(runs, args.iterations, args.reports))
         return
-    schedule = Schedule(seeds=(0,), iterations=args.iterations)
-    results = run_grid(recipe_rows(), ["toy-stuff"], 1, schedule, args.runs_root)
-    print(
-        write_table(
-            results,
-            "recipe",
-            "Recipe choices on the development split (toy-stuff split 1)",
-            args.reports,
-            schedule,
-            1,
-            notes="One seed: differences of 1-2 points are within seed noise (see the full preset's tables for "
-            "its size); the defaults follow the large effects (the pretrained backbone) and the direction of the "
-            "smaller ones.\n",
-            command="`python -m pwslib.recipe`",
-        )
+    schedule = Schedule(seeds=(0, 1), iterations=args.iterations)
+    if args.levers and set(args.levers) - set(LEVERS):
+        parser.error(f"unknown levers {sorted(set(args.levers) - set(LEVERS))}; choose from {list(LEVERS)}")
+    rows = lever_rows(args.iterations, args.levers)
+    results = run_grid(rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers)
+    write_text_atomic(args.reports / "recipe.csv", results.to_csv(index=False))
+    meta = provenance()
+    commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
+    text = (
+        "# Which lever learns more per CPU second (development split, toy-stuff split 1)\n\n"
+        "Produced by `python -m pwslib.recipe`; do not edit by hand. mIoU in %, mean ± std over seeds "
+        f"{list(schedule.seeds)}; the default row trains {args.iterations} iterations at batch "
+        f"{schedule.batch_size}, every other row the same wall time (its iterations scaled by the measured cost of "
+        "a step); `*`: differs from the same method's default row beyond the seed noise (Welch's t-test, "
+        "p < 0.05). `run seconds`: mean wall time of one run (training + evaluation, 1 torch thread, two runs "
+        "side by side).\n\n"
+        f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
+        f"- machine: {meta['machine']}\n\n"
+        f"{markdown_table(lever_table(results))}"
     )
+    write_text_atomic(args.reports / "recipe.md", text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,26 @@
 """A run folder and what it holds: ``config.json``, ``checkpoint.pt``, ``log.csv`` and ``metrics.json``.
 
 Folders are named by the run's dataset, method, seed and config key, so a changed config never reuses a
-finished run. Checkpoints are written atomically (a full disk leaves the previous one as it was) and read
-with ``weights_only=True``, checked against the config they must belong to; the log is cut back to the
-last checkpoint when an interrupted run resumes.
+finished run. Checkpoints are written atomically (a full disk leaves the previous one as it was) behind a
+SHA-256 of their bytes, checked on every load, and read with ``weights_only=True``, checked against the
+config they must belong to; the log is cut back to the last checkpoint when an interrupted run resumes.
+A folder that holds any run file is never trained into again without ``--resume``, and ``.lock`` keeps a
+second process out while one trains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import datetime
+import hashlib
+import io
+import json
+import os
 import shutil
+import socket
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -18,6 +28,70 @@ from pwslib.config import TrainConfig
 from pwslib.io import DataError, atomic_path
 
 CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+RUN_FILES = ("config.json", CHECKPOINT, "log.csv", METRICS, "pseudo_labels.npy")  # what a run writes
+LOCK = ".lock"  # present while a process trains into the folder
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    """Refuse to train into ``out`` where that would overwrite work: any run file without ``resume``, or a finished
+    run whose checkpoint is gone (resuming it would train it again from scratch over its metrics)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file, not a folder; choose a folder for the run")
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not resume:
+        raise DataError(
+            f"{out} already holds a run ({', '.join(held)}); pass --resume to continue it, or choose another --out"
+        )
+    if resume and (out / METRICS).exists() and not (out / CHECKPOINT).exists():
+        raise DataError(
+            f"the run in {out} has finished ({METRICS}) and its checkpoint is gone, so it cannot be continued; "
+            f"its results are kept: train a new run with another --out"
+        )
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` (created exclusively) while a process trains into ``out``: a second process given the same
+    folder stops with a line naming the first, and a lock left by a process that died says how to clear it."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            holder = json.loads(path.read_text())
+            pid, host, since = int(holder["pid"]), str(holder["host"]), str(holder["since"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise DataError(f"{path} exists but is unreadable; if no process trains into {out}, delete it") from None
+        if host == socket.gethostname() and not _process_alive(pid):
+            raise DataError(
+                f"{path} was left by process {pid} (started {since} UTC), which no longer runs: it was killed before "
+                f"it could clean up. Delete {path}, then continue the run with --resume"
+            ) from None
+        raise DataError(
+            f"{out} is in use: process {pid} on {host} has been training into it since {since} UTC; wait for it to "
+            f"finish, stop it, or choose another --out"
+        ) from None
+    since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": since}, handle)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def run_folder(runs_root: Path, config: TrainConfig) -> Path:
@@ -25,13 +99,35 @@ def run_folder(runs_root: Path, config: TrainConfig) -> Path:
     return Path(runs_root) / f"{config.dataset}-{config.method}-s{config.seed}-{config.key()}"
 
 
+CHECKSUM_HEADER = b"pwslib-checkpoint sha256 "  # + 64 hex digits + newline, then the torch.save bytes
+
+
 def load_checkpoint(path: Path, config: TrainConfig) -> dict:
-    """Read a checkpoint (``weights_only=True``) and check it belongs to ``config``."""
+    """Read a checkpoint, check its SHA-256 (a flipped byte anywhere stops here, never reaches a score), load it
+    with ``weights_only=True`` and check it belongs to ``config``."""
+    path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"checkpoint {path} cannot be read ({error.strerror})") from error
+    if not data.startswith(CHECKSUM_HEADER):
         raise DataError(
-            f"checkpoint {path} is unreadable or truncated ({type(error).__name__}: {error}); delete it "
+            f"checkpoint {path} carries no checksum: it was not written by pwslib's save_checkpoint, or its first "
+            f"bytes are damaged; delete it to start the run over, or restore it from a copy"
+        )
+    header_end = data.find(b"\n")
+    expected, payload = data[len(CHECKSUM_HEADER) : header_end].decode("ascii", "replace"), data[header_end + 1 :]
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != expected:
+        raise DataError(
+            f"checkpoint {path} is damaged: its contents no longer match the checksum written with them (SHA-256 "
+            f"{actual[:16]}... against {expected[:16]}...); delete it to start the run over, or restore it from a copy"
+        )
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for foreign files
+        raise DataError(
+            f"checkpoint {path} is unreadable ({type(error).__name__}: {error}); delete it "
             f"to start the run over, or restore it from a copy"
         ) from error
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
@@ -47,12 +143,16 @@ def load_checkpoint(path: Path, config: TrainConfig) -> dict:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` atomically: a failed write (a full disk) leaves the previous checkpoint as it was."""
+    """Write ``state`` behind a SHA-256 header, atomically: a failed write (a full disk) leaves the previous
+    checkpoint as it was."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
     try:
         with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-    except (OSError, RuntimeError) as error:  # torch reports a full disk as RuntimeError ("unexpected pos")
-        needed = sum(t.numel() * t.element_size() for t in state["model"].values()) * 3 / 2**20  # weights + AdamW
+            tmp.write_bytes(CHECKSUM_HEADER + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    except (OSError, RuntimeError) as error:
+        needed = len(payload) / 2**20
         free = shutil.disk_usage(path.parent).free / 2**20
         kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint existed"
         raise DataError(

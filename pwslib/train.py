@@ -14,6 +14,7 @@ on the machine's speed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
@@ -38,7 +39,15 @@ from pwslib.memory_bank import MemoryBank
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.pseudo_labels import pseudo_labels
-from pwslib.runs import CHECKPOINT, LOG_FIELDS, load_checkpoint, save_checkpoint, truncate_log
+from pwslib.runs import (
+    CHECKPOINT,
+    LOG_FIELDS,
+    check_run_folder,
+    load_checkpoint,
+    run_lock,
+    save_checkpoint,
+    truncate_log,
+)
 
 
 def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskFormer:
@@ -71,6 +80,18 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     """Linear warm-up over ``warmup_iterations``, then poly decay: lr · (1 − step / iterations) ^ power."""
     warmup = min(1.0, (step + 1) / config.warmup_iterations) if config.warmup_iterations else 1.0
     return warmup * config.learning_rate * (1 - step / config.iterations) ** config.poly_power
+
+
+def parameter_groups(model: PointWeakShotMaskFormer, config: TrainConfig) -> list[dict]:
+    """The optimiser's groups: the backbone at ``backbone_learning_rate_factor`` x the learning rate, the rest at
+    1x (``factor`` is read by the schedule at every step)."""
+    backbone = list(model.backbone.parameters())
+    chosen = {id(p) for p in backbone}
+    rest = [p for p in model.parameters() if id(p) not in chosen]
+    return [
+        {"params": backbone, "factor": config.backbone_learning_rate_factor},
+        {"params": rest, "factor": 1.0},
+    ]
 
 
 def _datasets(config: TrainConfig):
@@ -110,7 +131,7 @@ class Trainer:
             config, split.num_classes, list(split.novel_classes), cooccurrence, self.bank
         )
         self.optimiser = torch.optim.AdamW(  # fused: one kernel for all parameters (8 % of a CPU step as a loop)
-            self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+            parameter_groups(self.model, config), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
         )
         self.network = DistributedDataParallel(self.model) if self.distributed.world_size > 1 else self.model
         self.step = 0
@@ -174,7 +195,7 @@ class Trainer:
                 f"lower learning rate or inspect those images"
             )
         for group in self.optimiser.param_groups:
-            group["lr"] = learning_rate(config, self.step)
+            group["lr"] = learning_rate(config, self.step) * group["factor"]
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         if config.gradient_clip:
@@ -267,11 +288,16 @@ def run(
     distributed = setup_distributed()
     if threads:
         torch.set_num_threads(threads)
+    with run_lock(out) if distributed.is_main else contextlib.nullcontext():  # rank 0 speaks for the folder
+        if distributed.is_main:
+            check_run_folder(out, resume)
+        return _train_and_score(config, out, distributed, progress, stop_after, time_budget, checkpoint_every)
+
+
+def _train_and_score(config, out, distributed, progress, stop_after, time_budget, checkpoint_every) -> dict | None:
     trainer = Trainer(config, out, distributed, progress)
     checkpoint = out / CHECKPOINT
     if checkpoint.exists():
-        if not resume:
-            raise DataError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         trainer.restore(load_checkpoint(checkpoint, config))
     if distributed.is_main:
         write_json_atomic(out / "config.json", config.to_dict())
@@ -290,6 +316,13 @@ def run(
     return metrics
 
 
+def output_folder(text: str) -> Path:
+    """``--out``: refused when empty (an unset shell variable would train into the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: name a folder for the run, e.g. --out runs/ours_s0")
+    return Path(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=None, choices=DATASETS, help="default: toy-stuff")
@@ -305,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=VALUE",
         help="any config field, e.g. --set class_union=noisy_or points_per_class=3",
     )
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=output_folder, required=True, help="a new folder for the run (or its own, with --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--time-budget", type=float, default=None, help="stop (resumably) after this many seconds")
     parser.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints")

@@ -14,6 +14,7 @@ from pwslib.experiments import (
     run_grid,
     differs,
     drops_against,
+    preset_rows,
     summarise,
     write_table,
 )
@@ -84,6 +85,16 @@ def test_the_presets_are_what_the_readme_promises():
     assert full.iterations >= quick.iterations and not quick.toy_options and not full.toy_options
     assert quick.pretrained_backbone and full.pretrained_backbone
     assert ci.iterations < 10 and ci.toy_options["num_train"] < 100
+
+
+def test_quick_trains_the_rows_that_matter_and_the_other_presets_every_row():
+    from pwslib.tables import table2_rows, table3_rows
+
+    quick2, quick3 = preset_rows("quick", "table2", table2_rows()), preset_rows("quick", "table3", table3_rows())
+    assert set(quick2) == {"w/o L_con", "+ L_in (L_in + L_ex + L_con + L_ctl)", "ours (L_ex + L_con + L_ctl)"}
+    assert set(quick3) == {"keypoint head phi off", "ours (phi on, max, confident EMA bank, 1 point)"}
+    assert preset_rows("full", "table2", table2_rows()) == table2_rows()
+    assert preset_rows("ci", "table3", table3_rows()) == table3_rows()
 
 
 def test_summary_formats_mean_and_std():

@@ -1,9 +1,23 @@
+import json
+
 import numpy as np
+import pytest
 import torch
 
+from pwslib import pretraining
+from pwslib.config import config_for
 from pwslib.data.toy import PRESETS, render_scene
+from pwslib.io import DataError
 from pwslib.model.backbone import SmallResNet
-from pwslib.pretraining import PRETRAINING_SCENES, PretrainingRecipe, pretrained_backbone
+from pwslib.pretraining import (
+    PRETRAINING_SCENES,
+    PretrainingRecipe,
+    file_sha256,
+    pretrain,
+    pretrained_backbone,
+    save_weights,
+    weights_files,
+)
 
 TINY_RECIPE = PretrainingRecipe(widths=(8, 16, 16, 16), steps=3, batch_size=2, num_train=6, num_test=2)
 
@@ -41,3 +55,38 @@ def test_pretrained_backbone_is_cached_deterministic_and_loads_into_the_small_re
 def test_the_recipe_key_changes_with_every_field():
     assert PretrainingRecipe().key() != PretrainingRecipe(steps=10).key()
     assert PretrainingRecipe().key() != PretrainingRecipe(widths=(16, 32, 48, 64)).key()
+
+
+def test_a_cached_backbone_whose_bytes_changed_is_refused(tmp_path):
+    pretrained_backbone(TINY_RECIPE, tmp_path, progress=False)
+    weights_path, report_path = weights_files(TINY_RECIPE, tmp_path / "pretrained")
+    assert json.loads(report_path.read_text())["sha256"] == file_sha256(weights_path)
+    data = bytearray(weights_path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside a tensor
+    weights_path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="damaged"):
+        pretrained_backbone(TINY_RECIPE, tmp_path, progress=False)
+
+
+def test_shipped_weights_are_used_before_the_cache_and_verified(tmp_path, monkeypatch):
+    state, report = pretrain(TINY_RECIPE, tmp_path, progress=False)
+    shipped = tmp_path / "shipped"
+    save_weights(state, report, shipped)
+    monkeypatch.setattr(pretraining, "SHIPPED", shipped)
+    monkeypatch.setattr(pretraining, "pretrain", lambda *a, **k: pytest.fail("pretrained although weights ship"))
+    loaded = pretrained_backbone(TINY_RECIPE, tmp_path / "empty_root", progress=False)
+    assert all(torch.equal(loaded[name], state[name]) for name in state)
+    report_path = weights_files(TINY_RECIPE, shipped)[1]
+    report_path.write_text(json.dumps({**report, "sha256": "0" * 64}))
+    with pytest.raises(DataError, match="--rebuild --ship"):
+        pretrained_backbone(TINY_RECIPE, tmp_path / "empty_root", progress=False)
+
+
+def test_the_default_recipe_ships_with_the_package_and_matches_its_checksum():
+    recipe = PretrainingRecipe.of_run(config_for("ours"))
+    weights_path, report_path = weights_files(recipe, pretraining.SHIPPED)
+    assert weights_path.exists() and report_path.exists(), "the default backbone must ship (no pretraining in the main job)"
+    report = json.loads(report_path.read_text())
+    assert report["sha256"] == file_sha256(weights_path)
+    assert report["recipe"]["steps"] == recipe.steps and tuple(report["recipe"]["widths"]) == recipe.widths
+    SmallResNet(recipe.widths).load_state_dict(pretrained_backbone(recipe))

@@ -1,16 +1,33 @@
 import pandas as pd
 
-from pwslib.recipe import recipe_rows, write_precision_report
+from pwslib.config import config_for
+from pwslib.recipe import DEFAULT_ROW, LEVERS, METHODS, lever_rows, lever_table, write_precision_report
 
 
-def test_every_recipe_row_is_a_valid_config_and_the_default_row_changes_nothing():
-    from pwslib.config import config_for
-
-    rows = recipe_rows()
-    for name, (method, overrides) in rows.items():
+def test_every_lever_row_is_a_valid_config_and_the_default_row_changes_nothing():
+    rows = lever_rows(1000)
+    assert len(rows) == len(LEVERS) * len(METHODS)
+    for method, overrides in rows.values():
         config_for(method, **overrides)
-    assert rows["ours: pretrained, lr 2e-3, 50 warm-up iterations (default)"] == ("ours", {})
-    assert rows["full_supervision: random init, lr 1e-3 (the earlier recipe)"][1]["pretrained_backbone"] is False
+    assert rows[f"ours: {DEFAULT_ROW}"] == ("ours", {})
+    assert rows["ours: batch 8 for 1.7x the iterations"] == ("ours", {"batch_size": 8, "iterations": 1700})
+
+
+def test_the_lever_table_tests_each_row_against_its_own_methods_default():
+    records = [
+        {"row": f"{method}: {lever}", "dataset": "toy-stuff", "method": method, "seed": seed, "reference": False,
+         "base_miou": value, "novel_miou": value, "total_miou": value, "hiou": value, "wall_seconds": 100.0,
+         "run": f"{method}-{lever}-{seed}"}
+        for method, offset in (("ours", 0.0), ("full_supervision", 20.0))
+        for lever, shift in ((DEFAULT_ROW, 0.0), ("faster", 5.0), ("same", 0.05))
+        for seed, value in ((0, 40.0 + offset + shift), (1, 40.2 + offset + shift), (2, 39.8 + offset + shift))
+    ]
+    table = lever_table(pd.DataFrame(records))
+    assert table.loc["ours: faster", "toy-stuff Total"].endswith("*")
+    assert not table.loc["ours: same", "toy-stuff Total"].endswith("*")
+    assert table.loc["full_supervision: faster", "toy-stuff Total"].startswith("65.0")
+    assert table.loc["full_supervision: faster", "toy-stuff Total"].endswith("*")  # against its own default, not ours'
+    assert table.loc["ours: same", "run seconds"] == 100
 
 
 def test_the_precision_report_compares_means_with_a_welch_test(tmp_path):

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -121,7 +122,7 @@ def test_checkpoint_of_another_config_and_truncated_checkpoint(tmp_path, toy_roo
         load_checkpoint(tmp_path / "run" / CHECKPOINT, tiny_config(iterations=1, class_union="noisy_or"))
     path = tmp_path / "run" / CHECKPOINT
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(DataError, match="truncated"):
+    with pytest.raises(DataError, match="damaged"):
         load_checkpoint(path, tiny_config(iterations=1))
 
 
@@ -274,26 +275,24 @@ def test_evaluate_explains_a_folder_without_checkpoint(tmp_path, toy_root, monke
 def test_a_checkpoint_write_that_fails_half_way_keeps_the_previous_one_and_the_run_resumes(
     tmp_path, toy_root, monkeypatch
 ):
-    import pwslib.train as train_module
-
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
     config = tiny_config()
     straight = run(config, tmp_path / "straight", progress=False)
     folder = tmp_path / "faulty"
     assert run(config, folder, progress=False, stop_after=2) is None
     before = (folder / CHECKPOINT).read_bytes()
-    real_save = torch.save
+    real_write = Path.write_bytes
 
-    def disk_full(state, path):
-        real_save(state, path)
-        with open(path, "r+b") as handle:  # half of the file, then the disk is full
-            handle.truncate(len(before) // 2)
-        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1234")
+    def disk_full(self, data):
+        if CHECKPOINT not in self.name:
+            return real_write(self, data)
+        real_write(self, data[: len(data) // 2])  # half of the checkpoint, then the disk is full
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(train_module.torch, "save", disk_full)
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
     with pytest.raises(DataError, match="MiB free, about .* needed; the previous checkpoint is intact"):
         run(config, folder, resume=True, progress=False, stop_after=2)
-    monkeypatch.setattr(train_module.torch, "save", real_save)
+    monkeypatch.setattr(Path, "write_bytes", real_write)
     assert (folder / CHECKPOINT).read_bytes() == before
     assert not [p for p in folder.iterdir() if ".tmp" in p.name]
     resumed = run(config, folder, resume=True, progress=False)
@@ -321,3 +320,15 @@ def test_evaluate_prints_the_scores_before_a_failed_write(tmp_path, toy_root, mo
         evaluate_main([str(tmp_path / "run")])
     assert "could not be written" in str(stopped.value)
     assert "hIoU" in capsys.readouterr().out  # the scores reached the user first
+
+
+def test_the_backbone_learns_at_its_own_factor_of_the_learning_rate(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    trainer = Trainer(tiny_config(backbone_learning_rate_factor=0.25, warmup_iterations=0), tmp_path / "run", progress=False)
+    trainer.fit(stop_after=1)
+    backbone_group, rest_group = trainer.optimiser.param_groups
+    backbone = {id(p) for p in trainer.model.backbone.parameters()}
+    assert {id(p) for p in backbone_group["params"]} == backbone
+    assert not backbone & {id(p) for p in rest_group["params"]}
+    assert len(backbone_group["params"]) + len(rest_group["params"]) == len(list(trainer.model.parameters()))
+    assert backbone_group["lr"] == pytest.approx(0.25 * rest_group["lr"]) and rest_group["lr"] > 0

@@ -7,6 +7,7 @@ import pandas as pd
 from scipy import ndimage
 
 from pwslib.data import class_split
+from pwslib.data.toy import PRESETS as TOY_PRESETS
 
 
 def first_image_with_novel(dataset) -> int:
@@ -18,27 +19,63 @@ def first_image_with_novel(dataset) -> int:
     return 0
 
 
-def first_object_click(dataset, split, image_index: int | None = None, avoid: int | None = None) -> tuple:
+def thing_classes(dataset: str) -> set[int] | None:
+    """The class ids of ``dataset`` that are objects (things) rather than regions (stuff): known for the toy
+    presets (stuff classes come first); None elsewhere (every class counts as an object)."""
+    if dataset not in TOY_PRESETS:
+        return None
+    preset = TOY_PRESETS[dataset]
+    return set(range(len(preset.stuff), len(preset.class_names)))
+
+
+def first_object_click(
+    dataset, split, image_index: int | None = None, avoid: int | None = None, things: set[int] | None = None
+) -> tuple:
     """(image index, centre click (y, x), class) of an object in a test image, from its ground truth.
 
     Without ``image_index``: the first image holding a novel object (a base one only if no image has one).
-    With ``avoid``, picks an object of another class (novel first, else any) in the given image.
+    With ``avoid``, picks an object of another class (novel first, else any) in the given image. With ``things``
+    (``thing_classes``), objects of those classes come first, so the click lands on a thing, not a stuff region.
+    The click is the deepest pixel of the object (farthest from its border), as a user would click it.
     """
     candidates = [image_index] if image_index is not None else range(len(dataset))
     novel = set(split.novel_classes)
-    for novel_only in (True, False):
+    passes = [(True, True), (False, True)] if things else []
+    for novel_only, things_only in [*passes, (True, False), (False, False)]:
         for index in candidates:
             _, label = dataset.source.load(index)
             present = [int(c) for c in np.unique(label) if c != 255 and c != avoid]
             ordered = sorted(present, key=lambda c: c not in novel)  # novel classes first
             for cls in ordered:
-                if novel_only and cls not in novel:
+                if (novel_only and cls not in novel) or (things_only and cls not in things):
                     continue
                 depth = ndimage.distance_transform_edt(np.pad(label == cls, 1))[1:-1, 1:-1]
                 if depth.max() >= 2:
                     y, x = np.unravel_index(depth.argmax(), depth.shape)
                     return index, (int(y), int(x)), cls
     raise ValueError("no object large enough for a click in the chosen test images")
+
+
+def clicked_object(label: np.ndarray, click: tuple[int, int]) -> np.ndarray:
+    """The pixels of the object under ``click``: the connected region of the clicked pixel's class that holds it.
+
+    label: (H, W) class ids; returns (H, W) bool.
+    """
+    regions, _ = ndimage.label(label == label[click], structure=np.ones((3, 3)))
+    return regions == regions[click]
+
+
+def mask_coverage(mask: np.ndarray, label: np.ndarray, click: tuple[int, int], other: np.ndarray | None = None) -> dict:
+    """How well a mask (H, W, probabilities) follows the object under ``click``: the share (%) of that object's
+    pixels above 0.5, of the rest of the image (pixels of other classes, ignore excluded), and, with ``other``
+    (a (H, W) bool object), of that other object."""
+    on = mask > 0.5
+    target = clicked_object(label, click)
+    rest = (label != label[click]) & (label != 255)
+    coverage = {"object": 100 * float(on[target].mean()), "rest": 100 * float(on[rest].mean())}
+    if other is not None:
+        coverage["other object"] = 100 * float(on[other].mean())
+    return coverage
 
 
 def annotation_summary(dataset) -> pd.DataFrame:

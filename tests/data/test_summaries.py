@@ -2,7 +2,14 @@ import numpy as np
 from conftest import SMALL_TOY
 
 from pwslib.data import build_dataset
-from pwslib.data.summaries import annotation_summary, first_image_with_novel, split_table
+from pwslib.data.summaries import (
+    annotation_summary,
+    clicked_object,
+    first_image_with_novel,
+    mask_coverage,
+    split_table,
+    thing_classes,
+)
 
 
 def test_the_first_image_with_a_novel_click_has_one_and_no_earlier_image_has(toy_root):
@@ -25,3 +32,38 @@ def test_split_table_names_every_class_base_or_novel():
     table = split_table("toy-stuff", 1)
     assert set(table["role"]) == {"base", "novel"}
     assert np.count_nonzero(table["role"] == "novel") == 6
+
+
+def test_thing_classes_are_the_toy_things_and_unknown_elsewhere():
+    from pwslib.data.toy import PRESETS
+
+    things = thing_classes("toy-stuff")
+    names = PRESETS["toy-stuff"].class_names
+    assert {names[c] for c in things} == {t.name for t in PRESETS["toy-stuff"].things}
+    assert thing_classes("ade20k") is None
+
+
+def test_the_clicked_object_is_the_connected_region_under_the_click_and_coverage_counts_it():
+    label = np.zeros((8, 8), dtype=np.uint8)
+    label[1:3, 1:3] = 5  # the clicked object
+    label[5:7, 5:7] = 5  # another object of the same class, not connected
+    label[0, 7] = 255
+    obj = clicked_object(label, (1, 1))
+    assert obj.sum() == 4 and not obj[5, 5]
+    mask = np.zeros((8, 8))
+    mask[1:3, 1:2] = 0.9  # half the object
+    mask[0, 0] = 0.9  # one pixel of the rest
+    coverage = mask_coverage(mask, label, (1, 1), other=label == 5)
+    assert coverage["object"] == 50.0
+    assert coverage["rest"] == 100 / (64 - 8 - 1)
+    assert coverage["other object"] == 25.0
+
+
+def test_a_thing_is_clicked_before_a_stuff_region(toy_root):
+    from pwslib.data.summaries import first_object_click
+
+    test = build_dataset("toy-stuff", "test", root=toy_root, augment=False, **SMALL_TOY)
+    things = thing_classes("toy-stuff")
+    index, click, cls = first_object_click(test, test.split, things=things)
+    if any(things & set(np.unique(test.source.load(i)[1]).tolist()) for i in range(len(test))):
+        assert cls in things

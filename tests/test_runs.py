@@ -1,0 +1,98 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from test_train import tiny_config
+
+from pwslib.io import DataError
+from pwslib.runs import CHECKPOINT, LOCK, check_run_folder, load_checkpoint, run_lock
+from pwslib.train import main, run
+
+
+def test_a_finished_run_whose_checkpoint_was_deleted_is_never_overwritten(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    folder = tmp_path / "run"
+    run(tiny_config(iterations=1), folder, progress=False)
+    (folder / CHECKPOINT).unlink()  # to save space
+    metrics = (folder / "metrics.json").read_bytes()
+    with pytest.raises(DataError, match="already holds a run"):
+        run(tiny_config(iterations=1), folder, progress=False)
+    with pytest.raises(DataError, match="has finished"):
+        run(tiny_config(iterations=1), folder, resume=True, progress=False)
+    assert (folder / "metrics.json").read_bytes() == metrics and not (folder / LOCK).exists()
+
+
+def test_any_run_file_makes_a_folder_taken_and_a_file_is_not_a_folder(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "log.csv").write_text("step,loss\n")
+    with pytest.raises(DataError, match=r"holds a run \(log.csv\)"):
+        check_run_folder(tmp_path / "taken", resume=False)
+    check_run_folder(tmp_path / "taken", resume=True)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="is a file"):
+        check_run_folder(tmp_path / "file", resume=False)
+
+
+def test_a_second_process_on_the_same_folder_is_refused_while_the_first_trains(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pwslib.runs import run_lock\nwith run_lock(sys.argv[1]):\n"
+         "    print('held', flush=True)\n    time.sleep(60)", str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DataError, match=rf"in use: process {holder.pid} "):
+            run(tiny_config(iterations=1), folder, resume=True, progress=False)
+        assert not (folder / "config.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_left_by_a_dead_process_says_how_to_clear_it(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / LOCK).write_text(json.dumps({"pid": dead.pid, "host": __import__("socket").gethostname(),
+                                             "since": "2026-01-01 00:00:00"}))
+    with pytest.raises(DataError, match=rf"process {dead.pid} .* no longer runs.*Delete .*\.lock"):
+        with run_lock(tmp_path):
+            pass
+    (tmp_path / LOCK).unlink()
+    with run_lock(tmp_path):
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] > 0
+    assert not (tmp_path / LOCK).exists()
+
+
+def test_an_empty_out_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["--out", "", "--iterations", "1"])
+    assert "--out: is empty" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_lock_is_released_when_a_run_fails(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    with pytest.raises(DataError):
+        run(tiny_config(iterations=1, split=9), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / LOCK).exists()
+
+
+def test_a_checkpoint_with_flipped_bytes_inside_a_tensor_is_refused(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = tiny_config(iterations=2)
+    run(config, tmp_path / "run", progress=False)
+    path = tmp_path / "run" / CHECKPOINT
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = bytes(b ^ 0x5A for b in data[middle : middle + 2000])  # 2 KB inside the weights
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="damaged"):
+        load_checkpoint(path, config)
+    path.write_bytes(path.read_bytes().split(b"\n", 1)[1])  # a bare torch.save file: no checksum
+    with pytest.raises(DataError, match="carries no checksum"):
+        load_checkpoint(path, config)
