@@ -13,7 +13,9 @@ Measures, on ``toy-stuff`` at 96x96 and batch 16, with the recipe's defaults:
   the same process in interleaved rounds (median of the rounds), and the ratio pwslib / peer;
 - the achieved GFLOP/s of a training step (FLOPs counted by ``torch.utils.flop_counter``) against the
   measured matmul peak in the precision the run uses;
-- the share of a step spent building targets and in costs + matching (the criterion's own timers);
+- where a training step goes: milliseconds per step in the loader, the forward pass of each part (backbone,
+  pixel decoder, transformer decoder, heads), the criterion (targets, costs + matching, losses), the backward
+  pass and the optimiser;
 - inference images/s, batched (64) and single images, for pwslib and the peer;
 - the process's peak resident memory.
 """
@@ -66,18 +68,42 @@ def pwslib_steps(trainer: Trainer, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def training_throughput(trainer: Trainer, warmup: int, steps: int) -> dict:
-    """Images/s of full training steps and the shares of a step spent on targets and on costs + matching."""
-    pwslib_steps(trainer, warmup)
-    timers = trainer.criterion.seconds
-    before = dict(timers)
-    seconds = pwslib_steps(trainer, steps)
-    return {
-        "train_images_per_second": steps * trainer.config.batch_size / seconds,
-        "step_ms": seconds / steps * 1000,
-        "cost_and_matching_share": (timers["matching"] - before["matching"]) / seconds,
-        "targets_share": (timers["targets"] - before["targets"]) / seconds,
+MODEL_PARTS = ("backbone", "pixel_decoder", "transformer_decoder")  # timed by forward hooks; the rest is "heads"
+
+
+def step_profile(trainer: Trainer, steps: int) -> dict[str, float]:
+    """Milliseconds per training step in each part: the loader, the forward pass of the backbone, pixel decoder,
+    transformer decoder and heads (forward hooks), the criterion's targets, costs + matching and losses, the
+    backward pass (all parts together) and the optimiser (clipping + AdamW)."""
+    model, forward_seconds, starts = trainer.model, dict.fromkeys(MODEL_PARTS, 0.0), {}
+    hooks = []
+    for name in MODEL_PARTS:
+        module = getattr(model, name)
+        hooks.append(module.register_forward_pre_hook(lambda m, a, n=name: starts.__setitem__(n, time.perf_counter())))
+        hooks.append(
+            module.register_forward_hook(
+                lambda m, a, o, n=name: forward_seconds.__setitem__(n, forward_seconds[n] + time.perf_counter() - starts[n])
+            )
+        )
+    phases, criterion = dict(trainer.phase_seconds), dict(trainer.criterion.seconds)
+    try:
+        pwslib_steps(trainer, steps)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    phase = {k: v - phases[k] for k, v in trainer.phase_seconds.items()}
+    inner = {k: v - criterion[k] for k, v in trainer.criterion.seconds.items()}
+    seconds = {
+        "loader (augmentation, clicks, collation)": phase["loader"],
+        **{f"forward: {name.replace('_', ' ')}": value for name, value in forward_seconds.items()},
+        "forward: heads (class, mask, keypoint, pixel classifier)": phase["forward"] - sum(forward_seconds.values()),
+        "criterion: targets": inner["targets"],
+        "criterion: costs + Hungarian matching": inner["matching"],
+        "criterion: losses": phase["criterion"] - inner["targets"] - inner["matching"],
+        "backward (all parts)": phase["backward"],
+        "optimiser (clipping + AdamW)": phase["optimiser"],
     }
+    return {name: value / steps * 1000 for name, value in seconds.items()}
 
 
 def training_step_flops(trainer: Trainer) -> int:
@@ -225,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         print("transformers is not installed: no peer comparison (pip install -e .[bench])")
     batch = ours.config.batch_size
     results["training_images_per_second"] = interleaved_training(contenders, args.rounds, args.steps, batch)
-    results.update(training_throughput(ours, warmup=1, steps=args.steps))
+    results["step_profile_ms"] = {m: step_profile(t, args.rounds * args.steps) for m, t in trainers.items()}
     flops = {m: training_step_flops(t) for m, t in trainers.items()}
     results["train_step_gflop"] = {m: f / 1e9 for m, f in flops.items()}
     results["achieved_gflops"] = {
@@ -260,13 +286,24 @@ def write_report(results: dict, meta: dict, out: Path, peak: float) -> str:
                 f"{achieved:.0f} GFLOP/s = {achieved / peak * 100:.0f} % of the {results['precision']} matmul peak",
             )
         )
-    rows.append(("costs + Hungarian matching (ours)", f"{results['cost_and_matching_share'] * 100:.1f} % of a step"))
-    rows.append(("target construction (ours)", f"{results['targets_share'] * 100:.1f} % of a step"))
     for name, speed in infer.items():
         ratio = f" ({speed / peer_infer:.2f}× the peer)" if peer_infer and name == "pwslib batch 64" else ""
         rows.append((f"inference, {name}", f"{speed:.0f} images/s{ratio}"))
     rows.append(("peak resident memory (whole process)", f"{results['peak_memory_mib']:.0f} MiB"))
     table = "| measurement | result |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+    profile = results["step_profile_ms"]
+    methods = list(profile)
+    parts = list(profile[methods[0]])
+    totals = {m: sum(profile[m].values()) for m in methods}
+    profile_table = (
+        "| part of a training step | " + " | ".join(f"{m} ms (share)" for m in methods) + " |\n"
+        + "|---" * (len(methods) + 1) + "|\n"
+        + "\n".join(
+            f"| {part} | " + " | ".join(f"{profile[m][part]:.1f} ({profile[m][part] / totals[m] * 100:.0f} %)" for m in methods) + " |"
+            for part in parts
+        )
+        + "\n| total | " + " | ".join(f"{totals[m]:.1f}" for m in methods) + " |"
+    )
     peer = (
         f" The peer is Hugging Face `transformers` {__import__('transformers').__version__} "
         f"`MaskFormerForInstanceSegmentation` at the same size ({results['peer_parameters'] / 1e6:.2f} M parameters "
@@ -278,7 +315,12 @@ def write_report(results: dict, meta: dict, out: Path, peak: float) -> str:
         f"# Speed and memory benchmark\n\nGenerated by `python -m pwslib.bench` (do not edit by hand). "
         f"Commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC, {meta['threads']} threads, "
         f"precision {results['precision']}; training speeds are medians of {meta['rounds']} interleaved rounds "
-        f"of {meta['steps']} steps at batch {meta['config']['batch_size']}, 96×96.{peer}\n\n{table}\n"
+        f"of {meta['steps']} steps at batch {meta['config']['batch_size']}, 96×96.{peer}\n\n{table}\n\n"
+        "## Where a training step goes\n\n"
+        "Wall time per step of each part, over the same number of steps as the interleaved rounds (forward "
+        "hooks time the backbone, pixel decoder and transformer decoder; the heads are the rest of the forward "
+        "pass; the backward pass is timed as a whole).\n\n"
+        f"{profile_table}\n"
     )
     write_json_atomic(out / "benchmark.json", {"meta": meta, "results": results})
     write_text_atomic(out / "benchmark.md", markdown)

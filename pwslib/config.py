@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from pwslib.data.toy import GENERATOR_VERSION
+from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.io import DataError
 
 
@@ -126,6 +128,33 @@ class TrainConfig:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class LossTerm:
+    """One term of the training loss: its name (a column of ``log.csv``), the config field that weighs it
+    (0 switches it off) and its equation (``losses.py`` computes it)."""
+
+    name: str
+    weight_field: str
+    equation: str
+
+
+# The one list of loss terms: ``losses.WeakShotCriterion`` weighs each by its field, ``runs.LOG_FIELDS`` logs
+# each, ``tests/test_losses.py`` fails when a ``*_weight`` field or a computed term is missing here.
+LOSS_TERMS: tuple[LossTerm, ...] = (
+    LossTerm("classification", "classification_weight", "CE(p_i, c) over matched and unmatched queries"),
+    LossTerm("pixel_classification", "pixel_classification_weight", "per-pixel CE on E over the known labels"),
+    LossTerm("focal", "focal_weight", "Focal(m_i, Y_c) for mask targets"),
+    LossTerm("dice", "dice_weight", "Dice(m_i, Y_c) for mask targets"),
+    LossTerm("inclusion", "inclusion_weight", "L_in = BCE(m_i(x), 1) at the positive clicks"),
+    LossTerm("exclusion", "exclusion_weight", "L_ex = BCE(m_i(x), 0) at the negative clicks"),
+    LossTerm("consistency", "consistency_weight", "L_con = BCE + Dice(m_i, S_c.detach() inside R)"),
+    LossTerm("contrastive", "contrastive_weight", "L_ctl = InfoNCE(proposal embedding, class prototypes)"),
+    LossTerm("keypoint", "keypoint_weight", "BCE + Dice(S_c, Y_c) on base masks; L_in / L_ex of novel S_c"),
+    LossTerm("complementary", "complementary_weight", "max over novel masks = 1 on R, 0 on base pixels"),
+)
+# Weights that scale inside a term rather than weigh a term of their own.
+INNER_WEIGHTS = ("no_object_weight",)
+
 # Every field with a fixed set of values (DataError names the choices), and the numeric ranges.
 CHOICES: dict[str, tuple[str, ...]] = {
     "point_rule": ("uniform", "centre"),
@@ -143,6 +172,9 @@ POSITIVE = (
     "iterations batch_size learning_rate temperature pretraining_steps"
 ).split()
 AT_MOST_ONE = ("bank_momentum", "pseudo_label_share")
+SEEDS = ("seed", "data_seed", "point_seed")
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take seeds up to here
+SIZE_MULTIPLE = 32  # image and crop sizes: the backbone downsamples by 32
 TOY_OPTIONS = ("num_train", "num_test", "size")
 
 
@@ -156,6 +188,8 @@ def validate(config: "TrainConfig") -> None:
         ):
             kind = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}[hint]
             raise DataError(f"config field {name} must be {kind}, got {value!r}")
+        if hint is float and not math.isfinite(value):
+            raise DataError(f"config field {name} must be a finite number, got {value!r}")
         if hint in (int, float) and value < 0:
             raise DataError(f"config field {name} must not be negative, got {value!r}")
     for name in POSITIVE:
@@ -176,6 +210,13 @@ def validate(config: "TrainConfig") -> None:
         raise DataError(
             f"embedding_dim {config.embedding_dim} must be divisible by attention_heads {config.attention_heads}"
         )
+    for name in SEEDS:
+        if getattr(config, name) > MAX_SEED:
+            raise DataError(f"config field {name} must be at most {MAX_SEED}, got {getattr(config, name)!r}")
+    if config.crop_size is not None:
+        crop = config.crop_size
+        if not isinstance(crop, int) or isinstance(crop, bool) or crop <= 0 or crop % SIZE_MULTIPLE:
+            raise DataError(f"crop_size must be a positive multiple of {SIZE_MULTIPLE} (or null: no crop), got {crop!r}")
     if not isinstance(config.toy_options, dict):
         raise DataError(f'toy_options must be a mapping such as {{"num_train": 200}}, got {config.toy_options!r}')
     for key, value in config.toy_options.items():
@@ -183,6 +224,13 @@ def validate(config: "TrainConfig") -> None:
             raise DataError(f"unknown toy_options key {key!r}; choose from {list(TOY_OPTIONS)}")
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise DataError(f"toy_options {key} must be a positive whole number, got {value!r}")
+    size = config.toy_options.get("size")
+    if size is not None and size % SIZE_MULTIPLE:
+        raise DataError(f"toy_options size must be a multiple of {SIZE_MULTIPLE} (the network downsamples by 32), got {size}")
+    if config.crop_size is not None and config.dataset in TOY_PRESETS:
+        image_size = size or TOY_PRESETS[config.dataset].image_size
+        if config.crop_size > image_size:
+            raise DataError(f"crop_size {config.crop_size} is larger than the {image_size}-pixel toy images")
 
 
 _NO_NOVEL_TERMS = dict(

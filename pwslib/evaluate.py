@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         trainer = load_run(args.run)
-    except DataError as error:
+        scores = evaluate_model(trainer.model, trainer.test_set, trainer.split)
+    except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
-    scores = evaluate_model(trainer.model, trainer.test_set, trainer.split)
     print(format_scores(scores))  # first, so a failed write loses nothing
     try:
         write_json_atomic(args.run / "evaluation.json", {**scores, "step": trainer.step, **provenance()})

@@ -31,7 +31,7 @@ from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides
 from pwslib.data import REAL_BENCHMARKS, class_split, collate, ensure_points
 from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.datacard import UNSEPARATED_SHARE, unseparated_classes
-from pwslib.io import DataError, default_data_root, provenance, write_text_atomic
+from pwslib.io import DataError, check_writable, default_data_root, provenance, write_text_atomic
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.evaluate import load_run
 from pwslib.tables import (
@@ -474,20 +474,25 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows, title = TABLES[args.table]
-    schedule = Schedule(tuple(args.seeds), args.iterations, args.batch_size)
     try:
         selected = select_rows(rows(), args.rows) if args.rows else rows()
     except ValueError as error:
         parser.error(str(error))
-    results = run_grid(
-        selected,
-        args.datasets,
-        args.split,
-        schedule,
-        args.runs_root,
-        workers=args.workers,
-        overrides=parse_overrides(args.set),
-    )
+    try:
+        schedule = Schedule(tuple(args.seeds), args.iterations, args.batch_size)
+        check_writable(args.reports_dir, "choose a writable folder with --reports-dir")
+        check_writable(args.runs_root, "choose a writable folder with --runs-root")
+        results = run_grid(
+            selected,
+            args.datasets,
+            args.split,
+            schedule,
+            args.runs_root,
+            workers=args.workers,
+            overrides=parse_overrides(args.set),
+        )
+    except (DataError, FloatingPointError) as error:
+        sys.exit(f"error: {error}")
     notes = (
         "\n" + "\n".join(compare_to_ours(results, d) for d in args.datasets) + "\n" if args.table == "table1" else ""
     )

@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -60,6 +61,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_writable(folder: str | os.PathLike, fix: str) -> None:
+    """Stop before any work when ``folder`` (created if missing) cannot take a new file; ``fix`` says how (e.g.
+    the option that chooses the folder)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable."):
+            pass
+    except OSError as error:
+        raise DataError(f"{folder} cannot be written ({error.strerror}); {fix}") from None
+
+
+def read_json_or_set_aside(path: str | os.PathLike, default: Any) -> Any:
+    """The JSON in ``path``, or ``default`` when it is missing; a damaged file is renamed ``<name>.damaged-<time>``
+    with a warning, so that a record written after long work is never lost to it."""
+    path = Path(path)
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        os.replace(path, aside)
+        warnings.warn(f"{path} was not valid JSON; it was moved to {aside} and a new one is started")
+        return default
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

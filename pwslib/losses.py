@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from pwslib.config import TrainConfig
+from pwslib.config import LOSS_TERMS, TrainConfig
 from pwslib.distributed import all_reduce_mean
 from pwslib.matching import CostWeights, cost_terms, hungarian_match, matching_cost, sample_at_points
 from pwslib.memory_bank import MemoryBank, object_confidence
@@ -146,18 +146,7 @@ class WeakShotCriterion:
             novel_pairs = tuple(index[~is_mask] for index in (batch_index, query_index, target_index))
             self._novel_terms(outputs, flat_masks, point_logits, targets, novel_pairs, keypoint_class_masks, terms)
 
-        weight_of = {
-            "classification": config.classification_weight,
-            "focal": config.focal_weight,
-            "dice": config.dice_weight,
-            "inclusion": config.inclusion_weight,
-            "exclusion": config.exclusion_weight,
-            "consistency": config.consistency_weight,
-            "contrastive": config.contrastive_weight,
-            "keypoint": config.keypoint_weight,
-            "complementary": config.complementary_weight,
-            "pixel_classification": config.pixel_classification_weight,
-        }
+        weight_of = {term.name: getattr(config, term.weight_field) for term in LOSS_TERMS}
         total = sum(weight_of[name] * value for name, value in terms.items())
         logged = {name: float(value.detach()) for name, value in terms.items()}
         logged["matched"] = int(len(batch_index))

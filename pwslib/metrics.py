@@ -105,10 +105,23 @@ def confusion_matrix(
     return confusion.matrix
 
 
+def check_finite_parameters(model: torch.nn.Module, when: str) -> None:
+    """Stop (``FloatingPointError``) when any weight of ``model`` is NaN or infinite: such a model is never
+    checkpointed as finished and never scored. ``when`` says where in the run this was found."""
+    bad = {name: int((~torch.isfinite(p)).sum()) for name, p in model.named_parameters() if not torch.isfinite(p).all()}
+    if bad:
+        first = ", ".join(f"{name} ({count})" for name, count in list(bad.items())[:3])
+        raise FloatingPointError(
+            f"{sum(bad.values())} weights of the model are NaN or infinite {when} (in {first}{', ...' if len(bad) > 3 else ''}); "
+            f"nothing was scored: lower the learning rate or check the config's numbers"
+        )
+
+
 def evaluate_model(
     model: torch.nn.Module, dataset, split: ClassSplit, batch_size: int = 64, distributed: Distributed | None = None
 ) -> dict:
     """Base / novel / total mIoU, hIoU and per-class IoU of ``model`` on ``dataset`` (full label maps)."""
+    check_finite_parameters(model, "before scoring")
     start = time.perf_counter()
     scores = segmentation_scores(confusion_matrix(model, dataset, split, batch_size, distributed), split)
     scores["test_images"] = len(dataset)

@@ -15,13 +15,13 @@ reproduction (per preset, oldest first) with its wall time, the runs it trained 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from pwslib.experiments import PRESET_REPORTS, PRESETS
-from pwslib.io import atomic_path, provenance, write_json_atomic
+from pwslib.io import atomic_path, check_writable, provenance, read_json_or_set_aside, write_json_atomic
 from pwslib.notebook import preset_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,9 @@ NOTEBOOKS = (
 
 def record_reproduction(path: Path, record: dict) -> None:
     """Append ``record`` to the history in ``path`` (per preset, oldest first), atomically."""
-    history = json.loads(path.read_text()) if path.exists() else {}
+    history = read_json_or_set_aside(path, {})
+    if not isinstance(history, dict):
+        history = {}
     history.setdefault(record["preset"], []).append(record)
     write_json_atomic(path, history)
 
@@ -62,8 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     injected = preset_values(args.preset)  # what the notebooks' `preset` parameter resolves to, for the record
     reports = ROOT / PRESET_REPORTS[args.preset]
     executed = reports / "executed"
-    executed.mkdir(parents=True, exist_ok=True)
     runs_root = ROOT / "notebooks" / injected["runs_root"]  # the notebooks resolve it from their own folder
+    for folder in (executed, runs_root, reports / "figures"):  # before any training, not after it
+        check_writable(folder, "the reproduction writes inside the checkout: run it from a copy you can write to")
     finished_before = len(list(runs_root.glob("*/metrics.json")))
     timings = {}
     start = time.perf_counter()
@@ -74,14 +77,26 @@ def main(argv: list[str] | None = None) -> None:
         notebook_parameters = {"preset": args.preset}
         if "live_widget" in papermill.inspect_notebook(str(source)):
             notebook_parameters["live_widget"] = False  # headless executors can block on widgets (jupyter/nbclient#312)
-        with atomic_path(executed / f"{name}.ipynb") as tmp:
-            papermill.execute_notebook(
-                str(source),
-                str(tmp),
-                parameters=notebook_parameters,
-                cwd=str(ROOT / "notebooks"),
-                progress_bar=False,
-                kernel_name="python3",
+        try:
+            with atomic_path(executed / f"{name}.ipynb") as tmp:
+                papermill.execute_notebook(
+                    str(source),
+                    str(tmp),
+                    parameters=notebook_parameters,
+                    cwd=str(ROOT / "notebooks"),
+                    progress_bar=False,
+                    kernel_name="python3",
+                )
+        except papermill.PapermillExecutionError as error:
+            sys.exit(
+                f"error: notebook {name} stopped in cell {error.cell_index}: {error.ename}: {error.evalue.strip()} "
+                f"(open notebooks/{name}.ipynb to see the cell); the runs that finished are kept, so the same "
+                f"command continues from here once it is fixed"
+            )
+        except KeyboardInterrupt:
+            sys.exit(
+                f"interrupted in {name}: run the same command again; finished runs are reused and interrupted "
+                f"ones resume from their last checkpoint"
             )
         timings[name] = round(time.perf_counter() - began, 1)
         print(f"   {timings[name]:.0f} s", flush=True)

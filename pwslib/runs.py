@@ -24,7 +24,7 @@ from typing import Iterator
 
 import torch
 
-from pwslib.config import TrainConfig
+from pwslib.config import LOSS_TERMS, TrainConfig
 from pwslib.io import DataError, atomic_path
 
 CHECKPOINT = "checkpoint.pt"
@@ -161,19 +161,10 @@ def save_checkpoint(path: Path, state: dict) -> None:
         ) from error
 
 
-LOG_FIELDS = [  # the columns of log.csv, one row per step
+LOG_FIELDS = [  # the columns of log.csv, one row per step: every loss term of config.LOSS_TERMS by name
     "step",
     "loss",
-    "classification",
-    "pixel_classification",
-    "focal",
-    "dice",
-    "inclusion",
-    "exclusion",
-    "consistency",
-    "contrastive",
-    "keypoint",
-    "complementary",
+    *(term.name for term in LOSS_TERMS),
     "matched",
     "unmatched_targets",
     "lr",

@@ -18,6 +18,7 @@ import contextlib
 import csv
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from pwslib.data import DATASETS, build_dataset, collate, training_cooccurrence
 from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, setup_distributed
-from pwslib.metrics import evaluate_model, format_scores
+from pwslib.metrics import check_finite_parameters, evaluate_model, format_scores
 from pwslib.io import DataError, provenance, save_array_atomic, write_json_atomic
 from pwslib.losses import WeakShotCriterion
 from pwslib.memory_bank import MemoryBank
@@ -48,6 +49,9 @@ from pwslib.runs import (
     save_checkpoint,
     truncate_log,
 )
+
+
+STEP_PHASES = ("loader", "forward", "criterion", "backward", "optimiser")  # the phases of Trainer.training_step
 
 
 def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskFormer:
@@ -135,6 +139,7 @@ class Trainer:
         )
         self.network = DistributedDataParallel(self.model) if self.distributed.world_size > 1 else self.model
         self.step = 0
+        self.phase_seconds = dict.fromkeys(STEP_PHASES, 0.0)  # wall time of each phase of training_step so far
         self.seconds_before, self.started = 0.0, time.perf_counter()  # wall time of earlier segments, this one's start
         self.stage_switch = (
             int(config.iterations * config.pseudo_label_share) if config.method == "keypoint_pseudo" else None
@@ -174,7 +179,10 @@ class Trainer:
         return self.config.novel_supervision
 
     def training_step(self) -> dict:
-        config = self.config
+        """One step: load the batch, forward, criterion (targets, matching, losses), backward, optimiser; the wall
+        time of each phase is added to ``phase_seconds`` (read by the benchmark's profile)."""
+        config, seconds = self.config, self.phase_seconds
+        started = time.perf_counter()
         epoch, indices = batch_indices(
             self.step,
             len(self.train_set),
@@ -186,8 +194,11 @@ class Trainer:
         self.train_set.set_epoch(epoch)
         batch = {k: v.to(self.distributed.device) for k, v in collate([self.train_set[i] for i in indices]).items()}
         keypoints = self.criterion.keypoints_for(batch)
+        seconds["loader"] += (now := time.perf_counter()) - started
         outputs = self.network(batch["image"], keypoints)
+        seconds["forward"] += (then := time.perf_counter()) - now
         loss, logged = self.criterion(outputs, batch, self.supervision())
+        seconds["criterion"] += (now := time.perf_counter()) - then
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"the loss is {float(loss.detach())} at step {self.step} (training images {indices}; terms {logged}); "
@@ -198,10 +209,12 @@ class Trainer:
             group["lr"] = learning_rate(config, self.step) * group["factor"]
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        seconds["backward"] += (then := time.perf_counter()) - now
         if config.gradient_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.gradient_clip)
         self.optimiser.step()
         logged.update(step=self.step, loss=float(all_reduce_mean(loss)), lr=learning_rate(config, self.step))
+        seconds["optimiser"] += time.perf_counter() - then
         return logged
 
     # ---------------------------------------------------------------- loop
@@ -239,7 +252,7 @@ class Trainer:
                     if writer is None:
                         new = not log_path.exists()
                         writer_file = open(log_path, "a", newline="")
-                        writer = csv.DictWriter(writer_file, fieldnames=LOG_FIELDS, extrasaction="ignore")
+                        writer = csv.DictWriter(writer_file, fieldnames=LOG_FIELDS)  # an unlogged term raises
                         if new:
                             writer.writeheader()
                     writer.writerow(logged)
@@ -252,6 +265,8 @@ class Trainer:
                 )
                 # the first checkpoint comes after 10 s at most, so a short run interrupted early loses little
                 interval = checkpoint_every if saved_before else min(checkpoint_every, 10.0)
+                if finished:
+                    check_finite_parameters(self.model, f"at the end of training (step {self.step})")
                 if finished or interrupted or time.perf_counter() - last_save >= interval:
                     if writer_file:
                         writer_file.flush()
@@ -316,6 +331,28 @@ def _train_and_score(config, out, distributed, progress, stop_after, time_budget
     return metrics
 
 
+def positive_seconds(text: str) -> float:
+    """A finite, positive number of seconds (``--time-budget``, ``--checkpoint-every``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite, positive number of seconds, got {text!r}")
+    return value
+
+
+def positive_whole(text: str) -> int:
+    """A whole number >= 1 (``--threads``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def output_folder(text: str) -> Path:
     """``--out``: refused when empty (an unset shell variable would train into the current folder)."""
     if not text.strip():
@@ -340,9 +377,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=output_folder, required=True, help="a new folder for the run (or its own, with --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    parser.add_argument("--time-budget", type=float, default=None, help="stop (resumably) after this many seconds")
-    parser.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    parser.add_argument("--time-budget", type=positive_seconds, default=None, help="stop (resumably) after this many seconds")
+    parser.add_argument("--checkpoint-every", type=positive_seconds, default=120.0, help="seconds between checkpoints")
+    parser.add_argument("--threads", type=positive_whole, default=None, help="torch CPU threads per process")
     args = parser.parse_args(argv)
     try:
         overrides = parse_overrides(args.set)
@@ -372,6 +409,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted; continue from the last checkpoint with: python -m pwslib.train --out {args.out} --resume")
     except OSError as error:  # an output folder that cannot be written (read-only, a file in the way, disk full)
         sys.exit(f"error: cannot write {error.filename or args.out} ({error.strerror}); choose a writable --out")
     if metrics is None:

@@ -9,8 +9,8 @@ from pwslib.bench import (
     interleaved_training,
     loader_throughput,
     matmul_peak,
+    step_profile,
     training_step_flops,
-    training_throughput,
 )
 from pwslib.config import config_for
 from pwslib.train import Trainer
@@ -27,9 +27,11 @@ def trainer(tmp_path, toy_root, monkeypatch):
 
 def test_benchmark_measurements_run(trainer):
     assert loader_throughput(trainer, 2) > 0
-    measured = training_throughput(trainer, warmup=1, steps=2)
-    assert 0 < measured["cost_and_matching_share"] < 1 and measured["train_images_per_second"] > 0
-    assert 0 < measured["targets_share"] < 1
+    profile = step_profile(trainer, steps=2)
+    assert all(value >= 0 for name, value in profile.items() if name != "forward: heads (class, mask, keypoint, pixel classifier)")
+    assert {"forward: backbone", "forward: pixel decoder", "backward (all parts)", "criterion: costs + Hungarian matching"} <= set(profile)
+    assert profile["forward: backbone"] > 0 and profile["backward (all parts)"] > 0
+    assert not trainer.model.backbone._forward_hooks  # the hooks are removed again
     assert inference_throughput(trainer, 2, 4) > 0
     assert matmul_peak(torch.float32, size=128, repeats=2) > 0
 

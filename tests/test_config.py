@@ -70,6 +70,16 @@ def test_a_bfloat16_model_returns_float32_outputs_close_to_float32():
         (dict(embedding_dim=30), "divisible by attention_heads"),
         (dict(toy_options={"num_train": 0}), "toy_options num_train must be a positive whole number"),
         (dict(toy_options={"images": 5}), "unknown toy_options key 'images'"),
+        (dict(learning_rate=float("inf")), "learning_rate must be a finite number"),
+        (dict(learning_rate=float("nan")), "learning_rate must be a finite number"),
+        (dict(temperature=float("-inf")), "temperature must be a finite number"),
+        (dict(backbone_learning_rate_factor=float("nan")), "backbone_learning_rate_factor must be a finite number"),
+        (dict(seed=2**40), "seed must be at most"),
+        (dict(point_seed=-1), "point_seed must not be negative"),
+        (dict(crop_size=50), "crop_size must be a positive multiple of 32"),
+        (dict(crop_size=0), "crop_size must be a positive multiple of 32"),
+        (dict(crop_size=128), "crop_size 128 is larger than the 96-pixel toy images"),
+        (dict(toy_options={"size": 100}), "toy_options size must be a multiple of 32"),
     ],
 )
 def test_a_bad_config_value_is_refused_in_one_line_naming_the_field(overrides, message):

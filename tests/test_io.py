@@ -45,3 +45,19 @@ def test_changed_reports_do_not_make_the_code_dirty(tmp_path):
     assert not git_commit(tmp_path / "code").endswith("+dirty")
     (tmp_path / "code" / "model.py").write_text("b")
     assert git_commit(tmp_path / "code").endswith("+dirty")
+
+
+def test_an_unwritable_folder_is_found_before_any_work_and_the_fix_is_named(tmp_path):
+    import os
+
+    from pwslib.io import DataError, check_writable
+
+    check_writable(tmp_path / "new" / "reports", "choose one with --reports-dir")
+    assert (tmp_path / "new" / "reports").is_dir() and not list((tmp_path / "new" / "reports").iterdir())
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="choose one with --reports-dir"):
+        check_writable(tmp_path / "file" / "reports", "choose one with --reports-dir")
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "locked").mkdir(mode=0o500)
+        with pytest.raises(DataError, match="cannot be written"):
+            check_writable(tmp_path / "locked", "x")

@@ -132,3 +132,25 @@ def test_pixel_classification_uses_the_known_labels_only():
     loss.backward()
     novel_cells = batch["base_label"][:, 2::4, 2::4] == 255  # novel pixels: ignored, no gradient
     assert outputs["pixel_logits"].grad.abs().sum(1)[novel_cells].sum() == 0
+
+
+def test_every_loss_term_is_registered_weighed_logged_and_computed():
+    import dataclasses
+
+    from pwslib.config import INNER_WEIGHTS, LOSS_TERMS, TrainConfig
+    from pwslib.runs import LOG_FIELDS
+
+    weight_fields = {f.name for f in dataclasses.fields(TrainConfig) if f.name.endswith("_weight")}
+    assert weight_fields - set(INNER_WEIGHTS) == {term.weight_field for term in LOSS_TERMS}
+    assert {term.name for term in LOSS_TERMS} <= set(LOG_FIELDS)
+    computed = set()
+    for method in ("ours", "image_weakshot", "point_naive", "full_supervision"):
+        switched_on = {term.weight_field: 1.0 for term in LOSS_TERMS}
+        config = config_for(method, embedding_dim=16, **switched_on)
+        criterion = WeakShotCriterion(config, 3, [2], torch.eye(3), None)
+        points = torch.tensor([[[24, 8, 2], [5, 20, 0]], [[-1, -1, -1], [-1, -1, -1]]])
+        outputs = {**_outputs(), "pixel_logits": torch.randn(2, 3, 8, 8, requires_grad=True)}
+        _, logged = criterion(outputs, _batch(points))
+        computed |= set(logged) - {"matched", "unmatched_targets"}
+    assert computed - {"contrastive"} <= {term.name for term in LOSS_TERMS}
+    assert {term.name for term in LOSS_TERMS} - {"contrastive"} <= computed  # L_ctl needs a memory bank

@@ -26,3 +26,15 @@ def test_the_full_preset_reports_on_a_held_out_split_beside_the_quick_one():
     assert quick["split"] == 1 and full["split"] == 2  # split 1 is the development split (reports/protocol.md)
     assert quick["reports_dir"] == "../reports" and full["reports_dir"] == "../reports/full"
     assert full["seeds"] == [0, 1, 2]
+
+
+def test_a_damaged_history_is_set_aside_with_a_warning_not_fatal_after_the_work(tmp_path):
+    import pytest
+
+    path = tmp_path / "reproduction.json"
+    path.write_text('{"quick": [{"wall_seconds": 1')  # cut off mid-write by hand
+    with pytest.warns(UserWarning, match="was not valid JSON"):
+        record_reproduction(path, {"preset": "quick", "wall_seconds": 1500.0})
+    assert json.loads(path.read_text()) == {"quick": [{"preset": "quick", "wall_seconds": 1500.0}]}
+    (aside,) = tmp_path.glob("reproduction.json.damaged-*")
+    assert aside.read_text().startswith('{"quick"')

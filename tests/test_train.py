@@ -229,6 +229,7 @@ def test_two_processes_follow_the_loss_trajectory_of_one(tmp_path, toy_root):
         (["--set", "method=full_supervision"], "set method with --method"),
         (["--set", 'toy_options={"num_train": 0}'], "toy_options num_train must be a positive whole number"),
         (["--set", "class_union=union"], "unknown class_union"),
+        (["--set", "learning_rate=Infinity"], "learning_rate must be a finite number"),
     ],
 )
 def test_bad_command_line_values_stop_before_anything_is_written(tmp_path, arguments, message):
@@ -332,3 +333,30 @@ def test_the_backbone_learns_at_its_own_factor_of_the_learning_rate(tmp_path, to
     assert not backbone & {id(p) for p in rest_group["params"]}
     assert len(backbone_group["params"]) + len(rest_group["params"]) == len(list(trainer.model.parameters()))
     assert backbone_group["lr"] == pytest.approx(0.25 * rest_group["lr"]) and rest_group["lr"] > 0
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--threads", "0"], ["--checkpoint-every", "inf"], ["--checkpoint-every", "0"], ["--time-budget", "nan"], ["--out", ""]],
+)
+def test_bad_flags_stop_in_one_line_before_anything_is_written(tmp_path, monkeypatch, capsys, arguments):
+    from pwslib.train import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["--out", "run", *arguments])
+    assert arguments[0] in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_with_non_finite_weights_is_never_scored(toy_root):
+    from pwslib.data import build_dataset
+    from pwslib.metrics import evaluate_model
+    from pwslib.train import build_model
+
+    test = build_dataset("toy-stuff", "test", root=toy_root, **TINY)
+    model = build_model(tiny_config(), test.split.num_classes)
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")
+    with pytest.raises(FloatingPointError, match="NaN or infinite before scoring"):
+        evaluate_model(model, test, test.split)

@@ -18,9 +18,10 @@ process or batch it lands in (resume and DDP equivalence rely on this).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -82,7 +83,7 @@ class FolderSource:
         image_path = self.root / "images" / self.subset / f"{name}.jpg"
         label_path = self.root / "labels" / self.subset / f"{name}.png"
         image = read_image(image_path, mode="RGB")
-        label = read_image(label_path, mode="L")
+        label = read_label(label_path)
         if image.shape[:2] != label.shape:
             raise DataError(
                 f"{label_path} is {label.shape[1]}x{label.shape[0]} but its image {image_path} is "
@@ -92,11 +93,12 @@ class FolderSource:
         return image, label
 
 
-def read_image(path: Path, mode: str) -> np.ndarray:
-    """Decode an image file into an array, or raise ``DataError`` naming the file."""
+@contextlib.contextmanager
+def opened_image(path: Path) -> Iterator[Image.Image]:
+    """``PIL.Image.open(path)``, with a missing or undecodable file raised as ``DataError`` naming it."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert(mode) if image.mode != mode else image.copy())
+            yield image
     except FileNotFoundError as error:
         raise DataError(f"{path} is missing; run the prepare step for this dataset again") from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
@@ -104,6 +106,29 @@ def read_image(path: Path, mode: str) -> np.ndarray:
             f"{path} is corrupt or not an image ({error}); re-extract it from the original archive "
             f"(data_scripts/) or delete it and its label"
         ) from error
+
+
+def read_image(path: Path, mode: str) -> np.ndarray:
+    """Decode an image file into an array in ``mode`` (e.g. 'RGB')."""
+    with opened_image(path) as image:
+        return np.asarray(image.convert(mode) if image.mode != mode else image.copy())
+
+
+LABEL_MODES = ("L", "P")  # 8-bit grey or palette: the pixel values are the class ids
+
+
+def read_label(path: Path) -> np.ndarray:
+    """A label PNG as its class ids (H, W) uint8, read as the indices it stores whatever its mode: a palette
+    ('P', VOC style) image's palette is only how the ids are shown, so it is never converted to grey. RGB and
+    other modes are refused: their colours are not ids."""
+    with opened_image(path) as image:
+        if image.mode not in LABEL_MODES:
+            raise DataError(
+                f"{path} is a {image.mode} image, not a label map of class ids ('L' or 'P'); convert colour "
+                f"labels to ids with the conversion of data_scripts/ for this dataset (each colour -> its class "
+                f"id, 255 = ignore) and save them as 8-bit PNGs"
+            )
+        return np.asarray(image).copy()
 
 
 def check_label_range(label: np.ndarray, num_classes: int, where: object) -> None:

@@ -104,6 +104,19 @@ def test_label_out_of_range_names_the_file(tmp_path):
         _folder(tmp_path, label=label).load(0)
 
 
+def test_palette_labels_are_read_as_their_indices_and_rgb_labels_are_refused(tmp_path):
+    source = _folder(tmp_path)
+    ids = np.array([[0, 3, 4, 255, 1, 2]] * 8, dtype=np.uint8)
+    palette = Image.fromarray(ids, mode="P")
+    palette.putpalette([value for i in range(256) for value in ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)])
+    palette.save(tmp_path / "labels/train/a.png")  # VOC style: the palette's grey values are not the ids
+    _, label = source.load(0)
+    assert np.array_equal(label, ids)
+    Image.fromarray(np.zeros((8, 6, 3), dtype=np.uint8)).save(tmp_path / "labels/train/a.png")
+    with pytest.raises(DataError, match=r"a\.png is a RGB image, not a label map of class ids"):
+        source.load(0)
+
+
 def test_label_size_different_from_image(tmp_path):
     with pytest.raises(DataError, match="re-convert"):
         _folder(tmp_path, image_size=(9, 6)).load(0)
