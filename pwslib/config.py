@@ -316,10 +316,13 @@ def resolve_precision(requested: str) -> str:
 
 def native_bfloat16() -> bool:
     """Whether bfloat16 matrix products run natively here: a CUDA GPU that supports them, or a CPU with
-    AVX512-BF16 or AMX-BF16 (elsewhere PyTorch emulates bfloat16 on the CPU, several times slower)."""
+    AVX512-BF16 or AMX-BF16 that PyTorch is allowed to use (``ATEN_CPU_CAPABILITY=avx2`` limits it to AVX2, as
+    on the AVX2-only machines the quick preset is timed for); elsewhere PyTorch emulates bfloat16 on the CPU,
+    several times slower."""
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    allowed = torch.backends.cpu.get_cpu_capability().upper().startswith(("AVX512", "AMX"))
+    return allowed and bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def cpu_flags() -> set[str]:

@@ -29,12 +29,15 @@ def test_precision_is_part_of_the_run_key_and_unknown_values_are_refused(monkeyp
         config_for("ours", precision="half")
 
 
-def test_native_bfloat16_reads_the_cpu_flags(monkeypatch):
+def test_native_bfloat16_reads_the_cpu_flags_and_the_instruction_set_torch_may_use(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     monkeypatch.setattr(config_module, "cpu_flags", lambda: {"avx2", "fma"})
     assert not config_module.native_bfloat16()
     monkeypatch.setattr(config_module, "cpu_flags", lambda: {"avx2", "amx_bf16"})
     assert config_module.native_bfloat16()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # ATEN_CPU_CAPABILITY=avx2
+    assert not config_module.native_bfloat16()
 
 
 def test_a_bfloat16_model_returns_float32_outputs_close_to_float32():

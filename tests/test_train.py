@@ -60,8 +60,8 @@ def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, toy_
     assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT, config)["step"] == 3
     resumed = run(config, tmp_path / "resumed", resume=True, progress=False)
     assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
-    a = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)
-    b = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)
+    a = load_checkpoint(tmp_path / "straight" / CHECKPOINT, config)
+    b = load_checkpoint(tmp_path / "resumed" / CHECKPOINT, config)
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert torch.equal(a["bank"]["prototypes"], b["bank"]["prototypes"])
@@ -79,8 +79,8 @@ def test_a_bfloat16_run_resumes_bit_identically(tmp_path, toy_root, monkeypatch)
     assert run(config, tmp_path / "resumed", progress=False, stop_after=2) is None
     resumed = run(config, tmp_path / "resumed", resume=True, progress=False)
     assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
-    a = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)
-    b = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)
+    a = load_checkpoint(tmp_path / "straight" / CHECKPOINT, config)
+    b = load_checkpoint(tmp_path / "resumed" / CHECKPOINT, config)
     assert all(torch.equal(a["model"][key], b["model"][key]) for key in a["model"])
     assert straight["total_miou"] == resumed["total_miou"]
 
@@ -249,7 +249,7 @@ def test_resume_refuses_flags_that_contradict_the_saved_run_and_keeps_the_total_
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
     folder = tmp_path / "run"
     assert run(tiny_config(), folder, progress=False, stop_after=3) is None
-    first_segment = torch.load(folder / CHECKPOINT, weights_only=True)["wall_seconds"]
+    first_segment = load_checkpoint(folder / CHECKPOINT, tiny_config())["wall_seconds"]
     config_before = (folder / "config.json").read_text()
     with pytest.raises(SystemExit) as stopped:
         main(["--out", str(folder), "--resume", "--method", "point_naive"])
@@ -325,6 +325,7 @@ def test_evaluate_prints_the_scores_before_a_failed_write(tmp_path, toy_root, mo
 
 def test_the_backbone_learns_at_its_own_factor_of_the_learning_rate(tmp_path, toy_root, monkeypatch):
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    (tmp_path / "run").mkdir()
     trainer = Trainer(tiny_config(backbone_learning_rate_factor=0.25, warmup_iterations=0), tmp_path / "run", progress=False)
     trainer.fit(stop_after=1)
     backbone_group, rest_group = trainer.optimiser.param_groups

@@ -17,7 +17,13 @@ def explorer(toy_root, monkeypatch, tmp_path):
     runs = {}
     for method in ("ours", "point_naive"):
         config = config_for(
-            method, iterations=1, batch_size=2, toy_options=SMALL_TOY, pretrained_backbone=False, embedding_dim=32
+            method,
+            iterations=1,
+            batch_size=2,
+            toy_options=SMALL_TOY,
+            pretrained_backbone=False,
+            embedding_dim=32,
+            precision="float32",  # exact comparisons below; bfloat16 (auto on some CPUs) rounds at 2^-8
         )
         torch.manual_seed(0)
         runs[method] = Trainer(config, tmp_path / method, progress=False)
