@@ -120,6 +120,8 @@ class TrainConfig:
             raise DataError(f"unknown config keys {unknown}")
         values = dict(values)
         if "backbone_widths" in values:
+            if not isinstance(values["backbone_widths"], (list, tuple)):
+                raise DataError(f"backbone_widths must be four positive whole numbers, got {values['backbone_widths']!r}")
             values["backbone_widths"] = tuple(values["backbone_widths"])
         hints = typing.get_type_hints(cls)
         for name, value in values.items():  # `--set weight=0` must hash like 0.0
