@@ -12,10 +12,13 @@ disk before are unchanged. The unit tests (``tests/``) check every case; this ta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
+import socket
 import tempfile
 import traceback
 from pathlib import Path
@@ -105,35 +108,75 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         (work / "a-file").write_text("in the way")
         _train("--out", str(work / "a-file" / "run"), *TINY, NO_PRETRAINING)
 
+    def copy_of_finished(name: str) -> Path:
+        copy = work / name
+        shutil.copytree(finished_run(), copy, dirs_exist_ok=True)
+        return copy
+
+    def checkpoint_deleted_then_new_run():
+        copy = copy_of_finished("no-checkpoint-finished")
+        (copy / "checkpoint.pt").unlink()
+        _train("--out", str(copy), *TINY, NO_PRETRAINING)
+
+    def second_process_on_the_same_out():
+        copy = copy_of_finished("locked")
+        (copy / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
+        _train("--out", str(copy), "--resume")
+
+    def flipped_checkpoint_bytes():
+        copy = copy_of_finished("flipped")
+        data = bytearray((copy / "checkpoint.pt").read_bytes())
+        middle = len(data) // 2
+        data[middle : middle + 20_000] = bytes(b ^ 0x5A for b in data[middle : middle + 20_000])
+        (copy / "checkpoint.pt").write_bytes(bytes(data))
+        evaluate_main([str(copy)])
+
+    def flag(*arguments: str) -> Callable[[], None]:
+        return lambda: _train("--out", str(work / f"flag-{abs(hash(arguments))}"), *TINY, NO_PRETRAINING, *arguments)
+
     return {
-        "`--iterations 0`": lambda: _train("--out", str(work / "r1"), *TINY, NO_PRETRAINING, "--iterations", "0"),
-        "`--set iterations=-5`": lambda: _train("--out", str(work / "r2"), "--set", "iterations=-5"),
-        "`--set learning_rate=abc`": lambda: _train("--out", str(work / "r3"), "--set", "learning_rate=abc"),
-        "`--batch-size 0`": lambda: _train("--out", str(work / "r4"), "--batch-size", "0"),
-        "`--set method=full_supervision`": lambda: _train("--out", str(work / "r5"), "--set", "method=x"),
-        "`--set class_union=union`": lambda: _train("--out", str(work / "r6"), "--set", "class_union=union"),
-        "`toy_options` `num_train: 0`": lambda: _train(
-            "--out", str(work / "r7"), "--set", 'toy_options={"num_train": 0}'
-        ),
-        "unknown `toy_options` key": lambda: _train("--out", str(work / "r8"), "--set", 'toy_options={"images": 3}'),
-        "`--resume` with a conflicting `--method`": resume_conflict,
-        "truncated checkpoint, then `evaluate`": truncated_checkpoint,
-        "`evaluate` on a folder without checkpoint": no_checkpoint,
-        "zeros written over part of `train_images.npy`": damage_toy("train_images.npy", zeros),
-        "label id 200 in `test_labels.npy`": damage_toy("test_labels.npy", bad_label),
-        "a point entry with float coordinates": malformed_points,
-        "`--out` below a file (cannot be written)": unwritable_out,
+        "`--iterations 0`": ("config value", flag("--iterations", "0")),
+        "`--set iterations=-5`": ("config value", lambda: _train("--out", str(work / "r2"), "--set", "iterations=-5")),
+        "`--set learning_rate=abc`": ("config value", flag("--set", "learning_rate=abc")),
+        "`--set learning_rate=Infinity`": ("config value", flag("--set", "learning_rate=Infinity")),
+        "`--set temperature=NaN`": ("config value", flag("--set", "temperature=NaN")),
+        "`--seed 99999999999`": ("config value", flag("--seed", "99999999999")),
+        "`--set crop_size=50`": ("config value", flag("--set", "crop_size=50")),
+        "`--set backbone_widths=null`": ("config value", flag("--set", "backbone_widths=null")),
+        "`--batch-size 0`": ("config value", flag("--batch-size", "0")),
+        "`--set method=full_supervision`": ("config value", lambda: _train("--out", str(work / "r5"), "--set", "method=x")),
+        "`--set class_union=union`": ("config value", flag("--set", "class_union=union")),
+        "`toy_options` `num_train: 0`": ("config value", flag("--set", 'toy_options={"num_train": 0}')),
+        "`toy_options` `size: 100`": ("config value", flag("--set", 'toy_options={"size": 100}')),
+        "unknown `toy_options` key": ("config value", flag("--set", 'toy_options={"images": 3}')),
+        "`--threads 0`": ("command-line flag", flag("--threads", "0")),
+        "`--checkpoint-every inf`": ("command-line flag", flag("--checkpoint-every", "inf")),
+        "`--time-budget nan`": ("command-line flag", flag("--time-budget", "nan")),
+        "`--out ''` (an unset shell variable)": ("finished work", lambda: _train("--out", "", *TINY, NO_PRETRAINING)),
+        "a finished run whose checkpoint was deleted, trained into again": ("finished work", checkpoint_deleted_then_new_run),
+        "a second process on the same `--out`": ("finished work", second_process_on_the_same_out),
+        "`--resume` with a conflicting `--method`": ("finished work", resume_conflict),
+        "truncated checkpoint, then `evaluate`": ("damaged bytes", truncated_checkpoint),
+        "20 KB of flipped bytes inside a checkpoint, then `evaluate`": ("damaged bytes", flipped_checkpoint_bytes),
+        "`evaluate` on a folder without checkpoint": ("damaged bytes", no_checkpoint),
+        "zeros written over part of `train_images.npy`": ("damaged bytes", damage_toy("train_images.npy", zeros)),
+        "label id 200 in `test_labels.npy`": ("data file", damage_toy("test_labels.npy", bad_label)),
+        "a point entry with float coordinates": ("data file", malformed_points),
+        "`--out` below a file (cannot be written)": ("output location", unwritable_out),
     }
 
 
 def try_case(case: Callable[[], None], watched: Path) -> dict:
     """Run one case: its first user-visible line, whether it was clear, and whether ``watched`` survived."""
     before = _snapshot(watched)
+    stderr = io.StringIO()
     try:
-        case()
+        with contextlib.redirect_stderr(stderr):
+            case()
         outcome, clear = "accepted (no error)", False
-    except SystemExit as stop:
-        outcome, clear = str(stop.code).splitlines()[0], stop.code not in (0, None)
+    except SystemExit as stop:  # argparse exits with 2 and its message on stderr; the project with its message
+        message = str(stop.code) if not isinstance(stop.code, int) else (stderr.getvalue().strip().splitlines() or ["?"])[-1]
+        outcome, clear = message.splitlines()[0], stop.code not in (0, None)
     except DataError as error:
         outcome, clear = f"DataError: {str(error).splitlines()[0]}", True
     except Exception as error:  # anything else reaches the user as a traceback
@@ -157,17 +200,25 @@ def main(argv: list[str] | None = None) -> None:
         cases = _cases(work)
         _train("--out", str(work / "finished"), *TINY, NO_PRETRAINING)  # a finished run no case may harm
         rows = []
-        for name, case in cases.items():
+        for name, (kind, case) in cases.items():
             result = try_case(case, work / "finished")
-            rows.append((name, result))
+            rows.append((kind, name, result))
             print(f"{'ok ' if result['clear'] else 'BAD'} {name}: {result['outcome']}", flush=True)
     meta = provenance()
-    table = "| bad input or fault | what the user sees | clear, non-zero exit | the finished run intact |\n|---|---|---|---|\n"
-    table += "\n".join(
-        f"| {name} | {r['outcome'].replace('|', '/')} | {'yes' if r['clear'] else '**no**'} | "
-        f"{'yes' if r['files_intact'] else '**no**'} |"
-        for name, r in rows
+    kinds = list(dict.fromkeys(kind for kind, _, _ in rows))
+    counts = "| class of bad input or fault | cases | clear, non-zero exit | finished run intact |\n|---|---|---|---|\n"
+    counts += "\n".join(
+        f"| {kind} | {sum(k == kind for k, _, _ in rows)} | {sum(k == kind and r['clear'] for k, _, r in rows)} | "
+        f"{sum(k == kind and r['files_intact'] for k, _, r in rows)} |"
+        for kind in kinds
     )
+    table = "| class | bad input or fault | what the user sees | clear, non-zero exit | the finished run intact |\n"
+    table += "|---|---|---|---|---|\n" + "\n".join(
+        f"| {kind} | {name} | {r['outcome'].replace('|', '/')} | {'yes' if r['clear'] else '**no**'} | "
+        f"{'yes' if r['files_intact'] else '**no**'} |"
+        for kind, name, r in rows
+    )
+    table = counts + "\n\n" + table
     text = (
         "# Reliability: bad inputs and faults\n\n"
         f"Produced by `python -m pwslib.reliability`; do not edit by hand. Commit `{meta['git_commit']}`, "
@@ -175,7 +226,11 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark in a temporary folder; the unit tests check each of them.\n\n"
         f"{table}\n\nAlso tested (tests/): a checkpoint write that fails half-way (simulated full disk) keeps the "
         "previous checkpoint and the run resumes to the uninterrupted result; `kill -9` + `--resume` is exact; hand-"
-        "placed archives are verified and a replaced archive is extracted again; COCO-Stuff-10K v1.0 is refused.\n"
+        "placed archives are verified and a replaced archive is extracted again; COCO-Stuff-10K v1.0 is refused; "
+        "palette (VOC-style) label PNGs are read as their indices and RGB labels refused; a shipped or cached "
+        "backbone whose bytes changed is refused; a lock left by a killed process says how to clear it; a damaged "
+        "reproduction history is set aside; every config field and `--set` value generated by Hypothesis ends in "
+        "`DataError` or is valid (`tests/test_config_properties.py`).\n"
     )
     write_text_atomic(args.out / "reliability.md", text)
     print(text)
