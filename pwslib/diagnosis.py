@@ -27,7 +27,7 @@ import pandas as pd
 
 from pwslib.config import config_for
 from pwslib.data.splits import ClassSplit
-from pwslib.evaluate import load_run
+from pwslib.evaluate import load_model
 from pwslib.metrics import confusion_matrix, segmentation_scores
 from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, markdown_table
 from pwslib.runs import run_folder
@@ -81,7 +81,7 @@ def diagnose(preset: str, runs_root: Path, datasets: list[str], methods=METHODS)
                 if not (folder / "metrics.json").exists():
                     missing.append(folder.name)
                     continue
-                trainer = load_run(folder)
+                trainer = load_model(folder)
                 evaluation = (trainer.model, trainer.test_set, trainer.split)
                 matrix = confusion_matrix(*evaluation).numpy()
                 records.append(

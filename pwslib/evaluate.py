@@ -1,4 +1,5 @@
-"""Re-score a finished run's checkpoint (``load_run`` restores the run; the scoring is ``metrics.evaluate_model``).
+"""Re-score a finished run's checkpoint (``load_model`` restores its model and test set; the scoring is
+``metrics.evaluate_model``).
 
 python -m pwslib.evaluate runs/ours_s0          # writes runs/ours_s0/evaluation.json
 """
@@ -6,20 +7,38 @@ python -m pwslib.evaluate runs/ours_s0          # writes runs/ours_s0/evaluation
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from torch.utils.data import Dataset
+
 from pwslib.config import TrainConfig
+from pwslib.data.splits import ClassSplit
 from pwslib.io import DataError, provenance, write_json_atomic
 from pwslib.metrics import evaluate_model
 from pwslib.metrics import format_scores
+from pwslib.model.maskformer import PointWeakShotMaskFormer
 from pwslib.runs import CHECKPOINT, load_checkpoint
-from pwslib.train import Trainer
+from pwslib.train import build_model, test_dataset
 
 
-def load_run(folder: Path):
-    """The ``Trainer`` of a run folder, restored from its checkpoint (model, bank, datasets, step)."""
+@dataclass
+class LoadedRun:
+    """What scoring and drawing a finished run need, and nothing else (no optimiser, criterion, memory bank,
+    training set or backbone pretraining)."""
+
+    config: TrainConfig
+    model: PointWeakShotMaskFormer  # in eval mode, the checkpoint's weights
+    test_set: Dataset
+    split: ClassSplit
+    step: int  # the training step of the checkpoint
+
+
+def load_model(folder: Path) -> LoadedRun:
+    """The model of a run folder, restored from its checkpoint (checksum and config checked), with its test set."""
     folder = Path(folder)
     if not (folder / "config.json").exists():
         raise DataError(f"{folder} has no config.json: is it a run folder written by pwslib.train?")
@@ -28,11 +47,16 @@ def load_run(folder: Path):
             f"{folder} holds no {CHECKPOINT} yet: the run stopped before its first checkpoint; train it with "
             f"python -m pwslib.train --out {folder} --resume"
         )
-    config = TrainConfig.from_saved(json.loads((folder / "config.json").read_text()))
-    trainer = Trainer(config, folder, progress=False)
-    trainer.restore(load_checkpoint(folder / CHECKPOINT, config))
-    trainer.model.eval()
-    return trainer
+    try:
+        config = TrainConfig.from_saved(json.loads((folder / "config.json").read_text()))
+    except ValueError as error:  # JSONDecodeError, or a value the config refuses
+        raise DataError(f"{folder / 'config.json'} is not a valid run config ({error})") from error
+    state = load_checkpoint(folder / CHECKPOINT, config)
+    test = test_dataset(config)
+    # the checkpoint holds every weight: no pretrained backbone is loaded (or pretrained) first
+    model = build_model(dataclasses.replace(config, pretrained_backbone=False), test.split.num_classes)
+    model.load_state_dict(state["model"])
+    return LoadedRun(config, model.eval(), test, test.split, int(state["step"]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,13 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run", type=Path, help="a run folder written by pwslib.train")
     args = parser.parse_args(argv)
     try:
-        trainer = load_run(args.run)
-        scores = evaluate_model(trainer.model, trainer.test_set, trainer.split)
+        loaded = load_model(args.run)
+        scores = evaluate_model(loaded.model, loaded.test_set, loaded.split)
     except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
     print(format_scores(scores))  # first, so a failed write loses nothing
     try:
-        write_json_atomic(args.run / "evaluation.json", {**scores, "step": trainer.step, **provenance()})
+        write_json_atomic(args.run / "evaluation.json", {**scores, "step": loaded.step, **provenance()})
     except OSError as error:
         sys.exit(f"error: the scores above could not be written to {args.run / 'evaluation.json'} ({error.strerror})")
 

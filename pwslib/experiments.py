@@ -33,7 +33,7 @@ from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.datacard import UNSEPARATED_SHARE, unseparated_classes
 from pwslib.io import DataError, check_writable, default_data_root, provenance, write_text_atomic
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
-from pwslib.evaluate import load_run
+from pwslib.evaluate import load_model
 from pwslib.tables import (
     SECONDS_FULL_MASKS,
     SECONDS_PER_CLICK_ROUND,
@@ -365,7 +365,7 @@ def trained_runs(methods: list[str], dataset: str, split: int, schedule: Schedul
             f"evaluation on {os.cpu_count()} cores (commit {row.git_commit}); total mIoU {row.total_miou:.1f}, "
             f"novel mIoU {row.novel_miou:.1f}"
         )
-    return {row.row: load_run(Path(row.run)) for row in results.itertuples()}
+    return {row.row: load_model(Path(row.run)) for row in results.itertuples()}
 
 
 def finished_methods(methods: list[str], dataset: str, split: int, schedule: Schedule, runs_root: Path) -> list[str]:
@@ -435,7 +435,7 @@ def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: P
     for method in METHODS:
         config = config_for(method, dataset=dataset, split=split, seed=schedule.seeds[0], **schedule.overrides())
         run_cached(config, runs_root, progress=False)
-        trainer = load_run(run_folder(runs_root, config))
+        trainer = load_model(run_folder(runs_root, config))
         if batch is None:
             test = trainer.test_set
             batch = collate([test[i] for i in range(min(count, len(test)))])

@@ -99,24 +99,30 @@ def parameter_groups(model: PointWeakShotMaskFormer, config: TrainConfig) -> lis
 
 
 def _datasets(config: TrainConfig):
-    if config.dataset in TOY_PRESETS and config.toy_generator != GENERATOR_VERSION:
-        raise DataError(
-            f"this run was trained on toy generator {config.toy_generator}, and this code draws the toy scenes of "
-            f"generator {GENERATOR_VERSION}: its data no longer exists; train a new run"
-        )
-    common = dict(split=config.split, data_seed=config.data_seed, **config.toy_options)
+    test = test_dataset(config)  # first: it refuses a run of another toy generator before anything is built
     train = build_dataset(
         config.dataset,
         "train",
+        split=config.split,
+        data_seed=config.data_seed,
         points_per_class=config.points_per_class,
         point_rule=config.point_rule,
         point_seed=config.point_seed,
         crop_size=config.crop_size,
         seed=config.seed,
-        **common,
+        **config.toy_options,
     )
-    test = build_dataset(config.dataset, "test", **common)
     return train, test
+
+
+def test_dataset(config: TrainConfig):
+    """The test set a run of ``config`` is scored on (full label maps, no clicks, no augmentation)."""
+    if config.dataset in TOY_PRESETS and config.toy_generator != GENERATOR_VERSION:
+        raise DataError(
+            f"this run was trained on toy generator {config.toy_generator}, and this code draws the toy scenes of "
+            f"generator {GENERATOR_VERSION}: its data no longer exists; train a new run"
+        )
+    return build_dataset(config.dataset, "test", split=config.split, data_seed=config.data_seed, **config.toy_options)
 
 
 class Trainer:

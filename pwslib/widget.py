@@ -36,7 +36,7 @@ COST_TERMS = ("classification", "inclusion", "exclusion", "consistency")
 
 
 class KeypointMaskExplorer:
-    """``runs`` maps a name (``ours``, ``point_naive``) to a restored ``Trainer`` (``evaluate.load_run``);
+    """``runs`` maps a name (``ours``, ``point_naive``) to a restored run (``evaluate.load_model``);
     every run must be of the same dataset and split, whose test set the explorer shows."""
 
     def __init__(self, runs: dict, dataset):

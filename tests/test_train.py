@@ -361,3 +361,19 @@ def test_a_model_with_non_finite_weights_is_never_scored(toy_root):
         next(model.parameters())[0] = float("nan")
     with pytest.raises(FloatingPointError, match="NaN or infinite before scoring"):
         evaluate_model(model, test, test.split)
+
+
+def test_load_model_restores_the_weights_and_builds_no_trainer(tmp_path, toy_root, monkeypatch):
+    import pwslib.evaluate as evaluate_module
+    import pwslib.pretraining as pretraining_module
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = tiny_config(iterations=2)
+    run(config, tmp_path / "run", progress=False)
+    monkeypatch.setattr(pretraining_module, "pretrained_backbone", lambda *a, **k: pytest.fail("pretrained backbone loaded"))
+    monkeypatch.setattr(evaluate_module, "Trainer", None, raising=False)
+    loaded = evaluate_module.load_model(tmp_path / "run")
+    saved = load_checkpoint(tmp_path / "run" / CHECKPOINT, config)["model"]
+    assert all(torch.equal(loaded.model.state_dict()[k], saved[k]) for k in saved)
+    assert loaded.step == 2 and not loaded.model.training and loaded.config == config
+    assert len(loaded.test_set) == TINY["num_test"] and loaded.split.num_classes == 24
