@@ -164,7 +164,10 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
         ratios = preset_ratios(csv, {k: v["plateau"] for k, v in plateaus.items()})
         split = PRESET_SPLITS[label]
         caveat = (
-            "" if split == 1 else f": its runs are on split {split}, so the ratios to split 1's plateaus are indicative"
+            ""
+            if split == 1
+            else f": its runs are on split {split} and may predate the recipe above (its provenance is in "
+            f"{csv.relative_to(reports).with_suffix('.md')}), so the ratios to split 1's plateaus are indicative"
         )
         if ratios.empty and csv.exists():
             ratio_sections.append(

@@ -137,7 +137,8 @@ def machine_description() -> str:
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
         f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} cores{gpu}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}"
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()} "
+        f"kernels), python {platform.python_version()}"
     )
 
 
