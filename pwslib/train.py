@@ -337,26 +337,25 @@ def _train_and_score(config, out, distributed, progress, stop_after, time_budget
     return metrics
 
 
-def positive_seconds(text: str) -> float:
-    """A finite, positive number of seconds (``--time-budget``, ``--checkpoint-every``)."""
+def _flag_value(text: str, convert, valid, what: str):
+    """``text`` converted by ``convert`` and accepted by ``valid``, else argparse's one-line error saying ``what``."""
     try:
-        value = float(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite, positive number of seconds, got {text!r}")
+        value = None
+    if value is None or not valid(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """``--time-budget``, ``--checkpoint-every``: a finite, positive number of seconds."""
+    return _flag_value(text, float, lambda v: math.isfinite(v) and v > 0, "a finite, positive number of seconds")
 
 
 def positive_whole(text: str) -> int:
-    """A whole number >= 1 (``--threads``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    """``--threads``: a whole number >= 1."""
+    return _flag_value(text, int, lambda v: v >= 1, "a whole number of at least 1")
 
 
 def output_folder(text: str) -> Path:
