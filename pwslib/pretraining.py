@@ -206,35 +206,36 @@ def save_weights(state: dict, report: dict, folder: Path) -> None:
     write_json_atomic(report_path, {**report, "sha256": file_sha256(weights_path)})  # its presence marks a complete entry
 
 
+def _locations(recipe: PretrainingRecipe, root: Path | None):
+    """(weights, report, how to fix a damaged pair) of ``recipe``, in the order they are looked for: the shipped
+    files, then the data root's cache."""
+    yield (
+        *weights_files(recipe, SHIPPED),
+        f"restore it (git checkout -- pwslib/data/pretrained) or make it again with "
+        f"python -m pwslib.pretraining --steps {recipe.steps} --rebuild --ship",
+    )
+    cache = (Path(root) if root else default_data_root()) / "pretrained"
+    yield (*weights_files(recipe, cache), "delete both files and it will be pretrained again on the next run")
+
+
 def pretrained_backbone(recipe: PretrainingRecipe, root: Path | None = None, progress: bool = True) -> dict:
     """The backbone weights of ``recipe``: the shipped file if the package has one, else the cache of the data
     root, else pretrained now and cached. Every file is checked against its SHA-256 before it is used."""
-    shipped_weights, shipped_report = weights_files(recipe, SHIPPED)
-    if shipped_weights.exists() and shipped_report.exists():
-        return _load_verified(
-            shipped_weights,
-            shipped_report,
-            f"restore it (git checkout -- {shipped_weights.name}) or make it again with "
-            f"python -m pwslib.pretraining --steps {recipe.steps} --rebuild --ship",
-        )
-    folder = (Path(root) if root else default_data_root()) / "pretrained"
-    weights_path, report_path = weights_files(recipe, folder)
-    if weights_path.exists() and report_path.exists():
-        return _load_verified(
-            weights_path, report_path, "delete both files and it will be pretrained again on the next run"
-        )
+    for weights_path, report_path, how_to_fix in _locations(recipe, root):
+        if weights_path.exists() and report_path.exists():
+            return _load_verified(weights_path, report_path, how_to_fix)
     state, report = pretrain(recipe, root, progress)
-    save_weights(state, report, folder)
+    save_weights(state, report, (Path(root) if root else default_data_root()) / "pretrained")
     return state
 
 
 def pretraining_report(recipe: PretrainingRecipe, root: Path | None = None) -> dict:
     """The report of ``recipe``'s weights (shipped, cached, or pretrained now)."""
-    pretrained_backbone(recipe, root)
-    for folder in (SHIPPED, (Path(root) if root else default_data_root()) / "pretrained"):
-        report_path = weights_files(recipe, folder)[1]
-        if report_path.exists():
-            return json.loads(report_path.read_text())
+    for _ in range(2):  # the second pass finds what pretrained_backbone has just written
+        for weights_path, report_path, _fix in _locations(recipe, root):
+            if weights_path.exists() and report_path.exists():
+                return json.loads(report_path.read_text())
+        pretrained_backbone(recipe, root)
     raise DataError(f"no report of the pretrained backbone {recipe.key()} was written")
 
 

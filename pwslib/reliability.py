@@ -132,7 +132,8 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         evaluate_main([str(copy)])
 
     def flag(*arguments: str) -> Callable[[], None]:
-        return lambda: _train("--out", str(work / f"flag-{abs(hash(arguments))}"), *TINY, NO_PRETRAINING, *arguments)
+        folder = work / ("flag" + "".join(c if c.isalnum() else "-" for c in "".join(arguments)))
+        return lambda: _train("--out", str(folder), *TINY, NO_PRETRAINING, *arguments)
 
     return {
         "`--iterations 0`": ("config value", flag("--iterations", "0")),
