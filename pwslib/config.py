@@ -23,6 +23,11 @@ from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.io import DataError
 
 
+_ABSENT = object()
+# Fields added after runs were cached, at the value that trains exactly as before they existed.
+KEY_NEUTRAL: dict[str, Any] = {"learning_rate_decay": "poly", "weight_average_decay": 0.0}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     # data
@@ -87,11 +92,13 @@ class TrainConfig:
     learning_rate: float = (
         2e-3  # split 1, 500 iterations: 1e-3 -> 2e-3 (+ warm-up) total mIoU 34.8 -> 36.9 (reports/recipe.md)
     )
-    warmup_iterations: int = 50  # linear warm-up of the learning rate before the poly decay
+    warmup_iterations: int = 50  # linear warm-up of the learning rate before its decay
+    learning_rate_decay: str = "poly"  # poly: (1 − step / iterations) ^ poly_power | cosine: ½ (1 + cos(π step / iterations))
     backbone_learning_rate_factor: float = 1.0  # the backbone trains at learning_rate x this (the rest at learning_rate)
     weight_decay: float = 1e-4
     poly_power: float = 0.9
     gradient_clip: float = 1.0
+    weight_average_decay: float = 0.0  # 0: off; else the scored model is an exponential moving average of the weights
     pseudo_label_share: float = 0.5  # keypoint_pseudo: share of iterations spent in the first stage (our choice)
     toy_options: dict = field(default_factory=dict)  # num_train / num_test / size overrides of a toy preset
 
@@ -102,8 +109,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """A short hash of everything that changes the result: runs are cached under it."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """A short hash of everything that changes the result: runs are cached under it. A field of
+        ``KEY_NEUTRAL`` at its listed value stays out of the hash, so runs cached before it existed stay valid."""
+        values = {name: value for name, value in self.to_dict().items() if KEY_NEUTRAL.get(name, _ABSENT) != value}
+        text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @classmethod
@@ -168,12 +177,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "point_cost": ("probability", "log"),
     "backbone": ("small_resnet", "resnet50"),
     "precision": ("auto", "float32", "bfloat16"),
+    "learning_rate_decay": ("poly", "cosine"),
 }
 POSITIVE = (
     "split points_per_class num_queries decoder_layers attention_heads feed_forward_dim embedding_dim queue_size "
     "iterations batch_size learning_rate temperature pretraining_steps"
 ).split()
-AT_MOST_ONE = ("bank_momentum", "pseudo_label_share")
+AT_MOST_ONE = ("bank_momentum", "pseudo_label_share", "weight_average_decay")
 SEEDS = ("seed", "data_seed", "point_seed")
 MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take seeds up to here
 SIZE_MULTIPLE = 32  # image and crop sizes: the backbone downsamples by 32

@@ -64,7 +64,7 @@ def curve_run(config: TrainConfig, folder: Path, every: int, test_images: int, p
         start = time.perf_counter()
         trainer.fit(stop_after=every - trainer.step % every, checkpoint_every=float("inf"))
         seconds += time.perf_counter() - start
-        scores = evaluate_model(trainer.model, subset, trainer.split)
+        scores = evaluate_model(trainer.scored_model(), subset, trainer.split)
         curve.append({"iteration": trainer.step, "train_seconds": round(seconds, 2), **{k: scores[k] for k in SCORES}})
         write_json_atomic(curve_path, {"config": config.to_dict(), "test_images": len(subset), "curve": curve})
     return curve

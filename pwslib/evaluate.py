@@ -21,7 +21,7 @@ from pwslib.io import DataError, provenance, write_json_atomic
 from pwslib.metrics import evaluate_model
 from pwslib.metrics import format_scores
 from pwslib.model.maskformer import PointWeakShotMaskFormer
-from pwslib.runs import CHECKPOINT, load_checkpoint
+from pwslib.runs import CHECKPOINT, load_checkpoint, scored_weights
 from pwslib.train import build_model, test_dataset
 
 
@@ -31,7 +31,7 @@ class LoadedRun:
     training set or backbone pretraining)."""
 
     config: TrainConfig
-    model: PointWeakShotMaskFormer  # in eval mode, the checkpoint's weights
+    model: PointWeakShotMaskFormer  # in eval mode, the checkpoint's scored weights (the weight average when on)
     test_set: Dataset
     split: ClassSplit
     step: int  # the training step of the checkpoint
@@ -55,7 +55,7 @@ def load_model(folder: Path) -> LoadedRun:
     test = test_dataset(config)
     # the checkpoint holds every weight: no pretrained backbone is loaded (or pretrained) first
     model = build_model(dataclasses.replace(config, pretrained_backbone=False), test.split.num_classes)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(scored_weights(state))
     return LoadedRun(config, model.eval(), test, test.split, int(state["step"]))
 
 

@@ -142,6 +142,14 @@ def load_checkpoint(path: Path, config: TrainConfig) -> dict:
     return state
 
 
+def scored_weights(state: dict) -> dict:
+    """The model weights a checkpoint's run is scored with: its exponential moving average of the weights when the
+    run kept one (``weight_average_decay``; ``AveragedModel`` names them ``module.*``), else its weights."""
+    average = state.get("weight_average") or {}
+    prefix = "module."
+    return {name[len(prefix) :]: value for name, value in average.items() if name.startswith(prefix)} or state["model"]
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write ``state`` behind a SHA-256 header, atomically: a failed write (a full disk) leaves the previous
     checkpoint as it was."""

@@ -7,7 +7,7 @@
 A run folder holds ``config.json``, ``checkpoint.pt`` (atomic, every ``--checkpoint-every`` seconds and
 at the end), ``log.csv`` (one row per step: every loss term, learning rate, images/s) and, when done,
 ``metrics.json`` (base / novel / total mIoU, hIoU, per-class IoU, config, commit, machine, wall time).
-AdamW with poly learning-rate decay; the schedule is in iterations, so a run's result does not depend
+AdamW with poly (or cosine) learning-rate decay, optionally scored through an EMA of the weights; the schedule is in iterations, so a run's result does not depend
 on the machine's speed.
 """
 
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides
@@ -81,9 +82,13 @@ def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up over ``warmup_iterations``, then poly decay: lr · (1 − step / iterations) ^ power."""
+    """Linear warm-up over ``warmup_iterations``, times the decay: poly, lr · (1 − step / iterations) ^ power,
+    or cosine, lr · ½ (1 + cos(π step / iterations))."""
     warmup = min(1.0, (step + 1) / config.warmup_iterations) if config.warmup_iterations else 1.0
-    return warmup * config.learning_rate * (1 - step / config.iterations) ** config.poly_power
+    progress = step / config.iterations
+    if config.learning_rate_decay == "cosine":
+        return warmup * config.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup * config.learning_rate * (1 - progress) ** config.poly_power
 
 
 def parameter_groups(model: PointWeakShotMaskFormer, config: TrainConfig) -> list[dict]:
@@ -144,6 +149,11 @@ class Trainer:
             parameter_groups(self.model, config), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
         )
         self.network = DistributedDataParallel(self.model) if self.distributed.world_size > 1 else self.model
+        self.weight_average = (  # an EMA of the weights, updated after every step; the scored model when on
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.weight_average_decay), use_buffers=True)
+            if config.weight_average_decay
+            else None
+        )
         self.step = 0
         self.phase_seconds = dict.fromkeys(STEP_PHASES, 0.0)  # wall time of each phase of training_step so far
         self.seconds_before, self.started = 0.0, time.perf_counter()  # wall time of earlier segments, this one's start
@@ -159,6 +169,7 @@ class Trainer:
             "optimiser": self.optimiser.state_dict(),
             "step": self.step,
             "bank": self.bank.state_dict() if self.bank is not None else {},
+            "weight_average": self.weight_average.state_dict() if self.weight_average is not None else {},
             "torch_rng": torch.get_rng_state(),
             "wall_seconds": self.wall_seconds(),
         }
@@ -172,11 +183,17 @@ class Trainer:
         self.optimiser.load_state_dict(state["optimiser"])
         if self.bank is not None:
             self.bank.load_state_dict(state["bank"])
+        if self.weight_average is not None:
+            self.weight_average.load_state_dict(state["weight_average"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         self.seconds_before = float(state.get("wall_seconds", 0.0))
         if self.stage_switch is not None and self.step >= self.stage_switch:
             self.train_set.pseudo_labels = np.load(self.out / "pseudo_labels.npy")
+
+    def scored_model(self) -> PointWeakShotMaskFormer:
+        """The model that is scored and drawn: the weight average when ``weight_average_decay`` is on."""
+        return self.weight_average.module if self.weight_average is not None else self.model
 
     # ---------------------------------------------------------------- one step
     def supervision(self) -> str:
@@ -219,6 +236,8 @@ class Trainer:
         if config.gradient_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.gradient_clip)
         self.optimiser.step()
+        if self.weight_average is not None:
+            self.weight_average.update_parameters(self.model)
         logged.update(step=self.step, loss=float(all_reduce_mean(loss)), lr=learning_rate(config, self.step))
         seconds["optimiser"] += time.perf_counter() - then
         return logged
@@ -272,7 +291,7 @@ class Trainer:
                 # the first checkpoint comes after 10 s at most, so a short run interrupted early loses little
                 interval = checkpoint_every if saved_before else min(checkpoint_every, 10.0)
                 if finished:
-                    check_finite_parameters(self.model, f"at the end of training (step {self.step})")
+                    check_finite_parameters(self.scored_model(), f"at the end of training (step {self.step})")
                 if finished or interrupted or time.perf_counter() - last_save >= interval:
                     if writer_file:
                         writer_file.flush()
@@ -325,7 +344,7 @@ def _train_and_score(config, out, distributed, progress, stop_after, time_budget
     finished = trainer.fit(stop_after, time_budget, checkpoint_every)
     if not finished:
         return None
-    scores = evaluate_model(trainer.model, trainer.test_set, trainer.split, distributed=distributed)
+    scores = evaluate_model(trainer.scored_model(), trainer.test_set, trainer.split, distributed=distributed)
     metrics = {
         **scores,
         "config": config.to_dict(),

@@ -113,3 +113,18 @@ def test_a_run_of_an_older_toy_generator_is_refused_before_training(tmp_path):
 
     with pytest.raises(DataError, match="toy generator"):
         Trainer(config_for("ours", toy_generator=GENERATOR_VERSION - 1, iterations=1), tmp_path)
+
+
+def test_switches_added_later_stay_out_of_the_key_at_their_neutral_value():
+    import hashlib
+    import json
+
+    from pwslib.config import KEY_NEUTRAL
+
+    config = config_for("ours")
+    values = {name: value for name, value in config.to_dict().items() if name not in KEY_NEUTRAL}
+    assert config.key() == hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+    assert config_for("ours", learning_rate_decay="cosine").key() != config.key()
+    assert config_for("ours", weight_average_decay=0.99).key() != config.key()
+    with pytest.raises(DataError, match="weight_average_decay must be below 1"):
+        config_for("ours", weight_average_decay=1.0)

@@ -377,3 +377,32 @@ def test_load_model_restores_the_weights_and_builds_no_trainer(tmp_path, toy_roo
     assert all(torch.equal(loaded.model.state_dict()[k], saved[k]) for k in saved)
     assert loaded.step == 2 and not loaded.model.training and loaded.config == config
     assert len(loaded.test_set) == TINY["num_test"] and loaded.split.num_classes == 24
+
+
+def test_cosine_decay_halves_the_learning_rate_midway_and_ends_near_zero():
+    from pwslib.train import learning_rate
+
+    config = tiny_config(iterations=100, warmup_iterations=0, learning_rate_decay="cosine")
+    assert learning_rate(config, 0) == pytest.approx(config.learning_rate)
+    assert learning_rate(config, 50) == pytest.approx(config.learning_rate / 2)
+    assert learning_rate(config, 99) < 0.001 * config.learning_rate
+    poly = tiny_config(iterations=100, warmup_iterations=0)
+    assert learning_rate(poly, 50) == pytest.approx(config.learning_rate * 0.5**poly.poly_power)
+
+
+def test_the_weight_average_is_scored_resumed_and_reloaded(tmp_path, toy_root, monkeypatch):
+    from pwslib.evaluate import load_model
+    from pwslib.metrics import evaluate_model
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = tiny_config(weight_average_decay=0.5)
+    straight = run(config, tmp_path / "straight", progress=False)
+    assert run(config, tmp_path / "resumed", progress=False, stop_after=3) is None
+    resumed = run(config, tmp_path / "resumed", resume=True, progress=False)
+    assert resumed["total_miou"] == straight["total_miou"]
+    state = load_checkpoint(tmp_path / "straight" / CHECKPOINT, config)
+    average = {name[len("module.") :]: value for name, value in state["weight_average"].items() if name != "n_averaged"}
+    assert any(not torch.equal(average[name], value) for name, value in state["model"].items())  # it averages
+    loaded = load_model(tmp_path / "straight")
+    assert all(torch.equal(loaded.model.state_dict()[name], value) for name, value in average.items())
+    assert evaluate_model(loaded.model, loaded.test_set, loaded.split)["total_miou"] == straight["total_miou"]
