@@ -1,6 +1,6 @@
 """Run configuration: one dataclass, the methods as named overrides.
 
-Every switch of DESIGN §6 is a field here, so a table row (``pwslib.tables``) is ``config_for(method, **row)``. Fields
+Every switch of Tables 2 and 3 is a field here, so a table row (``pwslib.tables``) is ``config_for(method, **row)``. Fields
 marked "(our choice)" are this project's reading where the poster gives no detail.
 """
 
@@ -279,7 +279,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "full_supervision": dict(novel_supervision="full_masks", **_NO_NOVEL_TERMS),
 }
 
-# The real-data recipe (DESIGN §1), one parameter away from the toy defaults.
+# The real-data recipe (MaskFormer's, as the poster trains it), one parameter away from the toy defaults.
 _RESNET50_MASKFORMER = dict(
     backbone="resnet50",
     embedding_dim=256,

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides
 from pwslib.data import REAL_BENCHMARKS, class_split, collate, ensure_points
+from pwslib.data.summaries import thing_classes
 from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.datacard import UNSEPARATED_SHARE, unseparated_classes
 from pwslib.io import DataError, check_writable, default_data_root, provenance, write_text_atomic
@@ -45,7 +46,7 @@ from pwslib.tables import (
 from pwslib.runs import run_folder
 from pwslib.train import run
 from pwslib.model.maskformer import predict
-from pwslib.viz import annotation_budget_figure, visual_comparison
+from pwslib.viz import annotation_budget_figure, comparison_summary, table_chart, visual_comparison
 
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 SCORE_NAMES = {"base_miou": "Base", "novel_miou": "Novel", "total_miou": "Total", "hiou": "hIoU"}
@@ -248,6 +249,32 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([[cells.get((r, c), "") for c in columns] for r in rows], index=rows, columns=columns)
 
 
+CHART_SCORES = ("base_miou", "novel_miou", "hiou")  # the bars of a table's chart
+
+
+def chart_scores(results: pd.DataFrame) -> pd.DataFrame:
+    """What ``viz.table_chart`` draws: per (row, dataset, score of CHART_SCORES) the mean and std over seeds and
+    whether it differs from the reference row beyond the seed noise (as ``summarise`` marks it)."""
+    is_reference = results["reference"].astype(bool)
+    reference_rows = set(results.loc[is_reference, "row"])
+    records = []
+    for (row, dataset), group in results.groupby(["row", "dataset"], sort=False):
+        reference_group = results[is_reference & (results["dataset"] == dataset)].drop_duplicates("run")
+        for score in CHART_SCORES:
+            values = group[score].astype(float)
+            records.append(
+                {
+                    "row": row,
+                    "dataset": dataset,
+                    "score": SCORE_NAMES[score],
+                    "mean": values.mean(),
+                    "std": values.std(ddof=1) if len(values) > 1 else 0.0,
+                    "differs": row not in reference_rows and differs(values, reference_group[score].astype(float)),
+                }
+            )
+    return pd.DataFrame(records)
+
+
 def differs(values: pd.Series, reference: pd.Series, level: float = 0.05) -> bool:
     """Welch's t-test (unequal variances) of two sets of seeds: True where p < ``level``."""
     if len(values) < 2 or len(reference) < 2:
@@ -427,10 +454,37 @@ def per_class_results(results: pd.DataFrame, dataset: str):
     return per_class, split
 
 
+def stuff_and_thing_iou(results: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Mean IoU of the novel stuff classes and of the novel things, per method (its first seed's run), with the
+    best and worst novel class: on the toy, stuff regions are large and one click lands in the right texture,
+    while things are small, several parts and often on a partner, so things trail stuff for every method."""
+    per_class, split = per_class_results(results, dataset)
+    things = thing_classes(dataset)
+    if not per_class or things is None:
+        return pd.DataFrame()
+    names = split.class_names
+    novel_things = [names[c] for c in split.novel_classes if c in things]
+    novel_stuff = [names[c] for c in split.novel_classes if c not in things]
+    rows = {}
+    for method, ious in per_class.items():
+        novel = {name: ious.get(name) for name in novel_things + novel_stuff if ious.get(name) is not None}
+        if not novel:
+            continue
+        best, worst = max(novel, key=novel.get), min(novel, key=novel.get)
+        rows[method] = {
+            "novel stuff IoU": round(float(np.mean([novel[n] for n in novel_stuff if n in novel])), 1),
+            "novel things IoU": round(float(np.mean([novel[n] for n in novel_things if n in novel])), 1),
+            "best novel class": f"{best} ({novel[best]:.0f})",
+            "worst novel class": f"{worst} ({novel[worst]:.0f})",
+        }
+    return pd.DataFrame(rows).T
+
+
 def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: Path, count: int = 6):
-    """Test images, ground truth and every Table 1 method's prediction (first seed); None without data."""
+    """Test images, ground truth and every Table 1 method's prediction (first seed), and one sentence per method
+    on what it gets right there (``viz.comparison_summary``); None without data."""
     if not data_available(dataset):
-        return None
+        return None, {}
     predictions, batch, classes = {}, None, None
     for method in METHODS:
         config = config_for(method, dataset=dataset, split=split, seed=schedule.seeds[0], **schedule.overrides())
@@ -442,13 +496,15 @@ def comparison_figure(dataset: str, split: int, schedule: Schedule, runs_root: P
             classes = trainer.split
         with torch.no_grad():
             predictions[method] = predict(trainer.model, batch["image"]).numpy()
-    return visual_comparison(
+    ground_truth = batch["full_label"].numpy()
+    figure = visual_comparison(
         batch["image"].permute(0, 2, 3, 1).numpy(),
-        batch["full_label"].numpy(),
+        ground_truth,
         predictions,
         classes,
         title=f"{dataset}: test images, ground truth and every method",
     )
+    return figure, comparison_summary(ground_truth, predictions, classes)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -520,6 +576,13 @@ def main(argv: list[str] | None = None) -> None:
             "per class (PASCAL VOC 2012 timings of Bearman et al., ECCV 2016; further clicks assumed to cost as much "
             f"as the first). Figure: `figures/{figure_path.name}`.\n"
         )
+    if not results.empty and args.table != "annotation_budget":
+        name = args.name or args.table
+        figure = table_chart(chart_scores(results), f"{title}: split {args.split}, seeds {args.seeds}, {args.iterations} iterations")
+        figure_path = args.reports_dir / "figures" / f"{name}.png"
+        figure_path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(figure_path, dpi=90)
+        notes += f"\nChart: `figures/{figure_path.name}`.\n"
     command = "`python -m pwslib.experiments " + shlex.join(sys.argv[1:] if argv is None else argv) + "`"
     print(write_table(results, args.name or args.table, title, args.reports_dir, schedule, args.split, notes, command))
 

@@ -1,4 +1,4 @@
-"""Losses (DESIGN §4) and the criterion that matches, then sums every switched-on term.
+"""Losses and the criterion that matches, then sums every switched-on term.
 
 - mask targets (matched): CE on classes (no-object weight 0.1) + focal + dice (MaskFormer);
 - keypoint branch on base classes: S_c from keypoints sampled on the base masks, supervised by the mask

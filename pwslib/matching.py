@@ -1,4 +1,4 @@
-"""Label assignment by Hungarian matching, per image (DESIGN §3).
+"""Label assignment by Hungarian matching, per image (the poster's assignment cost).
 
 Cost of giving proposal i to target c, built for the whole batch at once as (B, N, T) tensors:
 - mask target:  J = w_cls·(−p_i(c)) + w_focal·Focal(m_i, Y_c) + w_dice·Dice(m_i, Y_c)
@@ -6,12 +6,12 @@ Cost of giving proposal i to target c, built for the whole batch at once as (B, 
   J_in  = mean over c's positive clicks of how far m_i(x) is from 1 (the mask must include them),
   J_ex  = mean over c's negative clicks of how far m_i(x) is from 0 (the mask must exclude them),
   J_con = Dice(m_i, S_c·R), S_c the keypoint class mask (detached), R the base ignore region.
-"How far" is ``point_cost``: ``log`` is DESIGN §3 as written (−log m, −log(1 − m)); ``probability``
+"How far" is ``point_cost``: ``log`` is the poster's cost as written (−log m, −log(1 − m)); ``probability``
 (our default) is 1 − m and m. Mask logits saturate early (|logit| up to ~33 at a click after 400 steps on
 toy-stuff), so −log costs spread over ~12 between proposals while −p_i(c) spreads over ~0.1: the class
 term then never decides which proposal a novel class gets, the class goes to a different proposal in
 every image and the class head never learns it (novel mIoU 3.7 %). Probability costs are bounded like
-−p_i(c); with weights 0.1 the class term and the clicks both count (reports/diagnosis_ours.md).
+−p_i(c); with weights 0.1 the class term and the clicks both count (reports/archive/diagnosis_ours.md).
 Each image's (N, T_b) block goes to ``scipy.optimize.linear_sum_assignment``. With more targets
 than queries, the targets that would cost most stay unmatched and contribute no mask loss.
 """

@@ -1,4 +1,4 @@
-"""Confident memory bank (DESIGN §5): per-novel-class prototypes weighted by co-occurrence confidence.
+"""Confident memory bank: per-novel-class prototypes weighted by co-occurrence confidence.
 
 Object ambiguity of novel class c in an image with known classes A: ω = max_{a∈A, a≠c} P(a | c), with
 P(a | c) from the training image-level labels; the confidence is 1 − ω. A boat that always sits on

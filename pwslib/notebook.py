@@ -5,11 +5,14 @@
 turns the notebook's ``parameters`` cell (which papermill and the reproduction overwrite) into a validated
 ``Schedule``, the base/novel split, whether the dataset is ready, and the run and report folders. A preset
 (``ci``, ``quick``, ``full``; ``pwslib.experiments.PRESETS``) sets them all; ``overrides`` changes any of them.
+Notebooks open on ``quick``; the tests run them on ``ci`` by setting ``PWSLIB_NOTEBOOK_PRESET``
+(``notebooks/conftest.py``), which wins over the parameters cell and says so.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +20,7 @@ from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, Schedule,
 from pwslib.io import DataError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+PRESET_VARIABLE = "PWSLIB_NOTEBOOK_PRESET"  # set by notebooks/conftest.py: nbval runs every notebook on ``ci``
 
 
 class NotebookSetup(NamedTuple):
@@ -54,7 +58,11 @@ def preset_values(preset: str) -> dict:
 
 def setup(preset: str, dataset: str, overrides: dict | None = None) -> NotebookSetup:
     """The parameters cell -> schedule (validated: a wrong value stops here in one line), split, readiness of
-    ``dataset``, and the run / report / figure folders."""
+    ``dataset``, and the run / report / figure folders. ``PWSLIB_NOTEBOOK_PRESET``, when set, replaces ``preset``."""
+    forced = os.environ.get(PRESET_VARIABLE)
+    if forced and forced != preset:
+        print(f"preset {forced!r} from {PRESET_VARIABLE} (the parameters cell says {preset!r})")
+        preset = forced
     values = preset_values(preset)
     if isinstance(overrides, str):  # papermill's -p passes text; -y passes a dict
         try:

@@ -1,6 +1,6 @@
 """The toy's stand-in for ImageNet: a backbone pretrained on procedural scenes of *other* classes.
 
-On real data every method starts from an ImageNet ResNet-50 (DESIGN §1); starting the toy runs from
+On real data every method starts from an ImageNet ResNet-50; starting the toy runs from
 random weights made every table measure how fast a network learns edges and textures, not the methods.
 This module pretrains the small ResNet once, by code in this repository, and caches its weights:
 

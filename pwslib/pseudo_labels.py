@@ -1,5 +1,5 @@
 """``keypoint_pseudo``'s second stage: the keypoint branch's class masks S_c become pseudo masks of the
-novel classes, and training continues on them as if they were full masks (DESIGN §6)."""
+novel classes, and training continues on them as if they were full masks."""
 
 from __future__ import annotations
 

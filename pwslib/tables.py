@@ -1,6 +1,6 @@
 """Every table's rows, in one place: a row name -> (method, config overrides of that method).
 
-Table 1 compares the methods (DESIGN §6); Table 2 switches the loss and cost terms of ``ours`` on and off;
+Table 1 compares the methods; Table 2 switches the loss and cost terms of ``ours`` on and off;
 Table 3 varies its network design; the diagnosis, base-pixel and annotation-budget tables are this
 project's investigations. ``python -m pwslib.experiments <table>`` trains (or reuses) the runs of one.
 """
@@ -67,7 +67,7 @@ def diagnosis_rows() -> Rows:
     log_costs = {"inclusion_cost": 1.0, "exclusion_cost": 1.0, "consistency_cost": 1.0}
     return {
         "ours": ("ours", {}),
-        "ours with -log point costs, weights 1 (DESIGN §3 as written)": ("ours", {"point_cost": "log", **log_costs}),
+        "ours with -log point costs, weights 1 (the poster's costs as written)": ("ours", {"point_cost": "log", **log_costs}),
         "ours with probability point costs, weights 1": ("ours", log_costs),
         "ours with class-only novel matching": ("ours", {"novel_matching": "class_only"}),
         "ours without L_con": ("ours", {"consistency_weight": 0.0}),
@@ -83,7 +83,7 @@ def diagnosis_rows() -> Rows:
 def base_pixel_rows() -> Rows:
     """Do novel masks spreading over base pixels cost the base classes? The complementary loss of
     ``image_weakshot`` (the union of the matched novel masks is 0 on pixels with a base label, 1 on R)
-    added to the point-supervised methods (reports/base_pixels.md measures where the pixels go)."""
+    added to the point-supervised methods (reports/archive/base_pixels.md measured where the pixels go)."""
     return {
         "ours": ("ours", {}),
         "ours + complementary loss (weight 1)": ("ours", {"complementary_weight": 1.0}),

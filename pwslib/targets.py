@@ -1,4 +1,4 @@
-"""What each image of a batch asks of the model: padded, vectorised targets (DESIGN §1, §3).
+"""What each image of a batch asks of the model: padded, vectorised targets (the clicks, the ignore region, the mask targets).
 
 Targets of an image are the classes it supervises:
 - *mask targets*: classes with a known mask at mask resolution (base classes; every class under full

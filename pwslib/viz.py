@@ -107,25 +107,69 @@ def cooccurrence_heatmap(matrix: np.ndarray, split, title: str = ""):
 def visual_comparison(
     images: np.ndarray, ground_truth: np.ndarray, predictions: dict[str, np.ndarray], split, title: str = ""
 ):
-    """Grid: one row per test image; columns image, ground truth, then every method's prediction.
+    """Grid: one row per test image; columns image, ground truth, then every method's prediction. Novel pixels of
+    the ground truth are outlined in white on every label panel; the legend names every class shown, novel ones
+    with ``*``.
 
     images (K, H, W, 3) uint8, ground_truth (K, H, W), predictions name -> (K, H, W). Returns the figure.
     """
     plt = _pyplot()
+    from matplotlib import patheffects
+    from matplotlib.patches import Patch
+
+    palette = label_palette(split.num_classes)
     columns = ["image", "ground truth", *predictions]
-    fig, axes = plt.subplots(len(images), len(columns), figsize=(1.9 * len(columns), 1.9 * len(images)), squeeze=False)
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(1.9 * len(columns) + 2.2, 1.9 * len(images)), squeeze=False)
     for row in range(len(images)):
-        panels = [images[row], colourise(ground_truth[row], split.num_classes)]
-        panels += [colourise(p[row], split.num_classes) for p in predictions.values()]
-        for column, panel in enumerate(panels):
-            axes[row, column].imshow(panel)
+        novel_pixels = np.isin(ground_truth[row], split.novel_classes)
+        labels = [ground_truth[row], *(p[row] for p in predictions.values())]
+        axes[row, 0].imshow(images[row])
+        for column, label in enumerate(labels, start=1):
+            axes[row, column].imshow(colourise(label, split.num_classes))
+            if novel_pixels.any():
+                outline = axes[row, column].contour(novel_pixels, levels=[0.5], colors="white", linewidths=1.0)
+                outline.set_path_effects([patheffects.withStroke(linewidth=2.2, foreground="black")])
+        for column, name in enumerate(columns):
             if row == 0:
-                axes[row, column].set_title(columns[column], fontsize=9)
+                axes[row, column].set_title(name, fontsize=9)
     _clear_ticks(axes)
+    shown = np.unique(np.concatenate([ground_truth.ravel(), *(p.ravel() for p in predictions.values())]))
+    handles = [
+        Patch(color=palette[c] / 255, label=split.class_names[c] + (" *" if c in split.novel_classes else ""))
+        for c in shown
+        if c < split.num_classes
+    ]
+    fig.legend(handles=handles, loc="center right", fontsize=8, title="class (* novel;\noutline: novel\npixels)",
+               title_fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - 2.2 / (1.9 * len(columns) + 2.2), 1))
     return fig
+
+
+def comparison_summary(ground_truth: np.ndarray, predictions: dict[str, np.ndarray], split) -> dict[str, str]:
+    """One sentence per method on the images of a visual comparison: the share of base and of novel pixels it
+    labels right, and the class it most often gives the novel pixels it gets wrong. ground_truth (K, H, W)."""
+    names = split.class_names
+    labelled = ground_truth < split.num_classes
+    novel = labelled & np.isin(ground_truth, split.novel_classes)
+    base = labelled & ~novel
+    sentences = {}
+    for method, predicted in predictions.items():
+        right = predicted == ground_truth
+        wrong_novel = predicted[novel & ~right]
+        taken = np.bincount(wrong_novel, minlength=split.num_classes) if wrong_novel.size else None
+        instead = (
+            f"; its wrong novel pixels went mostly to {names[int(taken.argmax())]}"
+            f"{' (novel)' if int(taken.argmax()) in split.novel_classes else ' (base)'}"
+            if taken is not None
+            else ""
+        )
+        sentences[method] = (
+            f"{method}: {100 * right[base].mean():.0f} % of the base pixels and "
+            f"{100 * right[novel].mean() if novel.any() else float('nan'):.0f} % of the novel pixels right{instead}."
+        )
+    return sentences
 
 
 def per_class_iou_bars(per_class: dict[str, dict[str, float | None]], split, title: str = ""):
@@ -279,5 +323,39 @@ def annotation_budget_figure(points, title: str = ""):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def table_chart(scores, title: str = ""):
+    """A table of runs as grouped bars, one panel per dataset: for every row its base mIoU, novel mIoU and hIoU
+    (mean over seeds, error bar = std), ``*`` over a bar that differs from the reference row beyond the seed noise.
+    ``scores``: a long DataFrame with columns row, dataset, score (Base / Novel / hIoU), mean, std, differs."""
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(scores["dataset"]))
+    rows = list(dict.fromkeys(scores["row"]))
+    names = list(dict.fromkeys(scores["score"]))
+    width = 0.8 / len(names)
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(max(5.0, 0.75 * len(rows) + 1.5) * len(datasets), 4.2), squeeze=False, sharey=True
+    )
+    for ax, dataset in zip(axes[0], datasets):
+        subset = scores[scores["dataset"] == dataset].set_index(["row", "score"])
+        for offset, name in enumerate(names):
+            x = np.arange(len(rows)) + (offset - (len(names) - 1) / 2) * width
+            cells = [subset.loc[(row, name)] if (row, name) in subset.index else None for row in rows]
+            means = [cell["mean"] if cell is not None else np.nan for cell in cells]
+            spreads = [cell["std"] if cell is not None else 0.0 for cell in cells]
+            ax.bar(x, means, width, yerr=np.nan_to_num(spreads), capsize=2, label=name)
+            for position, mean, spread, cell in zip(x, means, spreads, cells):
+                if cell is not None and cell["differs"]:
+                    ax.text(position, mean + np.nan_to_num(spread) + 0.8, "*", ha="center", fontsize=11)
+        ax.set_ylim(0, np.nanmax((scores["mean"] + scores["std"].fillna(0)).to_numpy()) + 12)  # room for the legend
+        ax.set_xticks(np.arange(len(rows)), rows, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("mIoU / hIoU (%)")
+        ax.set_title(dataset)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="upper left", ncol=len(names))
+    fig.suptitle(title + "\n* differs from the reference row beyond the seed noise (Welch, p < 0.05)", fontsize=9)
     fig.tight_layout()
     return fig

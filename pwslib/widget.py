@@ -3,7 +3,7 @@
 ``KeypointMaskExplorer.compute`` is plain library code (tests call it headless); ``show`` puts it on an
 interactive matplotlib canvas (``ipympl``) with dropdowns for the run, the test image and the class of
 new clicks. A click carries a class, as an annotator's does. For the chosen class c the explorer shows
-what the method computes (DESIGN §2-§3), with the run's own settings:
+what the method computes (keypoint masks, their union, the assignment cost), with the run's own settings:
 - each click's keypoint mask s_j = sigmoid(phi(E[:, x_j]) . E), for c's clicks;
 - their class union S_c (the run's rule: max or noisy-OR);
 - the proposal the label assignment would give c: the query of least cost with c's clicks as positives

@@ -48,3 +48,12 @@ def test_overrides_given_as_json_text_by_papermill_are_read_and_bad_text_is_one_
         setup("ci", "toy-stuff", "{split: 3}")
     with pytest.raises(DataError, match="overrides must be a dict"):
         setup("ci", "toy-stuff", [("split", 3)])
+
+
+def test_the_test_preset_variable_wins_over_the_parameters_cell_and_says_so(tmp_path, monkeypatch, capsys):
+    from pwslib.notebook import PRESET_VARIABLE
+
+    monkeypatch.setenv(PRESET_VARIABLE, "ci")
+    schedule, *_ = setup("quick", "toy-stuff", {"runs_root": tmp_path, "reports_dir": tmp_path})
+    assert schedule.iterations == PRESETS["ci"].iterations
+    assert "from PWSLIB_NOTEBOOK_PRESET" in capsys.readouterr().out

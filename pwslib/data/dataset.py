@@ -8,7 +8,7 @@ A sample is a dict:
 - ``image_labels``: (C,) bool, the classes known to be present (base from the base mask, novel from
   the clicks that survived augmentation);
 - ``keypoints``: (K, 3) int64 ``[y, x, class]``, ``base_keypoints_per_class`` pixels drawn uniformly
-  from each base class's mask: the keypoint branch learns "point -> mask" from them (DESIGN §4);
+  from each base class's mask: the keypoint branch learns "point -> mask" from them;
 - ``pseudo_label``: (H, W) int64, only when the dataset carries pseudo labels (``keypoint_pseudo``);
 - ``index``: the sample's index in its source.
 ``collate`` stacks a list of samples and pads ``points`` and ``keypoints`` with class -1.

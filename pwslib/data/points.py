@@ -1,6 +1,6 @@
 """Point annotations: the novel-class supervision, simulated once from full label maps and saved.
 
-For every training image the simulator keeps (DESIGN §1):
+For every training image the simulator keeps:
 - the base label map: the full label map with novel-class pixels set to ignore (255);
 - for every novel class present, ``points_per_class`` positive clicks on its mask, by rule
   ``uniform`` (uniform over the mask) or ``centre`` (the pixel farthest from the mask boundary first,

@@ -132,6 +132,8 @@ TOY_STUFF = ToyPreset(
         ("boat", "cow", "ball", "sign", "moon", "sand"),
         ("car", "plane", "box", "tyre", "heart", "snow"),
         ("kite", "flower", "nut", "lamp", "frame", "wood"),
+        # split 4, preregistered (reports/protocol.md): no decision has seen a run on it
+        ("cow", "flower", "arrow", "car", "moon", "grass"),
     ),
     stuff_per_image=(2, 3),
     things_per_image=(1, 4),
@@ -179,6 +181,8 @@ TOY_SCENE = ToyPreset(
         ("boat", "lamp", "person", "sign", "flag", "tree", "curtain", "snow"),
         ("bed", "car", "plant", "clock", "bird", "floor", "sand", "field"),
         ("painting", "chair", "table", "ball", "rock", "sky", "mountain", "carpet"),
+        # split 4, preregistered (reports/protocol.md): no decision has seen a run on it
+        ("boat", "window", "vase", "pillow", "chair", "water", "wall", "ceiling"),
     ),
     stuff_per_image=(3, 5),
     things_per_image=(2, 6),

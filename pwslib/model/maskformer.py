@@ -1,4 +1,4 @@
-"""The pointly-supervised weak-shot MaskFormer (DESIGN §2), one forward pass.
+"""The pointly-supervised weak-shot MaskFormer, one forward pass.
 
     backbone -> FPN pixel decoder -> per-pixel embeddings E (B, D, H/4, W/4)
     transformer decoder (N queries) -> class logits p_i (C + 1) and mask embeddings q_i

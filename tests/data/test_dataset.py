@@ -19,6 +19,17 @@ def test_sample_structure(toy_root):
     assert not torch.isin(sample["base_label"], torch.tensor(novel)).any()
 
 
+def test_crop_size_trains_on_crops_whose_clicks_stay_on_their_class(toy_root):
+    dataset = build_dataset("toy-stuff", "train", root=toy_root, crop_size=64, **SMALL_TOY)
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        assert sample["image"].shape == (3, 64, 64) and sample["full_label"].shape == (64, 64)
+        points = sample["points"]
+        assert ((points[:, :2] >= 0) & (points[:, :2] < 64)).all()
+        assert (sample["full_label"][points[:, 0], points[:, 1]] == points[:, 2]).all()
+    assert build_dataset("toy-stuff", "test", root=toy_root, **SMALL_TOY)[0]["image"].shape == (3, 96, 96)
+
+
 def test_augmentation_keeps_every_point_on_its_class(toy_root):
     dataset = build_dataset("toy-stuff", "train", root=toy_root, **SMALL_TOY)
     checked = 0

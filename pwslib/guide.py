@@ -1,0 +1,90 @@
+"""The README's results, written from the report they cite (never typed by hand).
+
+    python -m pwslib.guide           # rewrites the block between the README's results markers
+    python -m pwslib.guide --check   # exit 1 when the README's block differs from the report (what the test checks)
+
+The block is the preregistered Table 1 (``reports/table1_split4.csv``, ``reports/protocol.md``): base mIoU,
+novel mIoU and hIoU of every method on both presets, mean ± std over the seeds, ``*`` where a row differs
+from ``ours`` beyond the seed noise, then the two predictions and whether each held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from pwslib.experiments import markdown_table, summarise
+from pwslib.io import write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RESULTS = ROOT / "reports" / "table1_split4.csv"
+BEGIN = "<!-- results: written by `python -m pwslib.guide` from reports/table1_split4.csv -->"
+END = "<!-- end of results -->"
+SHOWN = ("Base", "Novel", "hIoU")  # the columns of the README table, per preset
+FULL_SHARE = 0.9  # prediction (b): ours reaches this share of full_supervision's hIoU
+
+
+def prediction_lines(results: pd.DataFrame) -> list[str]:
+    """Per preset: (a) ours − point_naive hIoU with Welch's p over the seeds, (b) ours / full_supervision hIoU."""
+    lines = []
+    for dataset, group in results.groupby("dataset", sort=False):
+        hiou = {method: runs["hiou"].astype(float) for method, runs in group.groupby("method")}
+        gap = hiou["ours"].mean() - hiou["point_naive"].mean()
+        p_value = stats.ttest_ind(hiou["ours"], hiou["point_naive"], equal_var=False).pvalue
+        share = hiou["ours"].mean() / hiou["full_supervision"].mean()
+        first = "held" if gap > 0 and p_value < 0.05 else "did not hold"
+        second = "held" if share >= FULL_SHARE else "did not hold"
+        lines.append(
+            f"- {dataset}: (a) `ours` − `point_naive` = {gap:+.1f} hIoU (Welch p = {p_value:.3f}): {first}; "
+            f"(b) `ours` / `full_supervision` = {share:.2f}: {second}."
+        )
+    return lines
+
+
+def results_block(results: pd.DataFrame) -> str:
+    """The README's results block for the per-run results of the preregistered Table 1."""
+    summary = summarise(results)
+    columns = [c for c in summary.columns if c.rsplit(" ", 1)[-1] in SHOWN]
+    seeds = ", ".join(str(s) for s in sorted(set(results["seed"])))
+    return "\n".join(
+        [
+            BEGIN,
+            "",
+            markdown_table(summary[columns]).rstrip(),
+            "",
+            f"mIoU / hIoU in %, mean ± std over seeds {seeds}; `*`: differs from `ours` beyond the seed noise "
+            "(Welch's t-test, p < 0.05). The preregistered predictions:",
+            "",
+            *prediction_lines(results),
+            "",
+            END,
+        ]
+    )
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the part from BEGIN to END replaced by ``block``."""
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"the README has no results markers ({BEGIN!r} ... {END!r})")
+    head, rest = text.split(BEGIN, 1)
+    return head + block + rest.split(END, 1)[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the README is stale")
+    args = parser.parse_args(argv)
+    text = README.read_text()
+    updated = replace_block(text, results_block(pd.read_csv(RESULTS)))
+    if args.check:
+        sys.exit(0 if updated == text else "README.md's results differ from reports/table1_split4.csv: run python -m pwslib.guide")
+    write_text_atomic(README, updated)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The README's numbers are read back from the reports they cite: a table that moves without its prose fails here."""
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from pwslib.experiments import PRESETS
+from pwslib.guide import README, RESULTS, replace_block, results_block
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = README.read_text()
+WORDS = " ".join(TEXT.split())  # line breaks do not matter to a reader
+
+
+def test_the_readme_results_are_the_preregistered_table_as_reported():
+    assert replace_block(TEXT, results_block(pd.read_csv(RESULTS))) == TEXT, "run python -m pwslib.guide"
+
+
+def test_the_main_job_minutes_are_those_of_the_last_reproduction_from_empty_caches():
+    history = json.loads((ROOT / "reports" / "reproduction.json").read_text())["quick"]
+    cold = [record for record in history if record.get("runs_finished_before") == 0]
+    minutes = round(cold[-1]["wall_seconds"] / 60)
+    stated = re.search(r"runs the main job: .*?\((\d+) min on a 2-core CPU", WORDS)
+    assert stated and int(stated[1]) == minutes
+
+
+def test_the_schedule_the_readme_states_is_the_quick_preset():
+    quick = PRESETS["quick"]
+    assert f"one seed of {quick.iterations:,} iterations per run" in WORDS and quick.seeds == (0,)
+    assert f"({quick.iterations:,} iterations at batch {quick.batch_size})" in WORDS
+
+
+def test_the_readme_is_a_guide_not_a_lab_notebook():
+    assert len(TEXT.split()) <= 1500
+    assert not re.search(r"\b[0-9a-f]{7,12}\b", TEXT), "no commit hashes in the README"
+    for link in re.findall(r"\]\(([^)#]+)\)", TEXT):
+        assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
