@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from pwslib.data import build_dataset, class_split, collate, training_cooccurrence
+from pwslib.data.summaries import UNSEPARATED_SHARE, unlabelled_surroundings
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
 from pwslib.data.toy import PRESETS, load_toy
 from pwslib.io import provenance, write_json_atomic, write_text_atomic
@@ -36,9 +37,6 @@ from pwslib.viz import cooccurrence_heatmap, sample_grid
 
 COLOUR_BAND = 15.0
 LEARNABLE_BAND = (45.0, 85.0)
-UNSEPARATED_SHARE = 50.0  # % of a novel class's surroundings left unlabelled by the base annotation
-
-
 def colour_classifier_scores(
     train_images: np.ndarray,
     train_labels: np.ndarray,
@@ -179,35 +177,6 @@ def click_probe(preset: str, steps: int, split: int = 1, seed: int = 0) -> dict:
         steps=steps, split=split, novel_ratio=scores["clicks"]["novel_miou"] / full_novel if full_novel else 0.0
     )
     return scores
-
-
-def unlabelled_surroundings(labels: np.ndarray, split: ClassSplit, inner: int = 2, outer: int = 4) -> dict[str, float]:
-    """For every novel class of ``split``: the share (%) of the pixels around it (a ring ``inner``..``outer``
-    pixels outside its mask, past the unlabelled band annotators leave at boundaries) that the base
-    annotation leaves unlabelled (novel or no label). High means its partner is not separated from it:
-    nothing in the base label map says where it ends. ``labels`` (N, H, W) uint8 full label maps."""
-    full = torch.from_numpy(np.array(labels)).long()  # (N, H, W)
-    novel = torch.zeros(256, dtype=torch.bool)
-    novel[list(split.novel_classes)] = True
-    novel[IGNORE_INDEX] = True
-    unlabelled_in_base = novel[full]  # (N, H, W): what a base label map does not label
-    shares = {}
-    for c in split.novel_classes:
-        mask = (full == c).float()[:, None]  # (N, 1, H, W)
-        near = F.max_pool2d(mask, 2 * inner + 1, stride=1, padding=inner)[:, 0].bool()
-        far = F.max_pool2d(mask, 2 * outer + 1, stride=1, padding=outer)[:, 0].bool()
-        ring = far & ~near
-        total = int(ring.sum())
-        shares[split.class_names[c]] = 100.0 * int((ring & unlabelled_in_base).sum()) / total if total else 0.0
-    return shares
-
-
-def unseparated_classes(dataset: str, split: int) -> list[str]:
-    """The novel classes of ``split`` with an unseparated partner (>= ``UNSEPARATED_SHARE`` % of their
-    surroundings unlabelled in the base annotation), measured on the toy preset's training labels."""
-    labels = load_toy(dataset, progress=False).labels["train"]
-    shares = unlabelled_surroundings(labels, PRESETS[dataset].split(split))
-    return [name for name, share in shares.items() if share >= UNSEPARATED_SHARE]
 
 
 def _save(fig, path: Path) -> None:

@@ -29,7 +29,7 @@ from pwslib.config import config_for
 from pwslib.data.splits import ClassSplit
 from pwslib.evaluate import load_model
 from pwslib.metrics import confusion_matrix, segmentation_scores
-from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, markdown_table
+from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, markdown_table, mean_std
 from pwslib.runs import run_folder
 from pwslib.io import provenance, write_text_atomic
 from pwslib.viz import _pyplot, training_curves
@@ -109,10 +109,7 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
     """Mean (± std over seeds) of every destination per (dataset, method)."""
     columns = [*BASE_DESTINATIONS, *NOVEL_DESTINATIONS]
 
-    def cell(values: pd.Series) -> str:
-        return f"{values.mean():.1f}" if len(values) == 1 else f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
-
-    table = records.groupby(["dataset", "method"], sort=False)[columns].agg(cell)
+    table = records.groupby(["dataset", "method"], sort=False)[columns].agg(mean_std)
     takers = records.groupby(["dataset", "method"], sort=False)[records.columns[-1]].first()
     table[f"{records.columns[-1]} (first seed)"] = takers
     return table.reset_index().set_index("dataset")
@@ -157,10 +154,7 @@ def calibration_table(calibration: pd.DataFrame) -> pd.DataFrame:
     """Mean (± std over seeds) Base / Novel / hIoU per (dataset, method, novel scale)."""
     columns = list(CALIBRATION_SCORES.values())
 
-    def cell(values: pd.Series) -> str:
-        return f"{values.mean():.1f}" if len(values) == 1 else f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
-
-    table = calibration.groupby(["dataset", "method", "novel scale"], sort=False)[columns].agg(cell).reset_index()
+    table = calibration.groupby(["dataset", "method", "novel scale"], sort=False)[columns].agg(mean_std).reset_index()
     return table.sort_values(["dataset", "method", "novel scale"], ascending=[True, True, False]).set_index("dataset")
 
 

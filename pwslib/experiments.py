@@ -29,9 +29,8 @@ from tqdm.auto import tqdm
 
 from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides
 from pwslib.data import REAL_BENCHMARKS, class_split, collate, ensure_points
-from pwslib.data.summaries import thing_classes
+from pwslib.data.summaries import UNSEPARATED_SHARE, thing_classes, unseparated_classes
 from pwslib.data.toy import PRESETS as TOY_PRESETS
-from pwslib.datacard import UNSEPARATED_SHARE, unseparated_classes
 from pwslib.io import DataError, check_writable, default_data_root, provenance, write_text_atomic
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.evaluate import load_model
@@ -239,11 +238,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         reference_group = results[is_reference & (results["dataset"] == dataset)].drop_duplicates("run")
         for score in SCORES:
             values = group[score].astype(float)
-            if len(values) == 1:
-                cells[(row, f"{dataset} {SCORE_NAMES[score]}")] = f"{values.mean():.1f}"
-                continue
             mark = "*" if row not in reference_rows and differs(values, reference_group[score].astype(float)) else ""
-            cells[(row, f"{dataset} {SCORE_NAMES[score]}")] = f"{values.mean():.1f} ± {values.std(ddof=1):.1f}{mark}"
+            cells[(row, f"{dataset} {SCORE_NAMES[score]}")] = mean_std(values) + mark
     rows = list(dict.fromkeys(results["row"]))
     columns = [f"{d} {SCORE_NAMES[s]}" for d in dict.fromkeys(results["dataset"]) for s in SCORES]
     return pd.DataFrame([[cells.get((r, c), "") for c in columns] for r in rows], index=rows, columns=columns)
@@ -275,13 +271,24 @@ def chart_scores(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
+def mean_std(values: pd.Series) -> str:
+    """"mean ± std" over seeds (sample std), one decimal; just the mean for a single seed."""
+    return f"{values.mean():.1f}" if len(values) == 1 else f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+
+
+def welch_p(values: pd.Series, reference: pd.Series) -> float:
+    """The p-value of Welch's t-test (unequal variances) between two sets of seeds: the one significance test of
+    every table, chart and report here."""
+    return float(stats.ttest_ind(values, reference, equal_var=False).pvalue)
+
+
 def differs(values: pd.Series, reference: pd.Series, level: float = 0.05) -> bool:
-    """Welch's t-test (unequal variances) of two sets of seeds: True where p < ``level``."""
+    """Welch's t-test of two sets of seeds: True where p < ``level``."""
     if len(values) < 2 or len(reference) < 2:
         return False
     if values.std(ddof=1) == 0 and reference.std(ddof=1) == 0:
         return bool(values.mean() != reference.mean())
-    return bool(stats.ttest_ind(values, reference, equal_var=False).pvalue < level)
+    return welch_p(values, reference) < level
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -369,7 +376,7 @@ def class_iou(results: pd.DataFrame, classes: dict[str, list[str]]) -> pd.DataFr
     frame = pd.DataFrame.from_records(records)
     averaged = frame.groupby(["row", "seed"], sort=False)["iou"].mean().reset_index().assign(**{"class": "mean"})
     grouped = pd.concat([frame, averaged]).groupby(["row", "class"], sort=False)["iou"]
-    cells = grouped.mean().map("{:.1f}".format) + " ± " + grouped.std(ddof=1).fillna(0).map("{:.1f}".format)
+    cells = grouped.agg(mean_std)
     return cells.unstack("class")[list(dict.fromkeys(frame["class"])) + ["mean"]].reindex(dict.fromkeys(frame["row"]))
 
 

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
-from pwslib.experiments import markdown_table, summarise
+from pwslib.experiments import markdown_table, summarise, welch_p
 from pwslib.io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +34,7 @@ def prediction_lines(results: pd.DataFrame) -> list[str]:
     for dataset, group in results.groupby("dataset", sort=False):
         hiou = {method: runs["hiou"].astype(float) for method, runs in group.groupby("method")}
         gap = hiou["ours"].mean() - hiou["point_naive"].mean()
-        p_value = stats.ttest_ind(hiou["ours"], hiou["point_naive"], equal_var=False).pvalue
+        p_value = welch_p(hiou["ours"], hiou["point_naive"])
         share = hiou["ours"].mean() / hiou["full_supervision"].mean()
         first = "held" if gap > 0 and p_value < 0.05 else "did not hold"
         second = "held" if share >= FULL_SHARE else "did not hold"

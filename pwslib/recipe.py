@@ -17,10 +17,9 @@ import dataclasses
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
 from pwslib.config import config_for, native_bfloat16
-from pwslib.experiments import Schedule, markdown_table, run_grid, summarise, train_all
+from pwslib.experiments import Schedule, markdown_table, mean_std, run_grid, summarise, train_all, welch_p
 from pwslib.runs import run_folder
 from pwslib.io import provenance, write_text_atomic
 
@@ -104,14 +103,13 @@ def write_precision_report(runs: pd.DataFrame, iterations: int, reports: Path) -
     for method, group in runs.groupby("method", sort=False):
         single, half = group[group.precision == "float32"], group[group.precision == "bfloat16"]
         for score in ("total_miou", "hiou"):
-            test = stats.ttest_ind(single[score], half[score], equal_var=False)
             rows.append(
                 {
                     "method": method,
                     "score": score,
-                    "float32": f"{single[score].mean():.1f} ± {single[score].std(ddof=1):.1f}",
-                    "bfloat16": f"{half[score].mean():.1f} ± {half[score].std(ddof=1):.1f}",
-                    "Welch p": f"{test.pvalue:.2f}",
+                    "float32": mean_std(single[score]),
+                    "bfloat16": mean_std(half[score]),
+                    "Welch p": f"{welch_p(single[score], half[score]):.2f}",
                     "float32 images/s": f"{single['images_per_second'].median():.0f}",
                     "bfloat16 images/s": f"{half['images_per_second'].median():.0f}",
                 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -25,6 +26,7 @@ from pwslib.matching import CostWeights, cost_terms, sample_at_points
 from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.data.splits import IGNORE_INDEX
+from pwslib.data.summaries import first_object_click, mask_coverage
 from pwslib.targets import Targets, downsample_labels
 from pwslib.viz import colourise, label_palette
 
@@ -140,6 +142,28 @@ class KeypointMaskExplorer:
             ),
             "prediction": (f"prediction of {run}", colourise(result["prediction"], count), None),
         }
+
+    def coverage_survey(self, run: str, things: set[int] | None, images: int = 20):
+        """One click at the centre of the first novel object (a thing where ``things`` says which classes are) of
+        each of the first ``images`` test images that hold one, and how much of it, and of the rest of the image,
+        the class union S_c of ``run`` covers: a DataFrame with one row per click (image, class, object %, rest %)."""
+        rows = []
+        for index in range(len(self.dataset)):
+            if len(rows) == images:
+                break
+            try:
+                image_index, click, class_id = first_object_click(self.dataset, self.split, image_index=index, things=things)
+            except ValueError:  # no object large enough to click in this image
+                continue
+            if class_id not in self.split.novel_classes or (things and class_id not in things):
+                continue
+            result = self.compute(run, image_index, [(*click, class_id)], class_id)
+            coverage = mask_coverage(result["class_mask"], result["ground_truth"], click)
+            rows.append(
+                {"image": image_index, "class": self.split.class_names[class_id], "object %": round(coverage["object"]),
+                 "rest %": round(coverage["rest"])}
+            )
+        return pd.DataFrame(rows)
 
     def figure(self, result: dict, run: str, class_id: int, figure=None):
         """Draw ``result`` on ``figure`` (a new 11 x 7.4 inch one by default): six large panels, clicks on the image."""

@@ -66,7 +66,7 @@ def test_click_probe_compares_clicks_with_full_masks_at_the_same_steps(toy_root,
 
 
 def test_unlabelled_surroundings_measure_the_ring_outside_the_class():
-    from pwslib.datacard import unlabelled_surroundings
+    from pwslib.data.summaries import unlabelled_surroundings
 
     split = ClassSplit(("base", "novel", "other_novel"), (1, 2))
     labels = np.zeros((1, 20, 20), dtype=np.uint8)

@@ -58,6 +58,7 @@ def jupyterlab(tmp_path):
     """A JupyterLab server over a folder holding a copy of notebook 03; yields its URL, stops it after."""
     _requirements_or_skip()
     from pwslib.config import config_for
+    from pwslib.notebook import PRESET_VARIABLE
     from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 
     pretrained_backbone(PretrainingRecipe.of_run(config_for("ours")))  # built here, not under the browser's clock
@@ -85,7 +86,7 @@ def jupyterlab(tmp_path):
         ],
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "jupyterlab.log", "w"),
-        env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config")},
+        env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), PRESET_VARIABLE: "ci"},  # seconds-long runs
     )
     url = f"http://127.0.0.1:{port}"
     try:

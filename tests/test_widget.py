@@ -126,3 +126,18 @@ def test_clicks_on_the_canvas_add_and_remove_points(explorer):
 def test_panel_rectangles_stay_inside_the_figure():
     for left, bottom, width, height in PANEL_RECTS.values():
         assert 0 <= left and left + width <= 1 and 0 <= bottom and bottom + height <= 1
+
+
+def test_the_coverage_survey_clicks_the_first_novel_thing_of_each_image(explorer):
+    from pwslib.data.summaries import mask_coverage, thing_classes
+
+    things = thing_classes("toy-stuff")
+    survey = explorer.coverage_survey("ours", things, images=3)
+    names = explorer.split.class_names
+    novel_things = {names[c] for c in explorer.split.novel_classes if c in things}
+    assert 0 < len(survey) <= 3 and set(survey["class"]) <= novel_things
+    assert list(survey["image"]) == sorted(survey["image"])
+    first = survey.iloc[0]
+    index, click, cls = first_object_click(explorer.dataset, explorer.split, image_index=int(first["image"]), things=things)
+    result = explorer.compute("ours", index, [(*click, cls)], cls)
+    assert round(mask_coverage(result["class_mask"], result["ground_truth"], click)["object"]) == first["object %"]

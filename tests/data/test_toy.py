@@ -161,7 +161,7 @@ def test_every_split_has_novel_things_on_a_novel_stuff(name):
 
 
 def test_unseparated_partners_leave_a_novel_thing_surrounded_by_unlabelled_pixels():
-    from pwslib.datacard import unlabelled_surroundings
+    from pwslib.data.summaries import unlabelled_surroundings
 
     preset = get_preset("toy-stuff")
     labels = np.stack([render_scene(preset, np.random.default_rng([2, 0, i]), 96)[1] for i in range(60)])
