@@ -60,3 +60,45 @@ def test_the_package_has_no_import_cycle():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# The layers of docs/architecture.md, bottom first: a module imports only modules of its own layer or below.
+LAYERS = {
+    "foundations": ("pwslib", "io", "config", "distributed", "data", "model"),
+    "method": ("targets", "matching", "losses", "memory_bank", "pseudo_labels", "pretraining", "metrics"),
+    "runs": ("runs", "train", "evaluate"),
+    "figures": ("viz", "widget"),
+    "experiments": ("tables", "experiments"),
+    "commands": ("reproduce", "convergence", "recipe", "diagnosis", "reliability", "bench", "datacard", "guide", "notebook"),
+}
+
+
+def layer_of(module: str) -> int:
+    """The layer index of a pwslib module (``pwslib.data.toy`` is in the layer of ``data``)."""
+    parts = module.split(".")
+    name = parts[1] if len(parts) > 1 else "pwslib"
+    for index, members in enumerate(LAYERS.values()):
+        if name in members:
+            return index
+    raise AssertionError(f"{module} is in no layer of LAYERS: place it (and in docs/architecture.md)")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if layer_of(b) > layer_of(a))
+
+
+def test_every_import_points_down_the_layers():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_catches_an_upward_import():
+    assert upward_imports({"pwslib.losses": {"pwslib.experiments"}}) == ["pwslib.losses -> pwslib.experiments"]
+
+
+def test_the_architecture_page_draws_the_same_layers():
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    diagram = page.split("```")[1]
+    rows = {line.split()[0]: line.split()[1:] for line in diagram.strip().splitlines() if line.strip()}
+    for layer, members in LAYERS.items():
+        drawn = {word.strip("/").removesuffix(".py") for word in rows.get(layer, [])}
+        assert set(members) - {"pwslib"} <= drawn, f"docs/architecture.md's {layer} row lacks {set(members) - drawn}"
