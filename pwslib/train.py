@@ -105,6 +105,7 @@ def parameter_groups(model: PointWeakShotMaskFormer, config: TrainConfig) -> lis
 
 def _datasets(config: TrainConfig):
     test = test_dataset(config)  # first: it refuses a run of another toy generator before anything is built
+    test.source.check_labels()  # a bad test label stops the run now, not after training
     train = build_dataset(
         config.dataset,
         "train",

@@ -116,9 +116,26 @@ def build_dataset(
         size = crop_size or _image_size(source)
         augmentation = Augmentation((size, size))
     keypoints = points_per_class if base_keypoints_per_class is None else base_keypoints_per_class
-    return PointSupervisionDataset(
+    built = PointSupervisionDataset(
         source, class_split(dataset, split), points_file, augmentation, seed=seed, base_keypoints_per_class=keypoints
     )
+    if points_file is not None:
+        check_points_made_with(built.points_meta, points_file, points_per_class=points_per_class, rule=point_rule, seed=point_seed)
+    return built
+
+
+def check_points_made_with(meta: dict, path: Path, **made_with) -> None:
+    """Refuse a points file whose ``meta`` says it was simulated with other parameters than ``made_with`` (clicks
+    per class, rule, seed; the split is checked by its novel classes when the file is read), e.g. a 3-click file
+    saved under the 1-click name."""
+    wrong = {name: value for name, value in made_with.items() if meta.get(name) != value}
+    if wrong:
+        found = ", ".join(f"{name}={meta.get(name)!r}" for name in wrong)
+        wanted = ", ".join(f"{name}={value!r}" for name, value in wrong.items())
+        raise DataError(
+            f"points file {path} was simulated with {found}, not {wanted}: it was renamed or copied by hand; "
+            f"delete it and it is simulated again with the right parameters"
+        )
 
 
 def _image_size(source: Source) -> int:

@@ -43,6 +43,9 @@ class Source(Protocol):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, 3) uint8 image and (H, W) uint8 full label map (255 = no label)."""
 
+    def check_labels(self) -> None:
+        """Raise DataError naming the first label map with a class id out of range (before any training)."""
+
 
 class ArraySource:
     """A subset held in arrays (the toy benchmark): ``images`` (N, H, W, 3), ``labels`` (N, H, W)."""
@@ -58,6 +61,9 @@ class ArraySource:
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.images[index]), np.asarray(self.labels[index])
+
+    def check_labels(self) -> None:
+        """Nothing left to check: a toy cache's label ids are checked when it is loaded (``toy.verify_cache``)."""
 
 
 class FolderSource:
@@ -91,6 +97,13 @@ class FolderSource:
             )
         check_label_range(label, self.num_classes, label_path)
         return image, label
+
+    def check_labels(self) -> None:
+        """Read every label PNG (not the images) and check its class ids, so a bad test label stops a run before
+        training rather than at its scoring."""
+        for name in self.names:
+            label_path = self.root / "labels" / self.subset / f"{name}.png"
+            check_label_range(read_label(label_path), self.num_classes, label_path)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -527,19 +528,23 @@ def _array_digest(path: Path) -> str:
     return hashlib.sha256(np.ascontiguousarray(np.load(path, mmap_mode="r")).data).hexdigest()
 
 
-def verify_cache(folder: Path, num_classes: int) -> None:
-    """Check every cached array against the SHA-256 written when it was generated, and every label id.
+def cache_meta(folder: Path) -> dict:
+    """The ``meta.json`` of a toy cache (what made it, the SHA-256 of every array)."""
+    try:
+        return json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{folder / 'meta.json'} is unreadable ({error}); delete {folder} and it will be generated again") from error
 
-    Caches written before checksums existed get theirs recorded now (their labels are still checked).
-    """
-    meta_path = folder / "meta.json"
-    meta = json.loads(meta_path.read_text())
+
+def verify_cache(folder: Path, num_classes: int) -> None:
+    """Check every cached array against the SHA-256 written when it was generated, and every label id."""
+    meta = cache_meta(folder)
     advice = f"delete {folder} and it will be generated again"
     try:
         digests = {name: _array_digest(folder / name) for name in CACHE_FILES}
     except (OSError, ValueError) as error:
         raise DataError(f"the cached toy data in {folder} is unreadable ({error}); {advice}") from error
-    for name, digest in meta.get("sha256", {}).items():
+    for name, digest in meta["sha256"].items():
         if digests.get(name) != digest:
             raise DataError(
                 f"the cached toy file {folder / name} does not match the checksum written when it was generated "
@@ -553,8 +558,6 @@ def verify_cache(folder: Path, num_classes: int) -> None:
                 f"{folder / f'{subset}_labels.npy'} holds label ids {bad.tolist()[:5]} outside 0..{num_classes - 1} "
                 f"and {IGNORE_INDEX}; {advice}"
             )
-    if "sha256" not in meta:
-        write_json_atomic(meta_path, {**meta, "sha256": digests})
 
 
 def load_toy(
@@ -573,6 +576,10 @@ def load_toy(
     counts = {"train": num_train or preset.num_train, "test": num_test or preset.num_test}
     folder = toy_folder(preset, seed, root, size, counts["train"], counts["test"])
     meta_path = folder / "meta.json"
+    if meta_path.exists() and "sha256" not in cache_meta(folder):
+        # written before checksums existed: nothing vouches for its bytes, so it is generated again (deterministic)
+        warnings.warn(f"{folder} was cached without checksums: generating it again")
+        meta_path.unlink()
     if not meta_path.exists():
         for subset in SUBSETS:
             images, labels = generate_subset(preset, subset, seed, counts[subset], size, progress)

@@ -113,6 +113,8 @@ def test_label_out_of_range_names_the_file(tmp_path):
     label[1, 1] = 7
     with pytest.raises(DataError, match=r"a\.png has label ids \[7\] out of range"):
         _folder(tmp_path, label=label).load(0)
+    with pytest.raises(DataError, match=r"a\.png has label ids \[7\] out of range"):
+        _folder(tmp_path, label=label).check_labels()  # what a run calls on its test set before training
 
 
 def test_palette_labels_are_read_as_their_indices_and_rgb_labels_are_refused(tmp_path):
@@ -154,3 +156,17 @@ def test_points_file_from_another_dataset_is_rejected(toy_root, tmp_path, tiny_s
     write_json_atomic(tmp_path / "p.json", content)
     with pytest.raises(DataError, match="outside"):
         PointSupervisionDataset(source, split, tmp_path / "p.json")
+
+
+def test_a_points_file_made_with_other_parameters_is_refused(toy_root, tmp_path):
+    import shutil
+
+    from pwslib.data import ensure_points
+
+    root = tmp_path / "data"
+    shutil.copytree(toy_root, root)
+    three = ensure_points("toy-stuff", points_per_class=3, root=root, **SMALL_TOY)
+    one = three.with_name(three.name.replace("_k3_", "_k1_"))
+    shutil.copy(three, one)  # a 3-click file saved under the 1-click name
+    with pytest.raises(DataError, match="points_per_class=3, not points_per_class=1"):
+        build_dataset("toy-stuff", "train", root=root, points_per_class=1, **SMALL_TOY)

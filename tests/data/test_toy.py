@@ -122,11 +122,31 @@ def test_out_of_range_test_labels_are_refused_before_any_training(tmp_path):
     labels[0, 0, 0] = 200
     np.save(folder / "test_labels.npy", labels)
     meta = json.loads((folder / "meta.json").read_text())
-    del meta["sha256"]  # a cache from before checksums: its labels are still checked
+    meta["sha256"]["test_labels.npy"] = toy._array_digest(folder / "test_labels.npy")  # consistent, but wrong ids
     (folder / "meta.json").write_text(json.dumps(meta))
     toy._VERIFIED.clear()
     with pytest.raises(DataError, match=r"test_labels.npy holds label ids \[200\] outside 0..23"):
         load_toy("toy-stuff", 0, tmp_path, progress=False, num_train=6, num_test=3)
+
+
+def test_a_cache_without_checksums_is_generated_again_never_blessed(tmp_path):
+    import pwslib.data.toy as toy
+
+    folder = load_toy("toy-stuff", 0, tmp_path, progress=False, num_train=6, num_test=3).folder
+    clean = np.load(folder / "train_images.npy")
+    damaged = clean.copy()
+    damaged[1, :8] = 0
+    np.save(folder / "train_images.npy", damaged)
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["sha256"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    toy._VERIFIED.clear()
+    with pytest.warns(UserWarning, match="without checksums"):
+        data = load_toy("toy-stuff", 0, tmp_path, progress=False, num_train=6, num_test=3)
+    assert np.array_equal(data.images["train"], clean)
+    assert json.loads((folder / "meta.json").read_text())["sha256"]["train_images.npy"] == toy._array_digest(
+        folder / "train_images.npy"
+    )
 
 
 def test_part_index_cuts_an_object_into_equal_bands_along_its_axis():
