@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from pwslib.config import config_for, native_bfloat16
 from pwslib.data import collate
 from pwslib.distributed import batch_indices
-from pwslib.io import provenance, write_json_atomic, write_text_atomic
+from pwslib.io import one_line_errors, provenance, write_json_atomic, write_text_atomic
 from pwslib.model.maskformer import predict, semantic_scores
 from pwslib.train import Trainer
 
@@ -228,6 +228,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=12, help="training steps per contender per round")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
+    with one_line_errors("the benchmark"):
+        benchmark(args)
+
+
+def benchmark(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     trainers = {
         method: Trainer(config_for(method, iterations=100_000), Path("/tmp/pwslib-bench") / method, progress=False)

@@ -30,7 +30,7 @@ from pwslib.data import build_dataset, class_split, collate, training_cooccurren
 from pwslib.data.summaries import UNSEPARATED_SHARE, unlabelled_surroundings
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
 from pwslib.data.toy import PRESETS, load_toy
-from pwslib.io import provenance, write_json_atomic, write_text_atomic
+from pwslib.io import one_line_errors, provenance, write_json_atomic, write_text_atomic
 from pwslib.metrics import ConfusionMatrix, segmentation_scores
 from pwslib.model.per_pixel import PerPixelSegmenter
 from pwslib.viz import cooccurrence_heatmap, sample_grid
@@ -427,6 +427,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--click-steps", type=int, default=1000, help="training steps of each click-probe network")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
+    with one_line_errors("the data card"):
+        write_card(args)
+
+
+def write_card(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     cards = [describe_preset(name, args.minutes, args.out / "figures", args.click_steps) for name in args.presets]

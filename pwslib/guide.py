@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from pwslib.experiments import markdown_table, summarise, welch_p
-from pwslib.io import write_text_atomic
+from pwslib.io import DataError, one_line_errors, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -78,11 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the README is stale")
     args = parser.parse_args(argv)
-    text = README.read_text()
-    updated = replace_block(text, results_block(pd.read_csv(RESULTS)))
-    if args.check:
-        sys.exit(0 if updated == text else "README.md's results differ from reports/table1_split4.csv: run python -m pwslib.guide")
-    write_text_atomic(README, updated)
+    with one_line_errors("the guide"):
+        text = README.read_text()
+        try:
+            updated = replace_block(text, results_block(pd.read_csv(RESULTS)))
+        except ValueError as error:
+            raise DataError(str(error)) from error
+        if args.check:
+            sys.exit(0 if updated == text else "README.md's results differ from reports/table1_split4.csv: run python -m pwslib.guide")
+        write_text_atomic(README, updated)
 
 
 if __name__ == "__main__":

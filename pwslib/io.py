@@ -63,6 +63,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def one_line_errors(command: str) -> Iterator[None]:
+    """Around a command's work: a DataError (bad input), an OSError (a file that cannot be read or written) or
+    Ctrl-C ends the command with one line and a non-zero exit, never a traceback."""
+    try:
+        yield
+    except DataError as error:
+        raise SystemExit(f"error: {error}") from None
+    except OSError as error:
+        raise SystemExit(f"error: {command} could not use {error.filename or 'a file'} ({error.strerror})") from None
+    except KeyboardInterrupt:
+        raise SystemExit(f"{command} interrupted; nothing it had finished was lost (every write is atomic)") from None
+
+
 def check_writable(folder: str | os.PathLike, fix: str) -> None:
     """Stop before any work when ``folder`` (created if missing) cannot take a new file; ``fix`` says how (e.g.
     the option that chooses the folder)."""

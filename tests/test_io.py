@@ -61,3 +61,18 @@ def test_an_unwritable_folder_is_found_before_any_work_and_the_fix_is_named(tmp_
         (tmp_path / "locked").mkdir(mode=0o500)
         with pytest.raises(DataError, match="cannot be written"):
             check_writable(tmp_path / "locked", "x")
+
+
+def test_one_line_errors_turns_bad_input_and_file_faults_into_one_line():
+    import pytest
+
+    from pwslib.io import DataError, one_line_errors
+
+    for fault, expected in [
+        (DataError("label 7 out of range in a.png"), "error: label 7 out of range in a.png"),
+        (PermissionError(13, "Permission denied", "/reports/x.md"), "error: the job could not use /reports/x.md (Permission denied)"),
+        (KeyboardInterrupt(), "the job interrupted"),
+    ]:
+        with pytest.raises(SystemExit) as stopped, one_line_errors("the job"):
+            raise fault
+        assert str(stopped.value).startswith(expected) and stopped.value.__cause__ is None
