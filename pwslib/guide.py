@@ -40,7 +40,7 @@ def prediction_lines(results: pd.DataFrame) -> list[str]:
         second = "held" if share >= FULL_SHARE else "did not hold"
         lines.append(
             f"- {dataset}: (a) `ours` − `point_naive` = {gap:+.1f} hIoU (Welch p = {p_value:.3f}): {first}; "
-            f"(b) `ours` / `full_supervision` = {share:.2f}: {second}."
+            f"(b) `ours` / `full_supervision` = {share:.3f} (the bar: {FULL_SHARE}): {second}."
         )
     return lines
 
