@@ -28,6 +28,7 @@ import numpy as np
 
 import pwslib.data.toy as toy
 from pwslib.data import ensure_points
+from pwslib.datacard import main as datacard_main
 from pwslib.evaluate import main as evaluate_main
 from pwslib.io import DataError, provenance, write_text_atomic
 from pwslib.train import main as train_main
@@ -104,6 +105,22 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         finally:
             points.unlink()
 
+    def points_file_of_other_clicks():
+        three = ensure_points("toy-stuff", points_per_class=3, num_train=24, num_test=8)
+        one = three.with_name(three.name.replace("_k3_", "_k1_"))
+        saved = one.read_bytes() if one.exists() else None
+        shutil.copy(three, one)  # a 3-click file saved under the 1-click name
+        try:
+            _train("--out", str(work / "run-renamed-points"), *TINY, NO_PRETRAINING)
+        finally:
+            one.unlink()
+            if saved is not None:
+                one.write_bytes(saved)
+
+    def data_card_into_an_unwritable_folder():
+        (work / "not-a-folder").write_text("in the way")
+        datacard_main(["--out", str(work / "not-a-folder" / "reports"), "--presets", "toy-stuff", "--minutes", "0.01"])
+
     def unwritable_out():
         (work / "a-file").write_text("in the way")
         _train("--out", str(work / "a-file" / "run"), *TINY, NO_PRETRAINING)
@@ -163,7 +180,9 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         "zeros written over part of `train_images.npy`": ("damaged bytes", damage_toy("train_images.npy", zeros)),
         "label id 200 in `test_labels.npy`": ("data file", damage_toy("test_labels.npy", bad_label)),
         "a point entry with float coordinates": ("data file", malformed_points),
+        "a 3-click points file saved under the 1-click name": ("data file", points_file_of_other_clicks),
         "`--out` below a file (cannot be written)": ("output location", unwritable_out),
+        "`python -m pwslib.datacard --out` below a file": ("output location", data_card_into_an_unwritable_folder),
     }
 
 
