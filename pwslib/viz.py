@@ -213,7 +213,7 @@ def training_curves(
             if term in log and log[term].notna().any():
                 ax.plot(log["step"], log[term].rolling(20, min_periods=1).mean(), label=name, color=f"C{index}")
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"{term} loss (mean of 20 steps)", fontsize=8)
+        ax.set_ylabel(f"{'total' if term == 'loss' else term} loss (mean of 20 steps)", fontsize=8)
         ax.set_title(term)
     for ax in axes.flat[len(terms) :]:
         ax.set_visible(False)
