@@ -222,42 +222,19 @@ def _training_data(config: TrainConfig) -> tuple:
     )
 
 
-def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Rows x (dataset, score) with "mean ± std" over seeds (just the mean for a single seed).
-
-    With several seeds, a cell whose seeds differ from those of the reference row (``ours`` with its
-    defaults, column ``reference``) by Welch's t-test at p < 0.05 carries a ``*``: the difference is
-    larger than the seed noise of the two rows.
-    """
-    if results.empty:
-        return pd.DataFrame()
-    is_reference = results["reference"].astype(bool)
-    reference_rows = set(results.loc[is_reference, "row"])
-    cells = {}
-    for (row, dataset), group in results.groupby(["row", "dataset"], sort=False):
-        reference_group = results[is_reference & (results["dataset"] == dataset)].drop_duplicates("run")
-        for score in SCORES:
-            values = group[score].astype(float)
-            mark = "*" if row not in reference_rows and differs(values, reference_group[score].astype(float)) else ""
-            cells[(row, f"{dataset} {SCORE_NAMES[score]}")] = mean_std(values) + mark
-    rows = list(dict.fromkeys(results["row"]))
-    columns = [f"{d} {SCORE_NAMES[s]}" for d in dict.fromkeys(results["dataset"]) for s in SCORES]
-    return pd.DataFrame([[cells.get((r, c), "") for c in columns] for r in rows], index=rows, columns=columns)
-
-
-CHART_SCORES = ("base_miou", "novel_miou", "hiou")  # the bars of a table's chart
-
-
-def chart_scores(results: pd.DataFrame) -> pd.DataFrame:
-    """What ``viz.table_chart`` draws: per (row, dataset, score of CHART_SCORES) the mean and std over seeds and
-    whether it differs from the reference row beyond the seed noise (as ``summarise`` marks it)."""
+def score_cells(results: pd.DataFrame) -> pd.DataFrame:
+    """One record per (row, dataset, score): the mean and std over seeds (std 0 for one seed), whether the row
+    differs from the reference row (``ours`` with its defaults, column ``reference``) beyond the seed noise
+    (Welch's t-test, p < 0.05), and the table cell "mean ± std" with ``*`` for such a difference. What
+    ``summarise`` tabulates and ``viz.table_chart`` draws."""
     is_reference = results["reference"].astype(bool)
     reference_rows = set(results.loc[is_reference, "row"])
     records = []
     for (row, dataset), group in results.groupby(["row", "dataset"], sort=False):
         reference_group = results[is_reference & (results["dataset"] == dataset)].drop_duplicates("run")
-        for score in CHART_SCORES:
+        for score in SCORES:
             values = group[score].astype(float)
+            different = row not in reference_rows and differs(values, reference_group[score].astype(float))
             records.append(
                 {
                     "row": row,
@@ -265,10 +242,22 @@ def chart_scores(results: pd.DataFrame) -> pd.DataFrame:
                     "score": SCORE_NAMES[score],
                     "mean": values.mean(),
                     "std": values.std(ddof=1) if len(values) > 1 else 0.0,
-                    "differs": row not in reference_rows and differs(values, reference_group[score].astype(float)),
+                    "differs": different,
+                    "cell": mean_std(values) + ("*" if different else ""),
                 }
             )
     return pd.DataFrame(records)
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows x (dataset, score) with "mean ± std" over seeds (just the mean for a single seed), ``*`` where a cell
+    differs from the reference row beyond the seed noise (``score_cells``)."""
+    if results.empty:
+        return pd.DataFrame()
+    cells = {(c.row, f"{c.dataset} {c.score}"): c.cell for c in score_cells(results).itertuples()}
+    rows = list(dict.fromkeys(results["row"]))
+    columns = [f"{d} {SCORE_NAMES[s]}" for d in dict.fromkeys(results["dataset"]) for s in SCORES]
+    return pd.DataFrame([[cells.get((r, c), "") for c in columns] for r in rows], index=rows, columns=columns)
 
 
 def mean_std(values: pd.Series) -> str:
@@ -585,7 +574,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if not results.empty and args.table != "annotation_budget":
         name = args.name or args.table
-        figure = table_chart(chart_scores(results), f"{title}: split {args.split}, seeds {args.seeds}, {args.iterations} iterations")
+        figure = table_chart(score_cells(results), f"{title}: split {args.split}, seeds {args.seeds}, {args.iterations} iterations")
         figure_path = args.reports_dir / "figures" / f"{name}.png"
         figure_path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(figure_path, dpi=90)

@@ -1,7 +1,6 @@
 """The README's results, written from the report they cite (never typed by hand).
 
     python -m pwslib.guide           # rewrites the block between the README's results markers
-    python -m pwslib.guide --check   # exit 1 when the README's block differs from the report (what the test checks)
 
 The block is the preregistered Table 1 (``reports/table1_split4.csv``, ``reports/protocol.md``): base mIoU,
 novel mIoU and hIoU of every method on both presets, mean ± std over the seeds, ``*`` where a row differs
@@ -11,7 +10,6 @@ from ``ours`` beyond the seed noise, then the two predictions and whether each h
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -76,16 +74,13 @@ def replace_block(text: str, block: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the README is stale")
-    args = parser.parse_args(argv)
+    parser.parse_args(argv)
     with one_line_errors("the guide"):
         text = README.read_text()
         try:
             updated = replace_block(text, results_block(pd.read_csv(RESULTS)))
         except ValueError as error:
             raise DataError(str(error)) from error
-        if args.check:
-            sys.exit(0 if updated == text else "README.md's results differ from reports/table1_split4.csv: run python -m pwslib.guide")
         write_text_atomic(README, updated)
 
 

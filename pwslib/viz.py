@@ -328,14 +328,19 @@ def annotation_budget_figure(points, title: str = ""):
     return fig
 
 
+CHART_SCORES = ("Base", "Novel", "hIoU")  # the bars of a table's chart
+
+
 def table_chart(scores, title: str = ""):
     """A table of runs as grouped bars, one panel per dataset: for every row its base mIoU, novel mIoU and hIoU
     (mean over seeds, error bar = std), ``*`` over a bar that differs from the reference row beyond the seed noise.
-    ``scores``: a long DataFrame with columns row, dataset, score (Base / Novel / hIoU), mean, std, differs."""
+    ``scores``: ``experiments.score_cells`` (columns row, dataset, score, mean, std, differs); other scores are
+    not drawn."""
     plt = _pyplot()
+    names = list(CHART_SCORES)
+    scores = scores[scores["score"].isin(names)]
     datasets = list(dict.fromkeys(scores["dataset"]))
     rows = list(dict.fromkeys(scores["row"]))
-    names = list(dict.fromkeys(scores["score"]))
     width = 0.8 / len(names)
     fig, axes = plt.subplots(
         1, len(datasets), figsize=(max(5.0, 0.75 * len(rows) + 1.5) * len(datasets), 4.2), squeeze=False, sharey=True
