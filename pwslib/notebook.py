@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, Schedule, data_available
+from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, Schedule, data_available, table_iterations
 from pwslib.io import DataError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -39,8 +39,9 @@ def notebook_path(path: str | Path) -> Path:
     return path if path.is_absolute() or not NOTEBOOKS.is_dir() else (NOTEBOOKS / path).resolve()
 
 
-def preset_values(preset: str) -> dict:
-    """What ``preset`` sets in a notebook: split, seeds, iterations, batch size, toy options, run and report folders
+def preset_values(preset: str, table: str | None = None) -> dict:
+    """What ``preset`` sets in a notebook (the notebook of ``table``, where the preset trains that table for fewer
+    iterations: ``PRESET_TABLES``): split, seeds, iterations, batch size, toy options, run and report folders
     (relative to ``notebooks/``)."""
     if preset not in PRESETS:
         raise DataError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
@@ -48,7 +49,7 @@ def preset_values(preset: str) -> dict:
     return {
         "split": PRESET_SPLITS[preset],
         "seeds": list(schedule.seeds),
-        "iterations": schedule.iterations,
+        "iterations": table_iterations(preset, table),
         "batch_size": schedule.batch_size,
         "toy_options": dict(schedule.toy_options),
         "runs_root": f"../runs/{preset}",
@@ -56,14 +57,15 @@ def preset_values(preset: str) -> dict:
     }
 
 
-def setup(preset: str, dataset: str, overrides: dict | None = None) -> NotebookSetup:
+def setup(preset: str, dataset: str, overrides: dict | None = None, table: str | None = None) -> NotebookSetup:
     """The parameters cell -> schedule (validated: a wrong value stops here in one line), split, readiness of
-    ``dataset``, and the run / report / figure folders. ``PWSLIB_NOTEBOOK_PRESET``, when set, replaces ``preset``."""
+    ``dataset``, and the run / report / figure folders; ``table``: the table the notebook trains (its preset may
+    train it for fewer iterations). ``PWSLIB_NOTEBOOK_PRESET``, when set, replaces ``preset``."""
     forced = os.environ.get(PRESET_VARIABLE)
     if forced and forced != preset:
         print(f"preset {forced!r} from {PRESET_VARIABLE} (the parameters cell says {preset!r})")
         preset = forced
-    values = preset_values(preset)
+    values = preset_values(preset, table)
     if isinstance(overrides, str):  # papermill's -p passes text; -y passes a dict
         try:
             overrides = json.loads(overrides)

@@ -1,10 +1,11 @@
 """Reproduce Tables 1-3, the figures and the executed notebooks with one command.
 
-    python -m pwslib.reproduce                   # quick: split 1, 1 seed, 1,000 iterations per run (< 30 min, 2 cores)
+    python -m pwslib.reproduce                   # quick: split 1, 1 seed, Table 1 at 3,000 iterations (< 30 min, 2 cores)
     python -m pwslib.reproduce --preset full     # split 2 (held out), 3 seeds, 800 iterations per run -> reports/full
     python -m pwslib.reproduce --only 05_table1_methods
 
-Runs every notebook in ``notebooks/`` top to bottom with papermill, injecting the preset into its
+Trains the runs the preset plans (``experiments.PRESET_TABLES``) in one pool of processes, longest first, then
+runs every notebook in ``notebooks/`` top to bottom with papermill, injecting the preset into its
 ``parameters`` cell, and saves the executed copies in ``<reports>/executed/`` (``reports/`` for ``quick``,
 ``reports/full/`` for ``full``: the two presets' tables and figures sit side by side). Training runs are cached
 by their full config under ``runs/<preset>/``, so an interrupted reproduction continues where it
@@ -20,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from pwslib.experiments import PRESET_REPORTS, PRESETS
-from pwslib.io import atomic_path, check_writable, provenance, read_json_or_set_aside, write_json_atomic
+from pwslib.experiments import PRESET_REPORTS, PRESETS, planned_configs, train_all
+from pwslib.io import DataError, atomic_path, check_writable, provenance, read_json_or_set_aside, write_json_atomic
 from pwslib.notebook import preset_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,8 +69,21 @@ def main(argv: list[str] | None = None) -> None:
     for folder in (executed, runs_root, reports / "figures"):  # before any training, not after it
         check_writable(folder, "the reproduction writes inside the checkout: run it from a copy you can write to")
     finished_before = len(list(runs_root.glob("*/metrics.json")))
-    timings = {}
+    timings, planned_seconds = {}, 0.0
     start = time.perf_counter()
+    planned = planned_configs(args.preset) if args.only == list(NOTEBOOKS) else []
+    if planned:
+        print(f"== training the {len(planned)} planned runs ({args.workers} processes, longest first)", flush=True)
+        try:
+            train_all(planned, runs_root, progress=True, workers=args.workers)
+        except DataError as error:
+            sys.exit(f"error: {error}")
+        except KeyboardInterrupt:
+            sys.exit(
+                "interrupted while training: run the same command again; finished runs are reused and interrupted "
+                "ones resume from their last checkpoint"
+            )
+        planned_seconds = round(time.perf_counter() - start, 1)
     for name in args.only:
         print(f"== {name} ({args.preset})", flush=True)
         began = time.perf_counter()
@@ -107,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         parameters=injected,
         runs_trained=trained,
         runs_finished_before=finished_before,
+        planned_runs=len(planned),
+        planned_runs_seconds=planned_seconds,
         notebook_seconds=timings,
         workers=args.workers,
         wall_seconds=round(total, 1),

@@ -1,3 +1,4 @@
+import ast
 import json
 from pathlib import Path
 
@@ -7,8 +8,11 @@ from conftest import SMALL_TOY
 
 from pwslib.config import config_for
 from pwslib.experiments import (
+    PRESET_TABLES,
     PRESETS,
     Schedule,
+    planned_configs,
+    table_iterations,
     preset_name,
     run_cached,
     run_grid,
@@ -22,6 +26,7 @@ from pwslib.io import DataError
 from pwslib.runs import run_folder
 from pwslib.train import run
 
+ROOT = Path(__file__).resolve().parents[1]
 SCHEDULE = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
 
 
@@ -88,13 +93,52 @@ def test_the_presets_are_what_the_readme_promises():
 
 
 def test_quick_trains_the_rows_that_matter_and_the_other_presets_every_row():
-    from pwslib.tables import table2_rows, table3_rows
+    from pwslib.tables import table1_rows, table2_rows, table3_rows
 
+    quick1 = preset_rows("quick", "table1", table1_rows())
     quick2, quick3 = preset_rows("quick", "table2", table2_rows()), preset_rows("quick", "table3", table3_rows())
+    assert set(quick1) == {"full_supervision", "point_naive", "ours"}
     assert set(quick2) == {"w/o L_con", "+ L_in (L_in + L_ex + L_con + L_ctl)", "ours (L_ex + L_con + L_ctl)"}
     assert set(quick3) == {"keypoint head phi off", "ours (phi on, max, confident EMA bank, 1 point)"}
+    assert preset_rows("full", "table1", table1_rows()) == table1_rows()
     assert preset_rows("full", "table2", table2_rows()) == table2_rows()
     assert preset_rows("ci", "table3", table3_rows()) == table3_rows()
+
+
+def test_quick_trains_table1_at_its_schedule_and_the_ablations_at_a_third_of_it():
+    assert table_iterations("quick", "table1") == PRESETS["quick"].iterations == 3000
+    assert table_iterations("quick", "table2") == table_iterations("quick", "table3") == 1000
+    assert table_iterations("quick", None) == PRESETS["quick"].iterations
+    assert table_iterations("full", "table2") == PRESETS["full"].iterations
+
+
+def test_the_planned_runs_are_the_runs_the_notebooks_train_longest_first(tmp_path):
+    """The reproduction trains ``planned_configs`` before the notebooks: their keys must be the notebooks' keys."""
+    from pwslib.notebook import setup
+    from pwslib.tables import TABLES
+
+    planned = planned_configs("quick")
+    assert [c.iterations for c in planned] == sorted((c.iterations for c in planned), reverse=True)
+    notebook_keys = set()
+    for table, plan in PRESET_TABLES["quick"].items():
+        schedule = setup("quick", "toy-stuff", {"runs_root": str(tmp_path), "reports_dir": str(tmp_path)}, table).schedule
+        for method, overrides in preset_rows("quick", table, TABLES[table][0]()).values():
+            for dataset in plan.datasets:
+                notebook_keys.add(
+                    config_for(method, dataset=dataset, split=1, seed=0, **{**schedule.overrides(), **overrides}).key()
+                )
+    assert {c.key() for c in planned} == notebook_keys and len(planned) == 10  # 3 x 2 of Table 1, 4 ablation runs
+
+
+def test_the_planned_datasets_are_the_notebooks_defaults():
+    import papermill
+
+    notebooks = {"table1": "05_table1_methods", "table2": "06_table2_ablation", "table3": "07_table3_variants"}
+    for table, plan in PRESET_TABLES["quick"].items():
+        parameters = papermill.inspect_notebook(str(ROOT / "notebooks" / f"{notebooks[table]}.ipynb"))
+        names = "datasets" if "datasets" in parameters else "dataset"
+        default = ast.literal_eval(parameters[names]["default"])
+        assert tuple(default if isinstance(default, list) else [default]) == plan.datasets
 
 
 def test_summary_formats_mean_and_std():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pwslib.experiments import PRESETS
+from pwslib.experiments import PRESETS, table_iterations
 from pwslib.guide import README, RESULTS, replace_block, results_block
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +28,9 @@ def test_the_main_job_minutes_are_those_of_the_last_reproduction_from_empty_cach
 
 def test_the_schedule_the_readme_states_is_the_quick_preset():
     quick = PRESETS["quick"]
-    assert f"one seed of {quick.iterations:,} iterations per run" in WORDS and quick.seeds == (0,)
-    assert f"({quick.iterations:,} iterations at batch {quick.batch_size})" in WORDS
+    assert f"{quick.iterations:,} iterations per run" in WORDS and "(one seed," in WORDS and quick.seeds == (0,)
+    ablation = table_iterations("quick", "table2")
+    assert table_iterations("quick", "table3") == ablation and f"{ablation:,} iterations each" in WORDS
 
 
 def test_the_readme_is_a_guide_not_a_lab_notebook():
