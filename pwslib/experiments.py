@@ -80,7 +80,7 @@ class Schedule:
         }
 
 
-PRESETS = {
+SCHEDULES = {  # the presets of runs (`--preset`, the notebooks' `preset`); the toy datasets are data.toy.PRESETS
     "ci": Schedule(seeds=(0,), iterations=4, batch_size=8, toy_options={"num_train": 24, "num_test": 8}),
     # Table 1's runs at >= 0.9 of their plateaus (reports/convergence.md), everything in < 30 min on 2 cores
     # (reports/reproduction.json); what it leaves out is in PRESET_TABLES
@@ -126,7 +126,7 @@ def preset_rows(preset: str, table: str, rows: Rows) -> Rows:
 def table_iterations(preset: str, table: str | None) -> int:
     """The iterations ``preset`` trains ``table``'s runs for (its schedule's, unless ``PRESET_TABLES`` says less)."""
     plan = PRESET_TABLES.get(preset, {}).get(table)
-    return plan.iterations if plan and plan.iterations else PRESETS[preset].iterations
+    return plan.iterations if plan and plan.iterations else SCHEDULES[preset].iterations
 
 
 def planned_configs(preset: str) -> list[TrainConfig]:
@@ -134,7 +134,7 @@ def planned_configs(preset: str) -> list[TrainConfig]:
     in one pool of processes before the notebooks read them (a notebook at a time would leave a core idle)."""
     configs = {}
     for table, plan in PRESET_TABLES.get(preset, {}).items():
-        schedule = dataclasses.replace(PRESETS[preset], iterations=table_iterations(preset, table))
+        schedule = dataclasses.replace(SCHEDULES[preset], iterations=table_iterations(preset, table))
         for method, row_overrides in preset_rows(preset, table, TABLES[table][0]()).values():
             for dataset in plan.datasets:
                 for seed in schedule.seeds:
@@ -148,7 +148,7 @@ def planned_configs(preset: str) -> list[TrainConfig]:
 
 def preset_name(schedule: Schedule) -> str:
     """The name of the preset ``schedule`` is (``quick``, ``full``, ``ci``), or ``custom``."""
-    return next((name for name, preset in PRESETS.items() if preset == schedule), "custom")
+    return next((name for name, preset in SCHEDULES.items() if preset == schedule), "custom")
 
 
 def run_cached(config: TrainConfig, runs_root: Path, progress: bool = True) -> dict:

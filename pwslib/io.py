@@ -22,13 +22,16 @@ from typing import Any, Iterator
 import numpy as np
 
 
+# The repository this package runs from (its reports/, runs/, notebooks/); an installed copy has none of them.
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
 def default_data_root() -> Path:
     """``$PWSLIB_DATA``, else ``data/`` in the checkout, else ``~/.cache/pwslib``."""
     if os.environ.get("PWSLIB_DATA"):
         return Path(os.environ["PWSLIB_DATA"])
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").exists():
-        return checkout / "data"
+    if (CHECKOUT / "pyproject.toml").exists():
+        return CHECKOUT / "data"
     return Path.home() / ".cache" / "pwslib"
 
 

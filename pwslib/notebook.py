@@ -4,7 +4,7 @@
 
 turns the notebook's ``parameters`` cell (which papermill and the reproduction overwrite) into a validated
 ``Schedule``, the base/novel split, whether the dataset is ready, and the run and report folders. A preset
-(``ci``, ``quick``, ``full``; ``pwslib.experiments.PRESETS``) sets them all; ``overrides`` changes any of them.
+(``ci``, ``quick``, ``full``; ``pwslib.experiments.SCHEDULES``) sets them all; ``overrides`` changes any of them.
 Notebooks open on ``quick``; the tests run them on ``ci`` by setting ``PWSLIB_NOTEBOOK_PRESET``
 (``notebooks/conftest.py``), which wins over the parameters cell and says so.
 """
@@ -16,10 +16,10 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, Schedule, data_available, table_iterations
-from pwslib.io import DataError
+from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES, Schedule, data_available, table_iterations
+from pwslib.io import CHECKOUT, DataError
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = CHECKOUT / "notebooks"
 PRESET_VARIABLE = "PWSLIB_NOTEBOOK_PRESET"  # set by notebooks/conftest.py: nbval runs every notebook on ``ci``
 
 
@@ -43,9 +43,9 @@ def preset_values(preset: str, table: str | None = None) -> dict:
     """What ``preset`` sets in a notebook (the notebook of ``table``, where the preset trains that table for fewer
     iterations: ``PRESET_TABLES``): split, seeds, iterations, batch size, toy options, run and report folders
     (relative to ``notebooks/``)."""
-    if preset not in PRESETS:
-        raise DataError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
-    schedule = PRESETS[preset]
+    if preset not in SCHEDULES:
+        raise DataError(f"unknown preset {preset!r}; choose one of {list(SCHEDULES)}")
+    schedule = SCHEDULES[preset]
     return {
         "split": PRESET_SPLITS[preset],
         "seeds": list(schedule.seeds),

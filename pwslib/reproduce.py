@@ -21,11 +21,19 @@ import sys
 import time
 from pathlib import Path
 
-from pwslib.experiments import PRESET_REPORTS, PRESETS, planned_configs, train_all
-from pwslib.io import DataError, atomic_path, check_writable, provenance, read_json_or_set_aside, write_json_atomic
+from pwslib.experiments import PRESET_REPORTS, SCHEDULES, planned_configs, train_all
+from pwslib.io import (
+    CHECKOUT,
+    DataError,
+    atomic_path,
+    check_writable,
+    provenance,
+    read_json_or_set_aside,
+    write_json_atomic,
+)
 from pwslib.notebook import preset_values
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = CHECKOUT
 NOTEBOOKS = (
     "00_overview",
     "01_data_and_split",
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     import papermill
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="quick", choices=[p for p in PRESETS if p != "ci"])
+    parser.add_argument("--preset", default="quick", choices=[p for p in SCHEDULES if p != "ci"])
     parser.add_argument("--only", nargs="+", choices=NOTEBOOKS, default=list(NOTEBOOKS))
     parser.add_argument(
         "--workers",

@@ -225,9 +225,10 @@ def training_curves(
 
 
 def convergence_figure(curves: dict[str, list[dict]], path=None):
-    """Total mIoU against iterations and against training seconds; curves: "dataset/method" -> evaluations.
+    """Total mIoU against iterations and against training seconds; curves: "dataset/method[/iterations]" ->
+    evaluations.
 
-    One row per dataset, one curve per method; saved to ``path`` (PNG) when given."""
+    One row per dataset, one line per curve; saved to ``path`` (PNG) when given."""
     plt = _pyplot()
     datasets = list(dict.fromkeys(name.split("/")[0] for name in curves))
     fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.4 * len(datasets)), squeeze=False)
@@ -235,7 +236,7 @@ def convergence_figure(curves: dict[str, list[dict]], path=None):
         for name, curve in curves.items():
             if name.split("/")[0] != dataset:
                 continue
-            method = name.split("/")[1]
+            method = " ".join(name.split("/")[1:])  # "ours 16000" where a method has curves of several lengths
             total = [point["total_miou"] for point in curve]
             row[0].plot([point["iteration"] for point in curve], total, marker=".", label=method)
             row[1].plot([point["train_seconds"] for point in curve], total, marker=".", label=method)

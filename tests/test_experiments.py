@@ -9,7 +9,7 @@ from conftest import SMALL_TOY
 from pwslib.config import config_for
 from pwslib.experiments import (
     PRESET_TABLES,
-    PRESETS,
+    SCHEDULES,
     Schedule,
     planned_configs,
     table_iterations,
@@ -78,14 +78,14 @@ def test_interrupted_run_is_resumed_by_the_cache(tmp_path, toy_root, monkeypatch
 
 
 def test_a_schedule_is_named_by_its_preset():
-    quick = PRESETS["quick"]
+    quick = SCHEDULES["quick"]
     assert preset_name(Schedule(seeds=quick.seeds, iterations=quick.iterations)) == "quick"
-    assert preset_name(PRESETS["full"]) == "full"
+    assert preset_name(SCHEDULES["full"]) == "full"
     assert preset_name(Schedule(seeds=(0,), iterations=quick.iterations + 1)) == "custom"
 
 
 def test_the_presets_are_what_the_readme_promises():
-    quick, full, ci = PRESETS["quick"], PRESETS["full"], PRESETS["ci"]
+    quick, full, ci = SCHEDULES["quick"], SCHEDULES["full"], SCHEDULES["ci"]
     assert quick.seeds == (0,) and full.seeds == (0, 1, 2)
     assert full.batch_size == quick.batch_size and not quick.toy_options and not full.toy_options  # one recipe
     assert quick.pretrained_backbone and full.pretrained_backbone
@@ -106,10 +106,10 @@ def test_quick_trains_the_rows_that_matter_and_the_other_presets_every_row():
 
 
 def test_quick_trains_table1_at_its_schedule_and_the_ablations_at_a_third_of_it():
-    assert table_iterations("quick", "table1") == PRESETS["quick"].iterations == 3000
+    assert table_iterations("quick", "table1") == SCHEDULES["quick"].iterations == 3000
     assert table_iterations("quick", "table2") == table_iterations("quick", "table3") == 1000
-    assert table_iterations("quick", None) == PRESETS["quick"].iterations
-    assert table_iterations("full", "table2") == PRESETS["full"].iterations
+    assert table_iterations("quick", None) == SCHEDULES["quick"].iterations
+    assert table_iterations("full", "table2") == SCHEDULES["full"].iterations
 
 
 def test_the_planned_runs_are_the_runs_the_notebooks_train_longest_first(tmp_path):

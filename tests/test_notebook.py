@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pwslib.experiments import PRESET_SPLITS, PRESETS
+from pwslib.experiments import PRESET_SPLITS, SCHEDULES
 from pwslib.io import DataError
 from pwslib.notebook import setup
 
@@ -33,7 +33,7 @@ def test_setup_stops_on_a_wrong_parameter_in_one_line(tmp_path):
 
 def test_a_preset_sets_every_notebook_value_and_an_unknown_override_is_refused(tmp_path):
     schedule, split, *_ = setup("ci", "toy-stuff", {"runs_root": tmp_path, "reports_dir": tmp_path})
-    assert (schedule, split) == (PRESETS["ci"], PRESET_SPLITS["ci"])
+    assert (schedule, split) == (SCHEDULES["ci"], PRESET_SPLITS["ci"])
     with pytest.raises(DataError, match="not notebook settings"):
         setup("ci", "toy-stuff", {"iteration": 3})
     with pytest.raises(DataError, match="unknown preset"):
@@ -55,5 +55,5 @@ def test_the_test_preset_variable_wins_over_the_parameters_cell_and_says_so(tmp_
 
     monkeypatch.setenv(PRESET_VARIABLE, "ci")
     schedule, *_ = setup("quick", "toy-stuff", {"runs_root": tmp_path, "reports_dir": tmp_path})
-    assert schedule.iterations == PRESETS["ci"].iterations
+    assert schedule.iterations == SCHEDULES["ci"].iterations
     assert "from PWSLIB_NOTEBOOK_PRESET" in capsys.readouterr().out

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pwslib.experiments import PRESETS, table_iterations
-from pwslib.guide import README, RESULTS, replace_block, results_block
+from pwslib.experiments import SCHEDULES, table_iterations
+from studies.guide import README, RESULTS, replace_block, results_block
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = README.read_text()
@@ -15,7 +15,7 @@ WORDS = " ".join(TEXT.split())  # line breaks do not matter to a reader
 
 
 def test_the_readme_results_are_the_preregistered_table_as_reported():
-    assert replace_block(TEXT, results_block(pd.read_csv(RESULTS))) == TEXT, "run python -m pwslib.guide"
+    assert replace_block(TEXT, results_block(pd.read_csv(RESULTS))) == TEXT, "run python -m studies.guide"
 
 
 def test_the_main_job_minutes_are_those_of_the_last_reproduction_from_empty_caches():
@@ -27,7 +27,7 @@ def test_the_main_job_minutes_are_those_of_the_last_reproduction_from_empty_cach
 
 
 def test_the_schedule_the_readme_states_is_the_quick_preset():
-    quick = PRESETS["quick"]
+    quick = SCHEDULES["quick"]
     assert f"{quick.iterations:,} iterations per run" in WORDS and "(one seed," in WORDS and quick.seeds == (0,)
     ablation = table_iterations("quick", "table2")
     assert table_iterations("quick", "table3") == ablation and f"{ablation:,} iterations each" in WORDS

@@ -1,6 +1,6 @@
 import json
 
-from pwslib.experiments import PRESETS
+from pwslib.experiments import SCHEDULES
 from pwslib.notebook import preset_values
 from pwslib.reproduce import NOTEBOOKS, record_reproduction
 
@@ -17,7 +17,7 @@ def test_every_reproduction_is_kept_per_preset(tmp_path):
 
 def test_the_quick_preset_reaches_every_notebook_parameter():
     injected = preset_values("quick")
-    assert injected["seeds"] == [0] and injected["iterations"] == PRESETS["quick"].iterations
+    assert injected["seeds"] == [0] and injected["iterations"] == SCHEDULES["quick"].iterations
     assert injected["runs_root"] == "../runs/quick" and len(NOTEBOOKS) == 9
 
 
@@ -38,3 +38,31 @@ def test_a_damaged_history_is_set_aside_with_a_warning_not_fatal_after_the_work(
     assert json.loads(path.read_text()) == {"quick": [{"preset": "quick", "wall_seconds": 1500.0}]}
     (aside,) = tmp_path.glob("reproduction.json.damaged-*")
     assert aside.read_text().startswith('{"quick"')
+
+
+def test_the_reproduction_trains_the_planned_runs_in_one_pool_before_the_notebooks(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import pwslib.reproduce as reproduce
+    from pwslib.experiments import planned_configs
+
+    events = []
+    fake_papermill = types.SimpleNamespace(
+        inspect_notebook=lambda path: {"preset": {}},
+        execute_notebook=lambda source, target, **kwargs: events.append(("notebook", kwargs["parameters"]["preset"])),
+        PapermillExecutionError=RuntimeError,
+    )
+    monkeypatch.setitem(sys.modules, "papermill", fake_papermill)
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    monkeypatch.setattr(
+        reproduce, "train_all", lambda configs, root, progress, workers: events.append(("train", len(configs), workers))
+    )
+    reproduce.main(["--workers", "2"])
+    assert events[0] == ("train", len(planned_configs("quick")), 2)
+    assert events[1:] == [("notebook", "quick")] * len(NOTEBOOKS)
+    record = json.loads((tmp_path / "reports" / "reproduction.json").read_text())["quick"][-1]
+    assert record["planned_runs"] == 10 and record["parameters"]["iterations"] == SCHEDULES["quick"].iterations
+    events.clear()
+    reproduce.main(["--only", "05_table1_methods"])  # one notebook: it trains what it needs itself
+    assert events == [("notebook", "quick")]

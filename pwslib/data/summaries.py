@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -141,3 +144,22 @@ def unseparated_classes(dataset: str, split: int) -> list[str]:
     labels = load_toy(dataset, progress=False).labels["train"]
     shares = unlabelled_surroundings(labels, TOY_PRESETS[dataset].split(split))
     return [name for name, share in shares.items() if share >= UNSEPARATED_SHARE]
+
+
+def datacard_summary(path: Path) -> pd.DataFrame | str:
+    """The data card's difficulty numbers (``reports/toy_datacard.json``)."""
+    if not Path(path).exists():
+        return f"{path} does not exist yet: run `python -m studies.datacard`"
+    card = json.loads(Path(path).read_text())
+    return pd.DataFrame(
+        [
+            {
+                "preset": p["preset"],
+                "colour classifier mIoU": round(p["colour_classifier"]["total_miou"], 1),
+                "5-min supervised mIoU": round(p["learnability_probe"]["total_miou"], 1),
+                "unlabelled pixels %": round(p["unlabelled_pixel_share"], 1),
+                "click probe: novel mIoU clicks / masks": round(p["click_probe"]["novel_ratio"], 2),
+            }
+            for p in card["presets"]
+        ]
+    )

@@ -1,6 +1,6 @@
 """Bad inputs and faults, tried one by one: writes ``reports/reliability.md`` (what was tried, what happened).
 
-    python -m pwslib.reliability          # ~1 min on 2 cores, in a temporary folder
+    python -m studies.reliability          # ~1 min on 2 cores, in a temporary folder
 
 Each case builds a small toy benchmark (24 training images) in a temporary data root, breaks one thing
 and calls the command a user would call (``pwslib.train.main``, ``pwslib.evaluate.main``, the toy and
@@ -28,9 +28,9 @@ import numpy as np
 
 import pwslib.data.toy as toy
 from pwslib.data import ensure_points
-from pwslib.datacard import main as datacard_main
+from studies.datacard import main as datacard_main
 from pwslib.evaluate import main as evaluate_main
-from pwslib.io import DataError, provenance, write_text_atomic
+from pwslib.io import CHECKOUT, DataError, provenance, write_text_atomic
 from pwslib.train import main as train_main
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--set", 'toy_options={"num_train": 24, "num_test": 8}']
@@ -182,7 +182,7 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         "a point entry with float coordinates": ("data file", malformed_points),
         "a 3-click points file saved under the 1-click name": ("data file", points_file_of_other_clicks),
         "`--out` below a file (cannot be written)": ("output location", unwritable_out),
-        "`python -m pwslib.datacard --out` below a file": ("output location", data_card_into_an_unwritable_folder),
+        "`python -m studies.datacard --out` below a file": ("output location", data_card_into_an_unwritable_folder),
     }
 
 
@@ -211,7 +211,7 @@ def try_case(case: Callable[[], None], watched: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "reports")
+    parser.add_argument("--out", type=Path, default=CHECKOUT / "reports")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     table = counts + "\n\n" + table
     text = (
         "# Reliability: bad inputs and faults\n\n"
-        f"Produced by `python -m pwslib.reliability`; do not edit by hand. Commit `{meta['git_commit']}`, "
+        f"Produced by `python -m studies.reliability`; do not edit by hand. Commit `{meta['git_commit']}`, "
         f"{meta['machine']}, {meta['date_utc']} UTC. Each case runs the command a user would run on a small toy "
         "benchmark in a temporary folder; the unit tests check each of them.\n\n"
         f"{table}\n\nAlso tested (tests/): a checkpoint write that fails half-way (simulated full disk) keeps the "

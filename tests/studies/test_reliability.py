@@ -1,6 +1,6 @@
 import pytest
 
-from pwslib.reliability import main
+from studies.reliability import main
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """The README's results, written from the report they cite (never typed by hand).
 
-    python -m pwslib.guide           # rewrites the block between the README's results markers
+    python -m studies.guide           # rewrites the block between the README's results markers
 
 The block is the preregistered Table 1 (``reports/table1_split4.csv``, ``reports/protocol.md``): base mIoU,
 novel mIoU and hIoU of every method on both presets, mean ± std over the seeds, ``*`` where a row differs
@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from pwslib.experiments import markdown_table, summarise, welch_p
-from pwslib.io import DataError, one_line_errors, write_text_atomic
+from pwslib.io import CHECKOUT, DataError, one_line_errors, write_text_atomic
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = CHECKOUT
 README = ROOT / "README.md"
 RESULTS = ROOT / "reports" / "table1_split4.csv"
-BEGIN = "<!-- results: written by `python -m pwslib.guide` from reports/table1_split4.csv -->"
+BEGIN = "<!-- results: written by `python -m studies.guide` from reports/table1_split4.csv -->"
 END = "<!-- end of results -->"
 SHOWN = ("Base", "Novel", "hIoU")  # the columns of the README table, per preset
 FULL_SHARE = 0.9  # prediction (b): ours reaches this share of full_supervision's hIoU

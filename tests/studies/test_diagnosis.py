@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pwslib.diagnosis import BASE_DESTINATIONS, NOVEL_DESTINATIONS, novel_takers, pixel_destinations, write_report
+from studies.diagnosis import BASE_DESTINATIONS, NOVEL_DESTINATIONS, novel_takers, pixel_destinations, write_report
 
 
 def confusion(tiny_split):

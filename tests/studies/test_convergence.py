@@ -5,7 +5,7 @@ from conftest import SMALL_TOY
 
 from pwslib.config import config_for
 from pwslib.data.toy import GENERATOR_VERSION
-from pwslib.convergence import curve_run, plateau, preset_ratios, write_report
+from studies.convergence import curve_run, method_plateaus, plateau, preset_ratios, write_report
 
 
 def test_a_curve_run_scores_the_test_subset_every_few_steps_and_is_cached(tmp_path, toy_root, monkeypatch):
@@ -33,6 +33,12 @@ def test_plateau_is_the_mean_of_the_last_two_evaluations_with_the_last_quarter_g
     assert level["last_quarter_gain"] == 48 - 47  # the last evaluation at or before 75 % of 900 iterations is 600
 
 
+def test_a_methods_plateau_is_the_highest_of_its_curves():
+    plateaus = {"toy-stuff/ours/8000": {"plateau": 60.0}, "toy-stuff/ours/16000": {"plateau": 62.5}}
+    plateaus["toy-scene/ours/8000"] = {"plateau": 50.0}
+    assert method_plateaus(plateaus) == {"toy-stuff/ours": 62.5, "toy-scene/ours": 50.0}
+
+
 def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(tmp_path):
     pd.DataFrame(
         [
@@ -51,7 +57,7 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
     ]
     meta = {"test_images": 5, "every": 100, "recipe": {}, "git_commit": "abc", "machine": "m", "date_utc": "d"}
     meta.update(threads=1, note="alone")
-    text = write_report({"toy-stuff/ours": curve}, meta, tmp_path)
+    text = write_report({"toy-stuff/ours/300": curve}, meta, tmp_path)
     assert "| toy-stuff | ours | 300 |" in text and "0.9" in text and "Not flat yet" in text
     assert (tmp_path / "figures" / "convergence.png").exists() and (tmp_path / "convergence.json").exists()
 
@@ -60,7 +66,7 @@ def test_a_missing_curve_says_how_the_cached_curves_differ(tmp_path):
     import json
 
     from pwslib.config import config_for
-    from pwslib.convergence import other_curves
+    from studies.convergence import other_curves
 
     cached = config_for("ours", iterations=4000)
     folder = tmp_path / f"toy-stuff-ours-{cached.key()}"
@@ -74,7 +80,7 @@ def test_a_missing_curve_says_how_the_cached_curves_differ(tmp_path):
 
 def test_a_table_without_a_generator_column_is_read_through_its_run_folders(tmp_path):
     from pwslib.config import config_for
-    from pwslib.convergence import run_generator
+    from studies.convergence import run_generator
 
     folder = tmp_path / "run"
     folder.mkdir()

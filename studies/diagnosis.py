@@ -1,7 +1,7 @@
 """Where do the base pixels go? The test-set confusion of the Table 1 methods, split by pixel kind.
 
-    python -m pwslib.diagnosis                    # the quick preset's cached runs (split 1, development)
-    python -m pwslib.diagnosis --preset full      # the full preset's runs (split 2, 3 seeds)
+    python -m studies.diagnosis                    # the quick preset's cached runs (split 1, development)
+    python -m studies.diagnosis --preset full      # the full preset's runs (split 2, 3 seeds)
 
 `ours` loses base mIoU against `base_only` (reports/table1.md). Two different failures would both do
 that: novel classes spreading over base regions (the novel proposals' masks are only constrained at the
@@ -29,12 +29,12 @@ from pwslib.config import config_for
 from pwslib.data.splits import ClassSplit
 from pwslib.evaluate import load_model
 from pwslib.metrics import confusion_matrix, segmentation_scores
-from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, PRESETS, markdown_table, mean_std
+from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES, markdown_table, mean_std
 from pwslib.runs import run_folder
-from pwslib.io import provenance, write_text_atomic
+from pwslib.io import CHECKOUT, provenance, write_text_atomic
 from pwslib.viz import _pyplot, training_curves
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = CHECKOUT
 METHODS = ("base_only", "point_naive", "keypoint_pseudo", "ours", "full_supervision")
 BASE_DESTINATIONS = ("base: own class", "base: another base class", "base: a novel class")
 NOVEL_DESTINATIONS = ("novel: own class", "novel: a base class", "novel: another novel class")
@@ -71,7 +71,7 @@ def diagnose(preset: str, runs_root: Path, datasets: list[str], methods=METHODS)
     """One record per finished run of the preset (method, dataset, seed, destinations, takers); one record per
     (calibrated run, novel scale) with its scores; the log.csv of each method's first-seed run per dataset;
     the runs not found."""
-    schedule, split = PRESETS[preset], PRESET_SPLITS[preset]
+    schedule, split = SCHEDULES[preset], PRESET_SPLITS[preset]
     records, calibration, logs, missing = [], [], {}, []
     for dataset in datasets:
         for method in methods:
@@ -165,10 +165,10 @@ def write_report(
     figures.mkdir(parents=True, exist_ok=True)
     destinations_figure(records, figures / "base_pixels.png")
     loss_terms_figure(logs, figures / "base_pixels_loss_terms.png")
-    meta = provenance(preset=preset, split=PRESET_SPLITS[preset], seeds=list(PRESETS[preset].seeds))
+    meta = provenance(preset=preset, split=PRESET_SPLITS[preset], seeds=list(SCHEDULES[preset].seeds))
     text = (
         "# Where do the base pixels go?\n\n"
-        f"Produced by `python -m pwslib.diagnosis --preset {preset}`; do not edit by hand. The test-set confusion "
+        f"Produced by `python -m studies.diagnosis --preset {preset}`; do not edit by hand. The test-set confusion "
         f"of each method's cached `{preset}` run(s) (split {meta['split']}, seeds {meta['seeds']}), as % of the "
         "base pixels and of the novel pixels (ignore pixels excluded). Mean ± std over seeds where several ran.\n\n"
         f"- written at `{meta['git_commit']}` on {meta['date_utc']} UTC; {meta['machine']}\n"

@@ -1,7 +1,7 @@
 """The split-1 evidence behind the training recipe's defaults: which lever learns more per CPU second.
 
-    python -m pwslib.recipe              # the levers, 3 methods x 2 seeds on 2 cores; runs cached under runs/recipe/
-    python -m pwslib.recipe --precision  # float32 against bfloat16, 3 seeds: reports/precision.md
+    python -m studies.recipe              # the levers, 3 methods x 2 seeds on 2 cores; runs cached under runs/recipe/
+    python -m studies.recipe --precision  # float32 against bfloat16, 3 seeds: reports/precision.md
 
 Each row changes one thing of today's recipe and trains ``full_supervision``, ``point_naive`` and ``ours``
 on the development split (toy-stuff split 1) for the same wall time as the default row, seeds 0 and 1;
@@ -21,9 +21,9 @@ import pandas as pd
 from pwslib.config import config_for, native_bfloat16
 from pwslib.experiments import Schedule, markdown_table, mean_std, run_grid, summarise, train_all, welch_p
 from pwslib.runs import run_folder
-from pwslib.io import provenance, write_text_atomic
+from pwslib.io import CHECKOUT, provenance, write_text_atomic
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = CHECKOUT
 DEFAULT_ROW = "default"
 # name -> (config overrides, factor of the schedule's iterations): each at the default row's wall time
 LEVERS: dict[str, tuple[dict, float]] = {
@@ -122,7 +122,7 @@ def write_precision_report(runs: pd.DataFrame, iterations: int, reports: Path) -
     )
     text = (
         "# float32 against bfloat16 autocast\n\n"
-        "Produced by `python -m pwslib.recipe --precision`; do not edit by hand. toy-stuff split 1, "
+        "Produced by `python -m studies.recipe --precision`; do not edit by hand. toy-stuff split 1, "
         f"{iterations} iterations, seeds {meta['seeds']}; bfloat16 computed {native}. Losses, costs and matching "
         "stay in float32 in both. A difference is a difference where Welch's p < 0.05.\n\n"
         f"- runs at commit(s) {', '.join(sorted(set(runs['git_commit'].dropna())))}; written at `{meta['git_commit']}` "
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
     text = (
         "# Which lever learns more per CPU second (development split, toy-stuff split 1)\n\n"
-        "Produced by `python -m pwslib.recipe`; do not edit by hand. mIoU in %, mean ± std over seeds "
+        "Produced by `python -m studies.recipe`; do not edit by hand. mIoU in %, mean ± std over seeds "
         f"{list(schedule.seeds)}; the default row trains {args.iterations} iterations at batch "
         f"{schedule.batch_size}, every other row the same wall time (its iterations scaled by the measured cost of "
         "a step); `*`: differs from the same method's default row beyond the seed noise (Welch's t-test, "

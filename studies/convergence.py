@@ -1,7 +1,8 @@
 """Where each method's training ends up: long runs evaluated along the way, and the plateaus they reach.
 
-    python -m pwslib.convergence                    # full_supervision, point_naive, ours on both toy presets
-    python -m pwslib.convergence --report-only      # rewrite the report from the finished curves + tables
+    python -m studies.convergence                    # full_supervision, point_naive, ours on both toy presets
+    python -m studies.convergence --datasets toy-stuff --methods point_naive --iterations 16000   # one longer curve
+    python -m studies.convergence --report-only --iterations 8000 16000   # the report from every finished curve
 
 Every table of this repository compares methods trained for a fixed budget; that comparison means
 something only when the budget brings each method close to where it would end up anyway. This module
@@ -10,10 +11,11 @@ with the recipe's defaults and the learning-rate schedule stretched over ``--ite
 every ``--every`` iterations on a fixed subset of the test images (the first ``--test-images``).
 
 The **plateau** of a curve is the mean total mIoU of its last two evaluations; the report also gives
-the gain over the last quarter of the run, which says whether the curve had stopped rising. The
-report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``) then divides the total
-mIoU of every run in ``reports/table1.csv`` (and ``reports/full/table1.csv``) by its method's plateau: a preset
-is converged enough when that ratio is >= 0.9. Runs are resumable (checkpoint + curve, atomically) and
+the gain over the last quarter of the run, which says whether the curve had stopped rising (a curve is
+*flat* when it gained at most 1 point). A (dataset, method) may have curves of several lengths; its plateau
+is the highest of theirs. The report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``) then
+divides the total mIoU of every run in ``reports/table1.csv`` (and ``reports/full/table1.csv``) by its
+method's plateau: a preset is converged enough when that ratio is >= 0.9. Runs are resumable (checkpoint + curve, atomically) and
 cached under ``runs/convergence/``.
 """
 
@@ -32,12 +34,12 @@ from pwslib.config import TrainConfig, config_for, parse_overrides
 from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.metrics import evaluate_model
 from pwslib.experiments import PRESET_SPLITS, markdown_table
-from pwslib.io import DataError, provenance, write_json_atomic, write_text_atomic
+from pwslib.io import CHECKOUT, DataError, provenance, write_json_atomic, write_text_atomic
 from pwslib.runs import CHECKPOINT, load_checkpoint
 from pwslib.train import Trainer
 from pwslib.viz import convergence_figure
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = CHECKOUT
 METHODS = ("full_supervision", "point_naive", "ours")
 DATASETS = ("toy-stuff", "toy-scene")
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
@@ -94,6 +96,15 @@ def plateau(curve: list[dict], score: str = "total_miou") -> dict:
     }
 
 
+def method_plateaus(plateaus: dict[str, dict]) -> dict[str, float]:
+    """"dataset/method" -> the highest plateau of its curves (named "dataset/method/iterations")."""
+    levels: dict[str, float] = {}
+    for name, level in plateaus.items():
+        key = "/".join(name.split("/")[:2])
+        levels[key] = max(levels.get(key, float("-inf")), level["plateau"])
+    return levels
+
+
 def run_generator(row: pd.Series) -> int | None:
     """The toy generator a table's run was trained on: its ``toy_generator`` column, else its run folder's
     config (older tables), else None (the run folder is not on this machine)."""
@@ -134,7 +145,7 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
     plateaus = {name: plateau(curve) for name, curve in curves.items()}
     rows = []
     for name, curve in curves.items():
-        dataset, method = name.split("/")
+        dataset, method = name.split("/")[:2]
         last = curve[-1]
         rows.append(
             {
@@ -150,6 +161,7 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
         )
     summary = pd.DataFrame(rows).set_index("dataset")
     rising = [name for name, level in plateaus.items() if level["last_quarter_gain"] > FLAT_GAIN]
+    levels = method_plateaus(plateaus)
     verdict = (
         f"**Not flat yet**: {', '.join(rising)} still gained more than 1 point of total mIoU over the last quarter "
         "of the run, so those plateaus are lower bounds of the true ceiling and every ratio below is an upper "
@@ -161,7 +173,7 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
     convergence_figure(curves, figure)
     ratio_sections = []
     for label, csv in (("quick", reports / "table1.csv"), ("full", reports / "full" / "table1.csv")):
-        ratios = preset_ratios(csv, {k: v["plateau"] for k, v in plateaus.items()})
+        ratios = preset_ratios(csv, levels)
         split = PRESET_SPLITS[label]
         caveat = (
             ""
@@ -179,9 +191,11 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
             )
     text = (
         "# Convergence: the plateau of each method\n\n"
-        "Produced by `python -m pwslib.convergence`; do not edit by hand. Split 1, seed 0, the recipe's "
+        "Produced by `python -m studies.convergence`; do not edit by hand. Split 1, seed 0, the recipe's "
         f"defaults with the schedule stretched over the run; total mIoU on the first {meta['test_images']} "
-        f"test images every {meta['every']} iterations. Plateau = mean of the last two evaluations.\n\n"
+        f"test images every {meta['every']} iterations. Plateau = mean of the last two evaluations; a curve is flat "
+        f"when it gained at most {FLAT_GAIN:.0f} point over its last quarter; a method's plateau (for the ratios) is "
+        "the highest of its curves'.\n\n"
         f"- recipe: `{json.dumps(meta['recipe'])}`\n"
         f"- commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC; "
         f"{meta['threads']} torch thread(s) per run ({meta['note']})\n\n"
@@ -190,7 +204,9 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
         + ("\n".join(ratio_sections) if ratio_sections else "(no Table 1 results yet)\n")
     )
     write_text_atomic(reports / "convergence.md", text)
-    write_json_atomic(reports / "convergence.json", {"meta": meta, "plateaus": plateaus, "curves": curves})
+    write_json_atomic(
+        reports / "convergence.json", {"meta": meta, "plateaus": plateaus, "method_plateaus": levels, "curves": curves}
+    )
     return text
 
 
@@ -198,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--iterations", type=int, default=8000)
+    parser.add_argument("--iterations", type=int, nargs="+", default=[8000], help="one curve per length")
     parser.add_argument("--every", type=int, default=500)
     parser.add_argument("--test-images", type=int, default=500, help="the first N test images (500: all, as the tables)")
     parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "convergence")
@@ -214,17 +230,23 @@ def main(argv: list[str] | None = None) -> None:
     curves, wall_start = {}, time.perf_counter()
     for dataset in args.datasets:
         for method in args.methods:
-            config = config_for(method, dataset=dataset, split=1, seed=0, iterations=args.iterations, **overrides)
-            folder = args.runs_root / f"{dataset}-{method}-{config.key()}"
-            if args.report_only:
-                if not (folder / "curve.json").exists():
-                    raise DataError(
-                        f"no curve in {folder}: run python -m pwslib.convergence without --report-only"
-                        + "".join(f"; {other}" for other in other_curves(args.runs_root, config))
-                    )
-                curves[f"{dataset}/{method}"] = json.loads((folder / "curve.json").read_text())["curve"]
-            else:
-                curves[f"{dataset}/{method}"] = curve_run(config, folder, args.every, args.test_images)
+            missing = []
+            for iterations in args.iterations:
+                config = config_for(method, dataset=dataset, split=1, seed=0, iterations=iterations, **overrides)
+                folder = args.runs_root / f"{dataset}-{method}-{config.key()}"
+                name = f"{dataset}/{method}/{iterations}"
+                if not args.report_only:
+                    curves[name] = curve_run(config, folder, args.every, args.test_images)
+                elif (folder / "curve.json").exists():
+                    curves[name] = json.loads((folder / "curve.json").read_text())["curve"]
+                else:
+                    missing.append((folder, config))
+            if args.report_only and len(missing) == len(args.iterations):
+                folder, config = missing[0]
+                raise DataError(
+                    f"no curve in {folder}: run python -m studies.convergence without --report-only"
+                    + "".join(f"; {other}" for other in other_curves(args.runs_root, config))
+                )
     recipe = {
         k: v
         for k, v in config.to_dict().items()
@@ -241,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     }
     meta = provenance(
-        iterations=args.iterations,
+        iterations=sorted({curve[-1]["iteration"] for curve in curves.values()}),
         every=args.every,
         test_images=args.test_images,
         recipe={**recipe, **overrides},

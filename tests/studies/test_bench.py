@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import SMALL_TOY
 
-from pwslib.bench import (
+from studies.bench import (
     inference_throughput,
     interleaved_training,
     loader_throughput,
@@ -53,7 +53,7 @@ def test_interleaved_rounds_report_a_median_per_contender():
 
 def test_the_hugging_face_peer_trains_and_infers_at_the_same_size(trainer):
     pytest.importorskip("transformers")
-    from pwslib.bench import HuggingFacePeer
+    from studies.bench import HuggingFacePeer
 
     peer = HuggingFacePeer(trainer)
     ours = sum(p.numel() for p in trainer.model.parameters())

@@ -1,7 +1,7 @@
 import pandas as pd
 
 from pwslib.config import config_for
-from pwslib.recipe import DEFAULT_ROW, LEVERS, METHODS, lever_rows, lever_table, write_precision_report
+from studies.recipe import DEFAULT_ROW, LEVERS, METHODS, lever_rows, lever_table, write_precision_report
 
 
 def test_every_lever_row_is_a_valid_config_and_the_default_row_changes_nothing():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pwslib.data.splits import ClassSplit
-from pwslib.datacard import colour_classifier_scores, render_markdown
+from studies.datacard import colour_classifier_scores, render_markdown
 
 
 def test_colour_classifier_solves_colour_coded_data_and_fails_on_random_colours():
@@ -42,7 +42,7 @@ def test_markdown_flags_numbers_outside_the_bands():
 def test_clicked_labels_know_a_novel_class_only_at_its_clicks():
     import torch
 
-    from pwslib.datacard import clicked_labels
+    from studies.datacard import clicked_labels
 
     base = torch.full((1, 4, 4), 255)
     base[0, 0] = 0  # a base row; the rest is novel (ignored in the base label map)
@@ -55,7 +55,7 @@ def test_clicked_labels_know_a_novel_class_only_at_its_clicks():
 def test_click_probe_compares_clicks_with_full_masks_at_the_same_steps(toy_root, monkeypatch):
     from conftest import SMALL_TOY
 
-    from pwslib import datacard
+    from studies import datacard
 
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
     real_build = datacard.build_dataset
@@ -81,7 +81,7 @@ def test_unlabelled_surroundings_measure_the_ring_outside_the_class():
 def test_class_balanced_loss_weighs_a_one_pixel_class_like_a_large_one():
     import torch
 
-    from pwslib.datacard import class_balanced_cross_entropy
+    from studies.datacard import class_balanced_cross_entropy
 
     logits = torch.zeros(1, 3, 4, 4)
     logits[:, 0] = 2.0  # class 0 predicted everywhere
