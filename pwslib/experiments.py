@@ -31,7 +31,7 @@ from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides
 from pwslib.data import REAL_BENCHMARKS, class_split, collate, ensure_points
 from pwslib.data.summaries import UNSEPARATED_SHARE, thing_classes, unseparated_classes
 from pwslib.data.toy import PRESETS as TOY_PRESETS
-from pwslib.io import DataError, check_writable, default_data_root, provenance, write_text_atomic
+from pwslib.io import DataError, check_writable, default_data_root, provenance, report_header, write_text_atomic
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.evaluate import load_model
 from pwslib.tables import (
@@ -351,8 +351,8 @@ def write_table(
     summary = summarise(results)
     body = markdown_table(summary) if not summary.empty else "(no runs: the data is missing)"
     text = (
-        f"# {title}\n\n"
-        f"Produced by {command}; do not edit by hand. mIoU in %, "
+        report_header(title, command)
+        + "mIoU in %, "
         f"{SEED_NOTE if len(schedule.seeds) > 1 else 'one seed'}.\n\n"
         f"- preset `{preset_name(schedule)}`: seeds {list(schedule.seeds)}, "
         f"{schedule.iterations} iterations at batch {schedule.batch_size}, "

@@ -26,6 +26,12 @@ import numpy as np
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
+def report_header(title: str, source: str) -> str:
+    """The opening of every generated report: its title and what writes it (``source``, e.g. a command in
+    backticks); the report's own description and provenance follow on the same line."""
+    return f"# {title}\n\nProduced by {source}; do not edit by hand. "
+
+
 def default_data_root() -> Path:
     """``$PWSLIB_DATA``, else ``data/`` in the checkout, else ``~/.cache/pwslib``."""
     if os.environ.get("PWSLIB_DATA"):

@@ -39,7 +39,15 @@ from tqdm.auto import tqdm
 
 from pwslib.data.splits import IGNORE_INDEX
 from pwslib.data.toy import PRESETS, StuffClass, ThingClass, ToyPreset, load_toy
-from pwslib.io import DataError, atomic_path, default_data_root, provenance, write_json_atomic, write_text_atomic
+from pwslib.io import (
+    DataError,
+    atomic_path,
+    default_data_root,
+    provenance,
+    report_header,
+    write_json_atomic,
+    write_text_atomic,
+)
 from pwslib.metrics import ConfusionMatrix, intersection_over_union
 from pwslib.model.per_pixel import PerPixelSegmenter
 
@@ -243,8 +251,8 @@ def write_report(report: dict, path: Path) -> str:
     toy_patterns = sorted({c.pattern for p in PRESETS.values() for c in (*p.stuff, *p.things)})
     toy_shapes = sorted({t.shape for p in PRESETS.values() for t in p.things})
     text = (
-        "# The pretrained backbone (the toy's stand-in for ImageNet)\n\n"
-        "Produced by `python -m pwslib.pretraining`; do not edit by hand. Every toy run with "
+        report_header("The pretrained backbone (the toy's stand-in for ImageNet)", "`python -m pwslib.pretraining`")
+        + "Every toy run with "
         "`pretrained_backbone=true` starts from these weights.\n\n"
         f"- task: {report['task']} on {report['recipe']['num_train']} procedural scenes "
         f"(96x96), {report['recipe']['steps']} steps at batch {report['recipe']['batch_size']}\n"

@@ -34,7 +34,7 @@ from pwslib.config import TrainConfig, config_for, parse_overrides
 from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.metrics import evaluate_model
 from pwslib.experiments import PRESET_SPLITS, markdown_table
-from pwslib.io import CHECKOUT, DataError, provenance, write_json_atomic, write_text_atomic
+from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import CHECKPOINT, load_checkpoint
 from pwslib.train import Trainer
 from pwslib.viz import convergence_figure
@@ -190,8 +190,8 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
                 f"### `{label}` preset ({csv.relative_to(reports)}{caveat})\n\n{markdown_table(ratios.set_index('dataset'))}"
             )
     text = (
-        "# Convergence: the plateau of each method\n\n"
-        "Produced by `python -m studies.convergence`; do not edit by hand. Split 1, seed 0, the recipe's "
+        report_header("Convergence: the plateau of each method", "`python -m studies.convergence`")
+        + "Split 1, seed 0, the recipe's "
         f"defaults with the schedule stretched over the run; total mIoU on the first {meta['test_images']} "
         f"test images every {meta['every']} iterations. Plateau = mean of the last two evaluations; a curve is flat "
         f"when it gained at most {FLAT_GAIN:.0f} point over its last quarter; a method's plateau (for the ratios) is "

@@ -31,7 +31,7 @@ from pwslib.evaluate import load_model
 from pwslib.metrics import confusion_matrix, segmentation_scores
 from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES, markdown_table, mean_std
 from pwslib.runs import run_folder
-from pwslib.io import CHECKOUT, provenance, write_text_atomic
+from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
 from pwslib.viz import _pyplot, training_curves
 
 ROOT = CHECKOUT
@@ -167,8 +167,8 @@ def write_report(
     loss_terms_figure(logs, figures / "base_pixels_loss_terms.png")
     meta = provenance(preset=preset, split=PRESET_SPLITS[preset], seeds=list(SCHEDULES[preset].seeds))
     text = (
-        "# Where do the base pixels go?\n\n"
-        f"Produced by `python -m studies.diagnosis --preset {preset}`; do not edit by hand. The test-set confusion "
+        report_header("Where do the base pixels go?", f"`python -m studies.diagnosis --preset {preset}`")
+        + "The test-set confusion "
         f"of each method's cached `{preset}` run(s) (split {meta['split']}, seeds {meta['seeds']}), as % of the "
         "base pixels and of the novel pixels (ignore pixels excluded). Mean ± std over seeds where several ran.\n\n"
         f"- written at `{meta['git_commit']}` on {meta['date_utc']} UTC; {meta['machine']}\n"

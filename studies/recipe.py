@@ -21,7 +21,7 @@ import pandas as pd
 from pwslib.config import config_for, native_bfloat16
 from pwslib.experiments import Schedule, markdown_table, mean_std, run_grid, summarise, train_all, welch_p
 from pwslib.runs import run_folder
-from pwslib.io import CHECKOUT, provenance, write_text_atomic
+from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
 
 ROOT = CHECKOUT
 DEFAULT_ROW = "default"
@@ -121,8 +121,8 @@ def write_precision_report(runs: pd.DataFrame, iterations: int, reports: Path) -
         else "emulated (no native bfloat16 here, so its speed says nothing about bfloat16 hardware)"
     )
     text = (
-        "# float32 against bfloat16 autocast\n\n"
-        "Produced by `python -m studies.recipe --precision`; do not edit by hand. toy-stuff split 1, "
+        report_header("float32 against bfloat16 autocast", "`python -m studies.recipe --precision`")
+        + "toy-stuff split 1, "
         f"{iterations} iterations, seeds {meta['seeds']}; bfloat16 computed {native}. Losses, costs and matching "
         "stay in float32 in both. A difference is a difference where Welch's p < 0.05.\n\n"
         f"- runs at commit(s) {', '.join(sorted(set(runs['git_commit'].dropna())))}; written at `{meta['git_commit']}` "
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     meta = provenance()
     commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
     text = (
-        "# Which lever learns more per CPU second (development split, toy-stuff split 1)\n\n"
-        "Produced by `python -m studies.recipe`; do not edit by hand. mIoU in %, mean ± std over seeds "
+        report_header("Which lever learns more per CPU second (development split, toy-stuff split 1)", "`python -m studies.recipe`")
+        + "mIoU in %, mean ± std over seeds "
         f"{list(schedule.seeds)}; the default row trains {args.iterations} iterations at batch "
         f"{schedule.batch_size}, every other row the same wall time (its iterations scaled by the measured cost of "
         "a step); `*`: differs from the same method's default row beyond the seed noise (Welch's t-test, "

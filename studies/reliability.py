@@ -30,7 +30,7 @@ import pwslib.data.toy as toy
 from pwslib.data import ensure_points
 from studies.datacard import main as datacard_main
 from pwslib.evaluate import main as evaluate_main
-from pwslib.io import CHECKOUT, DataError, provenance, write_text_atomic
+from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_text_atomic
 from pwslib.train import main as train_main
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--set", 'toy_options={"num_train": 24, "num_test": 8}']
@@ -240,8 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     table = counts + "\n\n" + table
     text = (
-        "# Reliability: bad inputs and faults\n\n"
-        f"Produced by `python -m studies.reliability`; do not edit by hand. Commit `{meta['git_commit']}`, "
+        report_header("Reliability: bad inputs and faults", "`python -m studies.reliability`")
+        + f"Commit `{meta['git_commit']}`, "
         f"{meta['machine']}, {meta['date_utc']} UTC. Each case runs the command a user would run on a small toy "
         "benchmark in a temporary folder; the unit tests check each of them.\n\n"
         f"{table}\n\nAlso tested (tests/): a checkpoint write that fails half-way (simulated full disk) keeps the "
