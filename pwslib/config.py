@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from pwslib.data.points import MAX_SEED
 from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.io import DataError
@@ -185,7 +186,6 @@ POSITIVE = (
 ).split()
 AT_MOST_ONE = ("bank_momentum", "pseudo_label_share", "weight_average_decay")
 SEEDS = ("seed", "data_seed", "point_seed")
-MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take seeds up to here
 SIZE_MULTIPLE = 32  # image and crop sizes: the backbone downsamples by 32
 TOY_OPTIONS = ("num_train", "num_test", "size")
 

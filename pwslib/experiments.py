@@ -82,7 +82,7 @@ class Schedule:
 
 SCHEDULES = {  # the presets of runs (`--preset`, the notebooks' `preset`); the toy datasets are data.toy.PRESETS
     "ci": Schedule(seeds=(0,), iterations=4, batch_size=8, toy_options={"num_train": 24, "num_test": 8}),
-    # Table 1's runs at >= 0.9 of their plateaus (reports/convergence.md), everything in < 30 min on 2 cores
+    # Table 1's runs as near their plateaus (reports/convergence.md) as < 30 min on 2 cores allow
     # (reports/reproduction.json); what it leaves out is in PRESET_TABLES
     "quick": Schedule(seeds=(0,), iterations=3000),
     "full": Schedule(seeds=(0, 1, 2), iterations=800),  # every row, 3 seeds, about 2 h on 2 cores

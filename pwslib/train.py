@@ -413,7 +413,12 @@ def main(argv: list[str] | None = None) -> None:
                 raise DataError(f"set {flag} with --{flag.replace('_', '-')}, not --set {flag}=...")
             if getattr(args, flag) is not None:
                 overrides[flag] = getattr(args, flag)
-        if args.resume and (args.out / "config.json").exists():
+        if args.resume and not (args.out / "config.json").exists():  # a mistyped folder must not start a new run
+            raise DataError(
+                f"nothing to resume in {args.out} (no config.json): check the folder, or drop --resume to start a "
+                "new run there"
+            )
+        if args.resume:
             config = TrainConfig.from_saved(json.loads((args.out / "config.json").read_text()))
             conflicts = {k: v for k, v in overrides.items() if config.to_dict().get(k) != v}
             if conflicts:

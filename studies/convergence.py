@@ -96,12 +96,14 @@ def plateau(curve: list[dict], score: str = "total_miou") -> dict:
     }
 
 
-def method_plateaus(plateaus: dict[str, dict]) -> dict[str, float]:
-    """"dataset/method" -> the highest plateau of its curves (named "dataset/method/iterations")."""
-    levels: dict[str, float] = {}
+def method_plateaus(plateaus: dict[str, dict]) -> dict[str, dict]:
+    """"dataset/method" -> the highest plateau of its curves (named "dataset/method/iterations") and the length
+    of the curve that reached it."""
+    levels: dict[str, dict] = {}
     for name, level in plateaus.items():
-        key = "/".join(name.split("/")[:2])
-        levels[key] = max(levels.get(key, float("-inf")), level["plateau"])
+        key, iterations = "/".join(name.split("/")[:2]), int(name.split("/")[2])
+        if key not in levels or level["plateau"] > levels[key]["plateau"]:
+            levels[key] = {"plateau": level["plateau"], "iterations": iterations}
     return levels
 
 
@@ -115,8 +117,8 @@ def run_generator(row: pd.Series) -> int | None:
 
 
 def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
-    """Total mIoU of every run of a Table 1 CSV divided by its (dataset, method) plateau; only runs on the toy
-    generator of the plateaus' curves (this code's) count."""
+    """Total mIoU of every run of a Table 1 CSV divided by its (dataset, method) plateau (``method_plateaus``);
+    only runs on the toy generator of the plateaus' curves (this code's) count."""
     if not table_csv.exists():
         return pd.DataFrame()
     runs = pd.read_csv(table_csv)
@@ -127,6 +129,8 @@ def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
         level = plateaus.get(f"{dataset}/{method}")
         if level is None:
             continue
+        plateau_iterations = level["iterations"]
+        level = level["plateau"]
         rows.append(
             {
                 "dataset": dataset,
@@ -134,6 +138,7 @@ def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
                 "seeds": len(group),
                 "total_miou": round(float(group["total_miou"].mean()), 1),
                 "plateau": round(level, 1),
+                "plateau's curve (iterations)": plateau_iterations,
                 "ratio": round(float(group["total_miou"].mean()) / level, 2),
             }
         )
@@ -171,9 +176,10 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
     )
     figure = reports / "figures" / "convergence.png"
     convergence_figure(curves, figure)
-    ratio_sections = []
+    ratio_sections, preset_ratio_records = [], {}
     for label, csv in (("quick", reports / "table1.csv"), ("full", reports / "full" / "table1.csv")):
         ratios = preset_ratios(csv, levels)
+        preset_ratio_records[label] = ratios.to_dict("records")
         split = PRESET_SPLITS[label]
         caveat = (
             ""
@@ -205,7 +211,8 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
     )
     write_text_atomic(reports / "convergence.md", text)
     write_json_atomic(
-        reports / "convergence.json", {"meta": meta, "plateaus": plateaus, "method_plateaus": levels, "curves": curves}
+        reports / "convergence.json",
+        {"meta": meta, "plateaus": plateaus, "method_plateaus": levels, "ratios": preset_ratio_records, "curves": curves},
     )
     return text
 

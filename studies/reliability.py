@@ -174,6 +174,7 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         "a finished run whose checkpoint was deleted, trained into again": ("finished work", checkpoint_deleted_then_new_run),
         "a second process on the same `--out`": ("finished work", second_process_on_the_same_out),
         "`--resume` with a conflicting `--method`": ("finished work", resume_conflict),
+        "`--resume` on a mistyped folder (no run there)": ("finished work", lambda: _train("--out", str(work / "typo"), "--resume")),
         "truncated checkpoint, then `evaluate`": ("damaged bytes", truncated_checkpoint),
         "20 KB of flipped bytes inside a checkpoint, then `evaluate`": ("damaged bytes", flipped_checkpoint_bytes),
         "`evaluate` on a folder without checkpoint": ("damaged bytes", no_checkpoint),

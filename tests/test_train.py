@@ -241,7 +241,7 @@ def test_bad_command_line_values_stop_before_anything_is_written(tmp_path, argum
     assert not (tmp_path / "run").exists()
 
 
-def test_resume_refuses_flags_that_contradict_the_saved_run_and_keeps_the_total_wall_time(
+def test_resume_refuses_a_folder_without_a_run_and_flags_that_contradict_it_and_keeps_the_total_wall_time(
     tmp_path, toy_root, monkeypatch
 ):
     from pwslib.train import main
@@ -258,6 +258,9 @@ def test_resume_refuses_flags_that_contradict_the_saved_run_and_keeps_the_total_
         main(["--out", str(folder), "--resume", "--set", "class_union=noisy_or"])
     assert "class_union='max'" in str(stopped.value)
     assert (folder / "config.json").read_text() == config_before
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", str(tmp_path / "mistyped"), "--resume"])
+    assert "nothing to resume in" in str(stopped.value) and not (tmp_path / "mistyped" / "config.json").exists()
     metrics = run(tiny_config(), folder, resume=True, progress=False)
     assert metrics["wall_seconds"] > first_segment
 

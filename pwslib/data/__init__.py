@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pwslib.data.dataset import ArraySource, Augmentation, FolderSource, PointSupervisionDataset, Source, collate
-from pwslib.data.points import cooccurrence, points_filename, simulate_points
+from pwslib.data.points import MAX_SEED, cooccurrence, points_filename, simulate_points
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit, real_benchmark_split
 from pwslib.data.toy import PRESETS, load_toy
 from pwslib.io import DataError, default_data_root, write_json_atomic
@@ -76,6 +76,9 @@ def ensure_points(
     **toy_options,
 ) -> Path:
     """The point file of the training subset, simulated and saved on first use (same seed, same file)."""
+    for name, value in (("seed", seed), ("data_seed", data_seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise DataError(f"the point simulation's {name} must be a whole number in 0..{MAX_SEED}, got {value!r}")
     source = open_source(dataset, "train", root, data_seed, **toy_options)
     return points_of(source, dataset, split, points_per_class, rule, seed)
 

@@ -27,6 +27,8 @@ from scipy import ndimage
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
 from pwslib.io import DataError
 
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take seeds up to here
+
 POINT_RULES = ("uniform", "centre")
 POINTS_PER_CLASS_CHOICES = (1, 3, 5, 10)
 

@@ -130,3 +130,12 @@ def test_cooccurrence_by_hand():
     assert stats[2, 0] == 1.0 and stats[0, 2] == pytest.approx(1 / 3)
     assert np.all(stats[3] == 0)  # never seen
     assert stats[0, 0] == stats[1, 1] == 1.0
+
+
+@pytest.mark.parametrize("seed", [-3, 2**32, 1.5, True])
+def test_a_point_seed_out_of_the_generators_range_is_refused_in_one_line(seed, tmp_path):
+    from pwslib.data import ensure_points
+
+    with pytest.raises(DataError, match="whole number in 0..4294967295"):
+        ensure_points("toy-stuff", seed=seed, root=tmp_path)
+    assert not list(tmp_path.rglob("*.json"))

@@ -36,7 +36,10 @@ def test_plateau_is_the_mean_of_the_last_two_evaluations_with_the_last_quarter_g
 def test_a_methods_plateau_is_the_highest_of_its_curves():
     plateaus = {"toy-stuff/ours/8000": {"plateau": 60.0}, "toy-stuff/ours/16000": {"plateau": 62.5}}
     plateaus["toy-scene/ours/8000"] = {"plateau": 50.0}
-    assert method_plateaus(plateaus) == {"toy-stuff/ours": 62.5, "toy-scene/ours": 50.0}
+    assert method_plateaus(plateaus) == {
+        "toy-stuff/ours": {"plateau": 62.5, "iterations": 16000},
+        "toy-scene/ours": {"plateau": 50.0, "iterations": 8000},
+    }
 
 
 def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(tmp_path):
@@ -47,9 +50,17 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
             {"dataset": "toy-stuff", "method": "ours", "total_miou": 10.0, "toy_generator": GENERATOR_VERSION - 1},
         ]
     ).to_csv(tmp_path / "table1.csv", index=False)
-    ratios = preset_ratios(tmp_path / "table1.csv", {"toy-stuff/ours": 50.0})
+    ratios = preset_ratios(tmp_path / "table1.csv", {"toy-stuff/ours": {"plateau": 50.0, "iterations": 8000}})
     assert ratios.to_dict("records") == [
-        {"dataset": "toy-stuff", "method": "ours", "seeds": 1, "total_miou": 45.0, "plateau": 50.0, "ratio": 0.9}
+        {
+            "dataset": "toy-stuff",
+            "method": "ours",
+            "seeds": 1,
+            "total_miou": 45.0,
+            "plateau": 50.0,
+            "plateau's curve (iterations)": 8000,
+            "ratio": 0.9,
+        }
     ]
     curve = [
         {"iteration": i, "train_seconds": i / 10, "base_miou": 1, "novel_miou": 1, "total_miou": v, "hiou": 1}
