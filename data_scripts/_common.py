@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from pwslib.data import ensure_points
 from pwslib.data.points import POINT_RULES, POINTS_PER_CLASS_CHOICES
 from pwslib.data.real import prepare_benchmark
-from pwslib.io import default_data_root
-from pwslib.io import DataError
+from pwslib.io import default_data_root, one_line_errors
 
 
 def main(benchmark: str, description: str) -> None:
@@ -27,11 +25,9 @@ def main(benchmark: str, description: str) -> None:
     parser.add_argument("--rule", default="uniform", choices=POINT_RULES)
     parser.add_argument("--seed", type=int, default=0, help="seed of the point simulation")
     args = parser.parse_args()
-    try:
+    with one_line_errors(f"the {benchmark} preparation"):
         prepare_benchmark(benchmark, args.root, args.download_dir)
         for split in args.split:
             for k in args.points_per_class:
                 path = ensure_points(benchmark, split, k, args.rule, args.seed, root=args.root)
                 print(f"points: {path}")
-    except DataError as error:
-        sys.exit(f"error: {error}")

@@ -4,12 +4,11 @@ python data_scripts/simulate_points.py --dataset toy-stuff --split 1 2 3 --point
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from pwslib.data import DATASETS, ensure_points
 from pwslib.data.points import POINT_RULES, POINTS_PER_CLASS_CHOICES
-from pwslib.io import DataError
+from pwslib.io import one_line_errors
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--dataset", required=True, choices=DATASETS)
@@ -19,9 +18,7 @@ parser.add_argument("--points-per-class", type=int, nargs="+", default=[1], choi
 parser.add_argument("--rule", default="uniform", choices=POINT_RULES)
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
-try:
+with one_line_errors("the point simulation"):
     for split in args.split:
         for k in args.points_per_class:
             print(ensure_points(args.dataset, split, k, args.rule, args.seed, root=args.root))
-except DataError as error:
-    sys.exit(f"error: {error}")
