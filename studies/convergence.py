@@ -44,6 +44,7 @@ METHODS = ("full_supervision", "point_naive", "ours")
 DATASETS = ("toy-stuff", "toy-scene")
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 FLAT_GAIN = 1.0  # a curve is flat when it gained at most this many points of total mIoU over its last quarter
+TARGET_RATIO = 0.9  # a preset's run is near its plateau at this share of it
 
 
 def curve_run(config: TrainConfig, folder: Path, every: int, test_images: int, progress: bool = True) -> list[dict]:
@@ -192,8 +193,13 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
                 f"### `{label}` preset ({csv.relative_to(reports)}): no runs of toy generator {GENERATOR_VERSION}\n"
             )
         if not ratios.empty:
+            short = [f"{r.dataset}/{r.method} ({r.ratio:.2f})" for r in ratios.itertuples() if r.ratio < TARGET_RATIO]
+            verdict_line = (
+                f"\n**Below {TARGET_RATIO}**: {', '.join(short)}.\n" if short else f"\nEvery run reaches {TARGET_RATIO}.\n"
+            )
             ratio_sections.append(
-                f"### `{label}` preset ({csv.relative_to(reports)}{caveat})\n\n{markdown_table(ratios.set_index('dataset'))}"
+                f"### `{label}` preset ({csv.relative_to(reports)}{caveat})\n\n"
+                f"{markdown_table(ratios.set_index('dataset'))}{verdict_line}"
             )
     text = (
         report_header("Convergence: the plateau of each method", "`python -m studies.convergence`")

@@ -70,6 +70,7 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
     meta.update(threads=1, note="alone")
     text = write_report({"toy-stuff/ours/300": curve}, meta, tmp_path)
     assert "| toy-stuff | ours | 300 |" in text and "0.9" in text and "Not flat yet" in text
+    assert "Every run reaches 0.9" in text  # 45.0 of a 50.0 plateau
     assert (tmp_path / "figures" / "convergence.png").exists() and (tmp_path / "convergence.json").exists()
 
 
