@@ -138,10 +138,7 @@ def planned_configs(preset: str) -> list[TrainConfig]:
         for method, row_overrides in preset_rows(preset, table, TABLES[table][0]()).values():
             for dataset in plan.datasets:
                 for seed in schedule.seeds:
-                    config = config_for(
-                        method, dataset=dataset, split=PRESET_SPLITS[preset], seed=seed,
-                        **{**schedule.overrides(), **row_overrides},
-                    )
+                    config = grid_config(method, dataset, PRESET_SPLITS[preset], seed, schedule, row_overrides)
                     configs[config.key()] = config
     return sorted(configs.values(), key=lambda config: -config.iterations)
 
@@ -149,6 +146,11 @@ def planned_configs(preset: str) -> list[TrainConfig]:
 def preset_name(schedule: Schedule) -> str:
     """The name of the preset ``schedule`` is (``quick``, ``full``, ``ci``), or ``custom``."""
     return next((name for name, preset in SCHEDULES.items() if preset == schedule), "custom")
+
+
+def grid_config(method: str, dataset: str, split: int, seed: int, schedule: Schedule, overrides: dict) -> TrainConfig:
+    """The config of one run of a table: ``method`` at ``schedule``, then ``overrides`` (the row's and the grid's)."""
+    return config_for(method, dataset=dataset, split=split, seed=seed, **{**schedule.overrides(), **overrides})
 
 
 def run_cached(config: TrainConfig, runs_root: Path, progress: bool = True) -> dict:
@@ -201,13 +203,7 @@ def run_grid(
             continue
         for name, (method, row_overrides) in rows.items():
             for seed in schedule.seeds:
-                config = config_for(
-                    method,
-                    dataset=dataset,
-                    split=split,
-                    seed=seed,
-                    **{**schedule.overrides(), **(overrides or {}), **row_overrides},
-                )
+                config = grid_config(method, dataset, split, seed, schedule, {**(overrides or {}), **row_overrides})
                 planned.append((name, config, method == "ours" and not row_overrides))
     configs = list({config.key(): config for _, config, _ in planned}.values())
     metrics = train_all(configs, Path(runs_root), progress, workers)
