@@ -167,6 +167,32 @@ LOSS_TERMS: tuple[LossTerm, ...] = (
 # Weights that scale inside a term rather than weigh a term of their own.
 INNER_WEIGHTS = ("no_object_weight",)
 
+
+@dataclass(frozen=True)
+class CostTerm:
+    """One term of the assignment cost: its name (a key of ``matching.cost_terms``), the config field that
+    weighs it (0 switches it off), the targets it prices (``all``; ``mask``: a target with a full mask;
+    ``clicks``: a novel class known by its points), its symbol and its equation (``matching.py`` computes it)."""
+
+    name: str
+    weight_field: str
+    prices: str
+    symbol: str
+    equation: str
+
+
+# The one list of cost terms: ``matching.CostWeights`` holds one weight per term, ``matching.cost_terms`` computes
+# each, ``matching.matching_cost`` sums them by ``prices``, the explorer shows the click terms;
+# ``tests/test_matching.py`` fails when a ``*_cost`` weight field or a computed term is missing here.
+COST_TERMS: tuple[CostTerm, ...] = (
+    CostTerm("classification", "classification_cost", "all", "class", "−p_i(c)"),
+    CostTerm("focal", "focal_cost", "mask", "Focal", "Focal(m_i, Y_c)"),
+    CostTerm("dice", "dice_cost", "mask", "Dice", "Dice(m_i, Y_c)"),
+    CostTerm("inclusion", "inclusion_cost", "clicks", "J_in", "how far m_i(x) is from 1 at c's positive clicks"),
+    CostTerm("exclusion", "exclusion_cost", "clicks", "J_ex", "how far m_i(x) is from 0 at c's negative clicks"),
+    CostTerm("consistency", "consistency_cost", "clicks", "J_con", "Dice(m_i, S_c·R), S_c detached"),
+)
+
 # Every field with a fixed set of values (DataError names the choices), and the numeric ranges.
 CHOICES: dict[str, tuple[str, ...]] = {
     "point_rule": ("uniform", "centre"),

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from pwslib.config import CHOICES, TrainConfig
+from pwslib.config import CHOICES, COST_TERMS, TrainConfig
 from pwslib.targets import Targets
 
 
@@ -34,7 +34,7 @@ POINT_COSTS = CHOICES["point_cost"]
 
 @dataclass(frozen=True)
 class CostWeights:
-    """The weights of the assignment cost's terms; every default is ``TrainConfig``'s ``*_cost`` field."""
+    """The weight of each term of ``config.COST_TERMS``, by its name; every default is ``TrainConfig``'s."""
 
     classification: float = TrainConfig.classification_cost
     focal: float = TrainConfig.focal_cost
@@ -50,16 +50,9 @@ class CostWeights:
 
     @classmethod
     def of_config(cls, config) -> "CostWeights":
-        """The cost weights of a run's ``TrainConfig`` (its ``*_cost`` fields), by name."""
-        return cls(
-            classification=config.classification_cost,
-            focal=config.focal_cost,
-            dice=config.dice_cost,
-            inclusion=config.inclusion_cost,
-            exclusion=config.exclusion_cost,
-            consistency=config.consistency_cost,
-            point_cost=config.point_cost,
-        )
+        """The cost weights of a run's ``TrainConfig``: each term's ``weight_field``."""
+        weights = {term.name: getattr(config, term.weight_field) for term in COST_TERMS}
+        return cls(**weights, point_cost=config.point_cost)
 
 
 def sample_at_points(maps: torch.Tensor, points_yx: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
@@ -107,9 +100,10 @@ def cost_terms(
     weights: CostWeights,
     point_terms: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """The weighted terms of the assignment cost, each (B, N, T): ``classification`` (−w·p_i(c)), ``mask``
-    (focal + Dice against a full mask), and the novel terms ``inclusion`` (J_in), ``exclusion`` (J_ex),
-    ``consistency`` (J_con; zero without keypoint class masks). ``point_terms=False`` zeroes the novel terms."""
+    """The weighted terms of the assignment cost, each (B, N, T), by their names in ``config.COST_TERMS``:
+    ``classification`` (−w·p_i(c)), ``focal`` and ``dice`` against a full mask, and the novel terms
+    ``inclusion`` (J_in), ``exclusion`` (J_ex), ``consistency`` (J_con; zero without keypoint class masks).
+    ``point_terms=False`` zeroes the novel terms."""
     logits = mask_logits.flatten(2).float()  # (B, N, L)
     probability = logits.sigmoid()
     class_probability = class_logits.float().softmax(-1)
@@ -117,8 +111,8 @@ def cost_terms(
     zero = torch.zeros(index.shape, dtype=probability.dtype, device=probability.device)
     terms = {
         "classification": -weights.classification * torch.gather(class_probability, 2, index),
-        "mask": weights.focal * focal_cost(logits, targets.masks)
-        + weights.dice * dice_cost(probability, targets.masks),
+        "focal": weights.focal * focal_cost(logits, targets.masks),
+        "dice": weights.dice * dice_cost(probability, targets.masks),
         "inclusion": zero,
         "exclusion": zero,
         "consistency": zero,
@@ -133,10 +127,14 @@ def cost_terms(
 
 
 def matching_cost(terms: dict[str, torch.Tensor], is_novel: torch.Tensor) -> torch.Tensor:
-    """The assignment cost (B, N, T) from ``cost_terms``: classification plus, per target, its mask terms (a
-    full mask) or its novel terms J_in + J_ex + J_con (clicks; ``is_novel`` (B, T) says which)."""
-    novel_cost = terms["inclusion"] + terms["exclusion"] + terms["consistency"]
-    return terms["classification"] + torch.where(is_novel[:, None, :], novel_cost, terms["mask"])
+    """The assignment cost (B, N, T) from ``cost_terms``: the terms that price every target, plus, per target,
+    those that price a full mask (Focal + Dice) or those that price clicks (J_in + J_ex + J_con; ``is_novel``
+    (B, T) says which)."""
+
+    def priced(kind: str) -> torch.Tensor:
+        return sum(terms[term.name] for term in COST_TERMS if term.prices == kind)
+
+    return priced("all") + torch.where(is_novel[:, None, :], priced("clicks"), priced("mask"))
 
 
 def hungarian_match(cost: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

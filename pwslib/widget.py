@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from pwslib.config import COST_TERMS
 from pwslib.matching import CostWeights, cost_terms, sample_at_points
 from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import mask_probabilities, semantic_scores
@@ -34,7 +35,7 @@ from pwslib.viz import colourise, label_palette
 # squares on a 3:2 figure. The browser test clicks the centre of the "image" panel.
 PANELS = ("image", "ground_truth", "keypoint_masks", "class_union", "proposal", "prediction")
 PANEL_RECTS = {name: (0.01 + 0.33 * (k % 3), 0.53 - 0.5 * (k // 3), 0.31, 0.41) for k, name in enumerate(PANELS)}
-COST_TERMS = ("classification", "inclusion", "exclusion", "consistency")
+CLICK_COST_TERMS = tuple(term for term in COST_TERMS if term.prices != "mask")  # what prices a novel class
 
 
 class KeypointMaskExplorer:
@@ -96,7 +97,7 @@ class KeypointMaskExplorer:
             CostWeights.of_config(config),
             point_terms=config.novel_matching == "points" and points.shape[1] > 0,
         )
-        total = sum(terms[name][0, :, 0] for name in COST_TERMS)  # (N,)
+        total = sum(terms[term.name][0, :, 0] for term in CLICK_COST_TERMS)  # (N,)
         best = int(total.argmin())
         probabilities = outputs["class_logits"].softmax(-1)[0, :, :-1]  # (N, C)
         return {
@@ -107,7 +108,7 @@ class KeypointMaskExplorer:
             "proposal_index": best,
             "proposal_class": int(probabilities[best].argmax()),
             "proposal_mask": mask_probabilities(outputs["mask_logits"], size)[0, best].numpy(),  # (H, W)
-            "costs": {name: float(terms[name][0, best, 0]) for name in COST_TERMS},
+            "costs": {term.name: float(terms[term.name][0, best, 0]) for term in CLICK_COST_TERMS},
             "prediction": semantic_scores(outputs["class_logits"], outputs["mask_logits"], size)[0].argmax(-1).numpy(),
             "clicks": np.asarray(clicks, dtype=np.int64).reshape(-1, 3),
         }
@@ -125,10 +126,7 @@ class KeypointMaskExplorer:
             keypoint_title = f"keypoint masks s_j of {len(keypoint_masks)} click(s) (max)"
             union_title = f"class union S_c ({self.runs[run].config.class_union})"
         costs = result["costs"]
-        cost_text = (
-            f"class {costs['classification']:+.2f}  J_in {costs['inclusion']:.2f}  "
-            f"J_ex {costs['exclusion']:.2f}  J_con {costs['consistency']:.2f}"
-        )
+        cost_text = "  ".join(f"{term.symbol} {costs[term.name]:+.2f}" for term in CLICK_COST_TERMS)
         return {
             "image": (f"test image: click to add '{names[class_id]}'", result["image"], None),
             "ground_truth": ("ground truth", colourise(result["ground_truth"], count), None),

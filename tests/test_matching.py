@@ -173,3 +173,35 @@ def test_consistency_cost_follows_the_keypoint_mask_inside_the_ignore_region():
     terms = cost_terms(torch.zeros(1, 2, 3), mask_logits, torch.zeros(1, 2, 1), targets, keypoint_masks, weights)
     cost = matching_cost(terms, targets.is_novel)
     assert cost[0, 0, 0] < cost[0, 1, 0]
+
+
+def test_every_cost_term_is_registered_weighed_computed_and_summed():
+    import dataclasses
+
+    from pwslib.config import COST_TERMS, TrainConfig, config_for
+
+    names = {term.name for term in COST_TERMS}
+    weight_fields = {f.name for f in dataclasses.fields(TrainConfig) if f.name.endswith("_cost") and f.type == "float"}
+    assert weight_fields == {term.weight_field for term in COST_TERMS}
+    assert {f.name for f in dataclasses.fields(CostWeights)} - {"point_cost"} == names
+    assert {term.prices for term in COST_TERMS} == {"all", "mask", "clicks"}
+    config = config_for("ours", **{term.weight_field: 0.5 + k for k, term in enumerate(COST_TERMS)})
+    assert CostWeights.of_config(config) == CostWeights(
+        **{term.name: 0.5 + k for k, term in enumerate(COST_TERMS)}, point_cost=config.point_cost
+    )
+    targets = _targets(
+        torch.tensor([[True, False]]),
+        torch.tensor([[0, 1]]),
+        torch.tensor([[[1.0], [0.0]]]),
+        torch.tensor([[[0.0], [1.0]]]),
+        torch.rand(1, 2, 4),
+        torch.ones(1, 4),
+    )
+    terms = cost_terms(
+        torch.randn(1, 3, 3), torch.randn(1, 3, 2, 2), torch.randn(1, 3, 1), targets, torch.rand(1, 2, 4), CostWeights()
+    )
+    assert set(terms) == names
+    by_prices = {kind: sum(terms[t.name] for t in COST_TERMS if t.prices == kind) for kind in ("all", "mask", "clicks")}
+    cost = matching_cost(terms, targets.is_novel)
+    assert torch.allclose(cost[..., 0], (by_prices["all"] + by_prices["clicks"])[..., 0])  # the novel target
+    assert torch.allclose(cost[..., 1], (by_prices["all"] + by_prices["mask"])[..., 1])  # the mask target
