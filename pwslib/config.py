@@ -1,6 +1,6 @@
 """Run configuration: one dataclass, the methods as named overrides.
 
-Every switch of Tables 2 and 3 is a field here, so a table row (``pwslib.tables``) is ``config_for(method, **row)``. Fields
+Every switch of Tables 2 and 3 is a field here, so a table row (``pwslib.experiments.tables``) is ``config_for(method, **row)``. Fields
 marked "(our choice)" are this project's reading where the poster gives no detail.
 """
 

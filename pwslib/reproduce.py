@@ -4,7 +4,7 @@
     python -m pwslib.reproduce --preset full     # split 2 (held out), 3 seeds, 800 iterations per run -> reports/full
     python -m pwslib.reproduce --only 05_table1_methods
 
-Trains the runs the preset plans (``experiments.PRESET_TABLES``) in one pool of processes, longest first, then
+Trains the runs the preset plans (``experiments.schedules.PRESET_TABLES``) in one pool of processes, longest first, then
 runs every notebook in ``notebooks/`` top to bottom with papermill, injecting the preset into its
 ``parameters`` cell, and saves the executed copies in ``<reports>/executed/`` (``reports/`` for ``quick``,
 ``reports/full/`` for ``full``: the two presets' tables and figures sit side by side). Training runs are cached
@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from pwslib.experiments import PRESET_REPORTS, SCHEDULES, planned_configs, train_all
+from pwslib.experiments.grid import planned_configs, train_all
+from pwslib.experiments.schedules import PRESET_REPORTS, SCHEDULES
 from pwslib.io import (
     CHECKOUT,
     DataError,
@@ -31,7 +32,7 @@ from pwslib.io import (
     read_json_or_set_aside,
     write_json_atomic,
 )
-from pwslib.notebook import preset_values
+from pwslib.experiments.notebook import preset_values
 
 ROOT = CHECKOUT
 NOTEBOOKS = (

@@ -335,7 +335,7 @@ CHART_SCORES = ("Base", "Novel", "hIoU")  # the bars of a table's chart
 def table_chart(scores, title: str = ""):
     """A table of runs as grouped bars, one panel per dataset: for every row its base mIoU, novel mIoU and hIoU
     (mean over seeds, error bar = std), ``*`` over a bar that differs from the reference row beyond the seed noise.
-    ``scores``: ``experiments.score_cells`` (columns row, dataset, score, mean, std, differs); other scores are
+    ``scores``: ``experiments.report.score_cells`` (columns row, dataset, score, mean, std, differs); other scores are
     not drawn."""
     plt = _pyplot()
     names = list(CHART_SCORES)

@@ -33,7 +33,8 @@ import torch
 from pwslib.config import TrainConfig, config_for, parse_overrides
 from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.metrics import evaluate_model
-from pwslib.experiments import PRESET_SPLITS, markdown_table
+from pwslib.experiments.report import markdown_table
+from pwslib.experiments.schedules import PRESET_SPLITS
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import CHECKPOINT, load_checkpoint
 from pwslib.train import Trainer

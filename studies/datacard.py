@@ -16,13 +16,11 @@ Writes ``reports/toy_datacard.md``, ``reports/toy_datacard.json`` and figures in
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 

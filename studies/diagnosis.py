@@ -29,7 +29,8 @@ from pwslib.config import config_for
 from pwslib.data.splits import ClassSplit
 from pwslib.evaluate import load_model
 from pwslib.metrics import confusion_matrix, segmentation_scores
-from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES, markdown_table, mean_std
+from pwslib.experiments.report import markdown_table, mean_std
+from pwslib.experiments.schedules import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES
 from pwslib.runs import run_folder
 from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
 from pwslib.viz import _pyplot, training_curves

@@ -10,11 +10,10 @@ from ``ours`` beyond the seed noise, then the two predictions and whether each h
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 
-from pwslib.experiments import markdown_table, summarise, welch_p
+from pwslib.experiments.report import markdown_table, summarise, welch_p
 from pwslib.io import CHECKOUT, DataError, one_line_errors, write_text_atomic
 
 ROOT = CHECKOUT

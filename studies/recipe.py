@@ -19,7 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from pwslib.config import config_for, native_bfloat16
-from pwslib.experiments import Schedule, markdown_table, mean_std, run_grid, summarise, train_all, welch_p
+from pwslib.experiments.grid import run_grid, train_all
+from pwslib.experiments.report import markdown_table, mean_std, summarise, welch_p
+from pwslib.experiments.schedules import Schedule
 from pwslib.runs import run_folder
 from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
 

@@ -58,7 +58,7 @@ def jupyterlab(tmp_path):
     """A JupyterLab server over a folder holding a copy of notebook 03; yields its URL, stops it after."""
     _requirements_or_skip()
     from pwslib.config import config_for
-    from pwslib.notebook import PRESET_VARIABLE
+    from pwslib.experiments.notebook import PRESET_VARIABLE
     from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 
     pretrained_backbone(PretrainingRecipe.of_run(config_for("ours")))  # built here, not under the browser's clock

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pwslib.experiments import SCHEDULES, table_iterations
+from pwslib.experiments.schedules import SCHEDULES, table_iterations
 from studies.guide import README, RESULTS, replace_block, results_block
 
 ROOT = Path(__file__).resolve().parents[1]

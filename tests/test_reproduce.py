@@ -1,7 +1,7 @@
 import json
 
-from pwslib.experiments import SCHEDULES
-from pwslib.notebook import preset_values
+from pwslib.experiments.schedules import SCHEDULES
+from pwslib.experiments.notebook import preset_values
 from pwslib.reproduce import NOTEBOOKS, record_reproduction
 
 
@@ -45,7 +45,7 @@ def test_the_reproduction_trains_the_planned_runs_in_one_pool_before_the_noteboo
     import types
 
     import pwslib.reproduce as reproduce
-    from pwslib.experiments import planned_configs
+    from pwslib.experiments.grid import planned_configs
 
     events = []
     fake_papermill = types.SimpleNamespace(

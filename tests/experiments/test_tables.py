@@ -2,16 +2,7 @@ import pandas as pd
 import pytest
 
 from pwslib.config import config_for
-from pwslib.tables import (
-    SECONDS_FULL_MASKS,
-    SECONDS_PER_CLICK_ROUND,
-    TABLES,
-    annotation_budget_points,
-    annotation_budget_rows,
-    select_rows,
-    table1_rows,
-    table3_rows,
-)
+from pwslib.experiments.tables import annotation_budget_points, annotation_budget_rows, SECONDS_FULL_MASKS, SECONDS_PER_CLICK_ROUND, select_rows, table1_rows, table3_rows, TABLES
 from pwslib.viz import annotation_budget_figure
 
 

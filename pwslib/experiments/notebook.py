@@ -4,7 +4,7 @@
 
 turns the notebook's ``parameters`` cell (which papermill and the reproduction overwrite) into a validated
 ``Schedule``, the base/novel split, whether the dataset is ready, and the run and report folders. A preset
-(``ci``, ``quick``, ``full``; ``pwslib.experiments.SCHEDULES``) sets them all; ``overrides`` changes any of them.
+(``ci``, ``quick``, ``full``; ``schedules.SCHEDULES``) sets them all; ``overrides`` changes any of them.
 Notebooks open on ``quick``; the tests run them on ``ci`` by setting ``PWSLIB_NOTEBOOK_PRESET``
 (``notebooks/conftest.py``), which wins over the parameters cell and says so.
 """
@@ -16,8 +16,20 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from pwslib.experiments import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES, Schedule, data_available, table_iterations
+import dataclasses
+from typing import Sequence
+
+import torch
+
+from pwslib.config import METHODS, config_for
+from pwslib.data import collate
+from pwslib.evaluate import load_model
+from pwslib.experiments.grid import data_available, run_cached, run_grid
+from pwslib.experiments.schedules import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES, Schedule, table_iterations
 from pwslib.io import CHECKOUT, DataError
+from pwslib.model.maskformer import predict
+from pwslib.runs import run_folder
+from pwslib.viz import comparison_summary, visual_comparison
 
 NOTEBOOKS = CHECKOUT / "notebooks"
 PRESET_VARIABLE = "PWSLIB_NOTEBOOK_PRESET"  # set by notebooks/conftest.py: nbval runs every notebook on ``ci``
@@ -86,3 +98,63 @@ def setup(preset: str, dataset: str, overrides: dict | None = None, table: str |
     return NotebookSetup(
         schedule, values["split"], data_available(dataset), notebook_path(values["runs_root"]), reports, figures
     )
+
+
+def trained_runs(methods: list[str], dataset: str, split: int, schedule: Schedule, runs_root: Path) -> dict:
+    """Restored ``Trainer`` of each method's run at the schedule's first seed: the cached run where one has
+    finished, else trained now; says which, and how long each took to train and evaluate."""
+    schedule = dataclasses.replace(schedule, seeds=schedule.seeds[:1])
+    cached = set(finished_methods(methods, dataset, split, schedule, runs_root))
+    results = run_grid({m: (m, {}) for m in methods}, [dataset], split, schedule, runs_root, progress=False)
+    for row in results.itertuples():
+        how = "reused the cached run" if row.row in cached else "trained it now"
+        print(
+            f"{row.row}: {how}: {schedule.iterations} iterations, {row.wall_seconds:.0f} s of training and "
+            f"evaluation on {os.cpu_count()} cores (commit {row.git_commit}); total mIoU {row.total_miou:.1f}, "
+            f"novel mIoU {row.novel_miou:.1f}"
+        )
+    return {row.row: load_model(Path(row.run)) for row in results.itertuples()}
+
+
+def finished_methods(methods: list[str], dataset: str, split: int, schedule: Schedule, runs_root: Path) -> list[str]:
+    """The methods whose run (first seed of ``schedule``) has finished in ``runs_root``."""
+    return [
+        method
+        for method in methods
+        if (
+            run_folder(
+                runs_root,
+                config_for(method, dataset=dataset, split=split, seed=schedule.seeds[0], **schedule.overrides()),
+            )
+            / "metrics.json"
+        ).exists()
+    ]
+
+
+def comparison_figure(
+    dataset: str, split: int, schedule: Schedule, runs_root: Path, methods: Sequence[str] = METHODS, count: int = 6
+):
+    """Test images, ground truth and the prediction of each of ``methods`` (first seed), and one sentence per
+    method on what it gets right there (``viz.comparison_summary``); None without data."""
+    if not data_available(dataset):
+        return None, {}
+    predictions, batch, classes = {}, None, None
+    for method in methods:
+        config = config_for(method, dataset=dataset, split=split, seed=schedule.seeds[0], **schedule.overrides())
+        run_cached(config, runs_root, progress=False)
+        trainer = load_model(run_folder(runs_root, config))
+        if batch is None:
+            test = trainer.test_set
+            batch = collate([test[i] for i in range(min(count, len(test)))])
+            classes = trainer.split
+        with torch.no_grad():
+            predictions[method] = predict(trainer.model, batch["image"]).numpy()
+    ground_truth = batch["full_label"].numpy()
+    figure = visual_comparison(
+        batch["image"].permute(0, 2, 3, 1).numpy(),
+        ground_truth,
+        predictions,
+        classes,
+        title=f"{dataset}: test images, ground truth and every method",
+    )
+    return figure, comparison_summary(ground_truth, predictions, classes)

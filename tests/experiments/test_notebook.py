@@ -2,18 +2,18 @@ import json
 
 import pytest
 
-from pwslib.experiments import PRESET_SPLITS, SCHEDULES
+from pwslib.experiments.schedules import PRESET_SPLITS, SCHEDULES
 from pwslib.io import DataError
-from pwslib.notebook import setup
+from pwslib.experiments.notebook import setup
 
 
 def test_notebook_paths_are_relative_to_the_notebooks_folder_wherever_they_run(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from pwslib.notebook import notebook_path
+    from pwslib.experiments.notebook import notebook_path
 
     monkeypatch.chdir(tmp_path)
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     assert notebook_path("../runs/ci") == checkout / "runs" / "ci"
     assert notebook_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
 
@@ -51,7 +51,7 @@ def test_overrides_given_as_json_text_by_papermill_are_read_and_bad_text_is_one_
 
 
 def test_the_test_preset_variable_wins_over_the_parameters_cell_and_says_so(tmp_path, monkeypatch, capsys):
-    from pwslib.notebook import PRESET_VARIABLE
+    from pwslib.experiments.notebook import PRESET_VARIABLE
 
     monkeypatch.setenv(PRESET_VARIABLE, "ci")
     schedule, *_ = setup("quick", "toy-stuff", {"runs_root": tmp_path, "reports_dir": tmp_path})

@@ -1,0 +1,3 @@
+from pwslib.experiments.cli import main
+
+main()

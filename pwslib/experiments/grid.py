@@ -1,0 +1,159 @@
+"""Many runs: a table's grid of (row, dataset, seed) trained or reused, in parallel processes.
+
+A run is cached under ``<runs_root>/<dataset>-<method>-s<seed>-<config hash>``: re-running a table reuses
+finished runs (their ``metrics.json``) and resumes interrupted ones from their checkpoint, so an
+interrupted reproduction continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from pwslib.config import TrainConfig, config_for
+from pwslib.data import REAL_BENCHMARKS, ensure_points
+from pwslib.experiments.report import SCORES
+from pwslib.experiments.schedules import (
+    PRESET_SPLITS,
+    PRESET_TABLES,
+    SCHEDULES,
+    Schedule,
+    preset_rows,
+    table_iterations,
+)
+from pwslib.experiments.tables import TABLES
+from pwslib.io import default_data_root
+from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
+from pwslib.runs import run_folder
+from pwslib.train import run
+
+def grid_config(method: str, dataset: str, split: int, seed: int, schedule: Schedule, overrides: dict) -> TrainConfig:
+    """The config of one run of a table: ``method`` at ``schedule``, then ``overrides`` (the row's and the grid's)."""
+    return config_for(method, dataset=dataset, split=split, seed=seed, **{**schedule.overrides(), **overrides})
+
+
+def planned_configs(preset: str) -> list[TrainConfig]:
+    """Every run of ``preset``'s tables that ``PRESET_TABLES`` plans, longest first: the reproduction trains them
+    in one pool of processes before the notebooks read them (a notebook at a time would leave a core idle)."""
+    configs = {}
+    for table, plan in PRESET_TABLES.get(preset, {}).items():
+        schedule = dataclasses.replace(SCHEDULES[preset], iterations=table_iterations(preset, table))
+        for method, row_overrides in preset_rows(preset, table, TABLES[table][0]()).values():
+            for dataset in plan.datasets:
+                for seed in schedule.seeds:
+                    config = grid_config(method, dataset, PRESET_SPLITS[preset], seed, schedule, row_overrides)
+                    configs[config.key()] = config
+    return sorted(configs.values(), key=lambda config: -config.iterations)
+
+
+def run_cached(config: TrainConfig, runs_root: Path, progress: bool = True) -> dict:
+    """The metrics of ``config``: read if finished, resumed if interrupted, trained otherwise."""
+    folder = run_folder(runs_root, config)
+    metrics_path = folder / "metrics.json"
+    if metrics_path.exists():
+        return json.loads(metrics_path.read_text())
+    return run(config, folder, resume=True, progress=progress)  # the folder is named by the config: continue it
+
+
+def data_available(dataset: str) -> bool:
+    """True for the toy presets; for a real benchmark, whether it was prepared (else say how)."""
+    if dataset not in REAL_BENCHMARKS:
+        return True
+    folder = default_data_root() / dataset
+    if (folder / "labels" / "train").is_dir():
+        return True
+    print(
+        f"{dataset} is not prepared in {folder}. Get it with:\n"
+        f"    python data_scripts/{dataset}.py --root {folder.parent}\n"
+        f"(downloads the official archive, verifies it, converts labels, simulates clicks), then run this "
+        f"notebook again. Nothing was trained."
+    )
+    return False
+
+
+def run_grid(
+    rows: dict[str, tuple[str, dict]],
+    datasets: list[str],
+    split: int,
+    schedule: Schedule,
+    runs_root: Path,
+    progress: bool = True,
+    workers: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Train (or reuse) every (row, dataset, seed); one result row per run.
+
+    ``rows`` maps a row name to ``(method, config overrides)``; ``overrides`` are config fields every run
+    gets (e.g. ``{"precision": "float32"}`` on a GPU, so its runs share their keys with CPU runs). With ``workers`` > 1 (default: the
+    ``PWSLIB_WORKERS`` environment variable, else 1) the runs still to train are shared out over that
+    many processes, each with ``cores / workers`` torch threads: on 2 cores two 1-thread runs side by
+    side deliver 1.2-1.3x the images/s of one 2-thread run (small convolutions do not use 2 threads fully).
+    """
+    workers = workers or int(os.environ.get("PWSLIB_WORKERS", "1"))
+    planned = []
+    for dataset in datasets:
+        if not data_available(dataset):
+            continue
+        for name, (method, row_overrides) in rows.items():
+            for seed in schedule.seeds:
+                config = grid_config(method, dataset, split, seed, schedule, {**(overrides or {}), **row_overrides})
+                planned.append((name, config, method == "ours" and not row_overrides))
+    configs = list({config.key(): config for _, config, _ in planned}.values())
+    metrics = train_all(configs, Path(runs_root), progress, workers)
+    records = [
+        {
+            "row": name,
+            "dataset": config.dataset,
+            "method": config.method,
+            "seed": config.seed,
+            **{k: metrics[config.key()][k] for k in SCORES},
+            "wall_seconds": metrics[config.key()].get("wall_seconds"),
+            "git_commit": metrics[config.key()].get("git_commit"),
+            "toy_generator": config.toy_generator,
+            "run": str(run_folder(runs_root, config)),
+            "reference": reference,  # `ours` with its defaults: the row the others are tested against
+        }
+        for name, config, reference in planned
+    ]
+    return pd.DataFrame.from_records(records)
+
+
+def train_all(configs: list[TrainConfig], runs_root: Path, progress: bool, workers: int) -> dict:
+    """Metrics of every config by its key: cached ones read, the rest trained here or in ``workers`` processes."""
+    pending = [c for c in configs if not (run_folder(runs_root, c) / "metrics.json").exists()]
+    if workers <= 1 or len(pending) <= 1:
+        return {config.key(): run_cached(config, runs_root, progress) for config in configs}
+    for recipe in {PretrainingRecipe.of_run(config) for config in pending} - {None}:
+        pretrained_backbone(recipe)  # once, before the workers would race to pretrain it
+    for data in {_training_data(config) for config in pending}:
+        ensure_points(*data[:5], data_seed=data[5], **json.loads(data[6]))  # the toy scenes and clicks, once too
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        longest_first = sorted(pending, key=lambda config: -config.iterations)  # so that no core idles at the end
+        futures = [pool.submit(run_cached, config, runs_root, False) for config in longest_first]
+        for future in tqdm(futures, desc=f"runs ({workers} processes)", disable=not progress):
+            future.result()
+    return {config.key(): run_cached(config, runs_root, progress) for config in configs}
+
+
+def _training_data(config: TrainConfig) -> tuple:
+    """What a run's training set is made from, hashable: ``ensure_points``'s arguments."""
+    return (
+        config.dataset,
+        config.split,
+        config.points_per_class,
+        config.point_rule,
+        config.point_seed,
+        config.data_seed,
+        json.dumps(config.toy_options, sort_keys=True),
+    )

@@ -1,0 +1,102 @@
+import ast
+import json
+from pathlib import Path
+
+import pandas as pd
+from conftest import SMALL_TOY
+
+from pwslib.config import config_for
+from pwslib.experiments.grid import planned_configs, run_cached, run_grid
+from pwslib.experiments.report import write_table
+from pwslib.experiments.schedules import preset_rows, PRESET_TABLES, Schedule
+from pwslib.runs import run_folder
+from pwslib.train import run
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEDULE = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
+
+
+def test_grid_reuses_finished_runs_and_writes_tables(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    rows = {"base_only": ("base_only", {}), "ours": ("ours", {})}
+    results = run_grid(rows, ["toy-stuff"], 1, SCHEDULE, tmp_path / "runs", progress=False)
+    assert len(results) == 4 and set(results["row"]) == {"base_only", "ours"}
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/metrics.json")}
+    again = run_grid(rows, ["toy-stuff"], 1, SCHEDULE, tmp_path / "runs", progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/metrics.json")} == stamps
+    assert again["hiou"].tolist() == results["hiou"].tolist()
+    text = write_table(results, "table_test", "A test table", tmp_path / "reports", SCHEDULE, 1)
+    assert "±" in text and "preset `custom`: seeds [0, 1]" in text and "machine" in text
+    assert len(pd.read_csv(tmp_path / "reports" / "table_test.csv")) == 4
+
+
+def test_grid_overrides_reach_every_run_and_rows_override_them(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    schedule = Schedule(seeds=(0,), iterations=1, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
+    rows = {"ours": ("ours", {}), "ours, 3 clicks": ("ours", {"points_per_class": 3})}
+    results = run_grid(
+        rows, ["toy-stuff"], 1, schedule, tmp_path / "runs", progress=False, overrides={"points_per_class": 2}
+    )
+    clicks = {
+        row: json.loads((Path(run) / "config.json").read_text())["points_per_class"]
+        for row, run in zip(results["row"], results["run"])
+    }
+    assert clicks == {"ours": 2, "ours, 3 clicks": 3}
+
+
+def test_grid_trains_in_parallel_processes_and_then_reuses_the_runs(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    rows = {"base_only": ("base_only", {}), "point_naive": ("point_naive", {})}
+    results = run_grid(rows, ["toy-stuff"], 1, SCHEDULE, tmp_path / "runs", progress=False, workers=2)
+    assert len(results) == 4 and len(list((tmp_path / "runs").glob("*/metrics.json"))) == 4
+    again = run_grid(rows, ["toy-stuff"], 1, SCHEDULE, tmp_path / "runs", progress=False, workers=2)
+    assert again["hiou"].tolist() == results["hiou"].tolist()
+
+
+def test_interrupted_run_is_resumed_by_the_cache(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = config_for("ours", iterations=4, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
+    folder = run_folder(tmp_path, config)
+    assert run(config, folder, progress=False, stop_after=2) is None
+    metrics = run_cached(config, tmp_path, progress=False)
+    assert metrics["config_key"] == config.key()
+    assert len(pd.read_csv(folder / "log.csv")) == 4
+
+
+def test_the_planned_runs_are_the_runs_the_notebooks_train_longest_first(tmp_path):
+    """The reproduction trains ``planned_configs`` before the notebooks: their keys must be the notebooks' keys."""
+    from pwslib.experiments.notebook import setup
+    from pwslib.experiments.tables import TABLES
+
+    planned = planned_configs("quick")
+    assert [c.iterations for c in planned] == sorted((c.iterations for c in planned), reverse=True)
+    notebook_keys = set()
+    for table, plan in PRESET_TABLES["quick"].items():
+        schedule = setup("quick", "toy-stuff", {"runs_root": str(tmp_path), "reports_dir": str(tmp_path)}, table).schedule
+        for method, overrides in preset_rows("quick", table, TABLES[table][0]()).values():
+            for dataset in plan.datasets:
+                notebook_keys.add(
+                    config_for(method, dataset=dataset, split=1, seed=0, **{**schedule.overrides(), **overrides}).key()
+                )
+    assert {c.key() for c in planned} == notebook_keys and len(planned) == 10  # 3 x 2 of Table 1, 4 ablation runs
+
+
+def test_the_planned_datasets_are_the_notebooks_defaults():
+    import papermill
+
+    notebooks = {"table1": "05_table1_methods", "table2": "06_table2_ablation", "table3": "07_table3_variants"}
+    for table, plan in PRESET_TABLES["quick"].items():
+        parameters = papermill.inspect_notebook(str(ROOT / "notebooks" / f"{notebooks[table]}.ipynb"))
+        names = "datasets" if "datasets" in parameters else "dataset"
+        default = ast.literal_eval(parameters[names]["default"])
+        assert tuple(default if isinstance(default, list) else [default]) == plan.datasets
+
+
+def test_integer_given_for_a_float_field_hashes_like_the_float():
+    from pwslib.config import TrainConfig
+
+    assert (
+        TrainConfig.from_dict({"consistency_weight": 0}).key()
+        == TrainConfig.from_dict({"consistency_weight": 0.0}).key()
+    )
+    assert config_for("ours", consistency_weight=0).key() == config_for("ours", consistency_weight=0.0).key()
