@@ -78,7 +78,8 @@ class TrainConfig:
     backbone_widths: tuple[int, ...] = (32, 64, 96, 128)
     pretrained_backbone: bool = True  # ImageNet (resnet50) / the procedural pretraining (small_resnet, pretraining.py)
     pretraining_steps: int = 8000  # length of small_resnet's procedural pretraining (its weights ship, pretraining.py)
-    precision: str = "auto"  # float32 | bfloat16 (autocast of the network; losses stay float32); auto: see below
+    precision: str = "auto"  # float32 | bfloat16 (autocast of the network; losses stay float32) | auto: the machine's
+    # (resolve_precision); the key holds what was asked, metrics.json what ran
     embedding_dim: int = 64
     num_queries: int = 16
     decoder_layers: int = 2
@@ -325,9 +326,9 @@ REAL_RECIPES: dict[str, dict[str, Any]] = {
 def config_for(method: str, **overrides: Any) -> TrainConfig:
     """The config of ``method`` (a key of METHODS), with the real recipe for real datasets, then overrides.
 
-    ``precision`` is resolved here, so a run's config (and its cache key) says which precision it used:
-    ``auto`` and ``bfloat16`` become ``bfloat16`` where the hardware computes it natively
-    (``native_bfloat16``) and ``float32`` elsewhere, with a warning when ``bfloat16`` was asked for.
+    ``precision`` stays what was asked (``auto`` by default), so the same command has the same cache key on
+    every machine; the precision a run computed in is decided when its model is built (``resolve_precision``)
+    and recorded in its ``metrics.json`` (``precision_ran``).
     """
     if method not in METHODS:
         raise DataError(f"unknown method {method!r}; choose one of {list(METHODS)}")
@@ -335,21 +336,20 @@ def config_for(method: str, **overrides: Any) -> TrainConfig:
     dataset = overrides.get("dataset", TrainConfig.dataset)
     values.update(REAL_RECIPES.get(dataset, {}))
     values.update(overrides)
-    values["precision"] = resolve_precision(values.get("precision", TrainConfig.precision))
     return TrainConfig.from_dict(values)
 
 
 def resolve_precision(requested: str) -> str:
-    """``auto`` / ``bfloat16`` -> ``bfloat16`` if supported natively, else ``float32``; ``float32`` stays."""
+    """The precision a run computes in: ``auto`` -> ``bfloat16`` where the hardware computes it natively, else
+    ``float32``; ``float32`` and ``bfloat16`` as asked (``bfloat16`` without native support is emulated, several
+    times slower: a warning says so)."""
     if requested not in CHOICES["precision"]:
         raise DataError(f"unknown precision {requested!r}; choose one of {list(CHOICES['precision'])}")
-    if requested == "float32":
-        return "float32"
-    if native_bfloat16():
-        return "bfloat16"
-    if requested == "bfloat16":
-        warnings.warn("this machine has no native bfloat16 (no CUDA bf16, no AVX512-BF16 / AMX): training in float32")
-    return "float32"
+    if requested == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
+    if requested == "bfloat16" and not native_bfloat16():
+        warnings.warn("this machine has no native bfloat16 (no CUDA bf16, no AVX512-BF16 / AMX): emulated, slow")
+    return requested
 
 
 def native_bfloat16() -> bool:

@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides
+from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides, resolve_precision
 from pwslib.data import DATASETS, build_dataset, collate, training_cooccurrence
 from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.data.toy import PRESETS as TOY_PRESETS
@@ -60,6 +60,7 @@ def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskForme
     shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(ModelConfig) if f.name != "num_classes"}
     shared["backbone_widths"] = tuple(shared["backbone_widths"])
     shared["pixel_classifier"] = config.pixel_classifier and config.pixel_classification_weight > 0
+    shared["precision"] = resolve_precision(config.precision)
     model = PointWeakShotMaskFormer(ModelConfig(num_classes=num_classes, **shared))
     recipe = PretrainingRecipe.of_run(config)
     if recipe is not None:
@@ -350,6 +351,7 @@ def _train_and_score(config, out, distributed, progress, stop_after, time_budget
         **scores,
         "config": config.to_dict(),
         "config_key": config.key(),
+        "precision_ran": trainer.model.config.precision,
         **provenance(wall_seconds=trainer.wall_seconds(), world_size=distributed.world_size),
     }
     if distributed.is_main:

@@ -239,7 +239,7 @@ def benchmark(args: argparse.Namespace) -> None:
         for method in ("full_supervision", "ours")
     }
     ours = trainers["ours"]
-    precision = ours.config.precision
+    precision = ours.model.config.precision  # what this machine computes in
     results: dict = {"precision": precision, "parameters": sum(p.numel() for p in ours.model.parameters())}
     results["matmul_gflops_float32"] = matmul_peak(torch.float32)
     if native_bfloat16():

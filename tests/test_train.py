@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pwslib.config import config_for
+from pwslib.config import config_for, resolve_precision
 from pwslib.io import DataError
 from pwslib.runs import CHECKPOINT, load_checkpoint
 from pwslib.train import Trainer, run
@@ -50,6 +50,8 @@ def test_run_writes_metrics_config_log_and_checkpoint(tmp_path, toy_root, monkey
         "wall_seconds",
     } <= saved.keys()
     assert saved["hiou"] == metrics["hiou"] and len(losses(tmp_path / "run")) == 6
+    assert saved["config"]["precision"] == tiny_config().precision  # what was asked: the key's
+    assert saved["precision_ran"] == resolve_precision(tiny_config().precision)  # what this machine computed in
 
 
 def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, toy_root, monkeypatch):

@@ -93,8 +93,8 @@ def run_grid(
     """Train (or reuse) every (row, dataset, seed); one result row per run.
 
     ``rows`` maps a row name to ``(method, config overrides)``; ``overrides`` are config fields every run
-    gets (e.g. ``{"precision": "float32"}`` on a GPU, so its runs share their keys with CPU runs). With ``workers`` > 1 (default: the
-    ``PWSLIB_WORKERS`` environment variable, else 1) the runs still to train are shared out over that
+    gets (e.g. ``{"precision": "float32"}`` to compute in float32 on any machine). With ``workers`` > 1 (default:
+    the ``PWSLIB_WORKERS`` environment variable, else 1) the runs still to train are shared out over that
     many processes, each with ``cores / workers`` torch threads: on 2 cores two 1-thread runs side by
     side deliver 1.2-1.3x the images/s of one 2-thread run (small convolutions do not use 2 threads fully).
     """

@@ -142,13 +142,13 @@ def comparison_figure(
     for method in methods:
         config = config_for(method, dataset=dataset, split=split, seed=schedule.seeds[0], **schedule.overrides())
         run_cached(config, runs_root, progress=False)
-        trainer = load_model(run_folder(runs_root, config))
+        loaded = load_model(run_folder(runs_root, config))
         if batch is None:
-            test = trainer.test_set
+            test = loaded.test_set
             batch = collate([test[i] for i in range(min(count, len(test)))])
-            classes = trainer.split
+            classes = loaded.split
         with torch.no_grad():
-            predictions[method] = predict(trainer.model, batch["image"]).numpy()
+            predictions[method] = predict(loaded.model, batch["image"]).numpy()
     ground_truth = batch["full_label"].numpy()
     figure = visual_comparison(
         batch["image"].permute(0, 2, 3, 1).numpy(),
