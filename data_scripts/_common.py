@@ -8,7 +8,7 @@ from pathlib import Path
 from pwslib.data import ensure_points
 from pwslib.data.points import POINT_RULES, POINTS_PER_CLASS_CHOICES
 from pwslib.data.real import prepare_benchmark
-from pwslib.io import default_data_root, one_line_errors
+from pwslib.io import check_writable, default_data_root, one_line_errors
 
 
 def main(benchmark: str, description: str) -> None:
@@ -26,6 +26,7 @@ def main(benchmark: str, description: str) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the point simulation")
     args = parser.parse_args()
     with one_line_errors(f"the {benchmark} preparation"):
+        check_writable(args.root, "choose a writable folder with --root")  # before any download or conversion
         prepare_benchmark(benchmark, args.root, args.download_dir)
         for split in args.split:
             for k in args.points_per_class:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pwslib.data import DATASETS, ensure_points
 from pwslib.data.points import POINT_RULES, POINTS_PER_CLASS_CHOICES
-from pwslib.io import one_line_errors
+from pwslib.io import check_writable, default_data_root, one_line_errors
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--dataset", required=True, choices=DATASETS)
@@ -19,6 +19,7 @@ parser.add_argument("--rule", default="uniform", choices=POINT_RULES)
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 with one_line_errors("the point simulation"):
+    check_writable(args.root or default_data_root(), "choose a writable folder with --root")  # before any work
     for split in args.split:
         for k in args.points_per_class:
             print(ensure_points(args.dataset, split, k, args.rule, args.seed, root=args.root))
