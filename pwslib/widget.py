@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from pwslib.config import COST_TERMS
-from pwslib.matching import CostWeights, cost_terms, sample_at_points
+from pwslib.matching import CostWeights, cost_terms, matching_cost, sample_at_points
 from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.data.splits import IGNORE_INDEX
@@ -35,7 +35,7 @@ from pwslib.viz import colourise, label_palette
 # squares on a 3:2 figure. The browser test clicks the centre of the "image" panel.
 PANELS = ("image", "ground_truth", "keypoint_masks", "class_union", "proposal", "prediction")
 PANEL_RECTS = {name: (0.01 + 0.33 * (k % 3), 0.53 - 0.5 * (k // 3), 0.31, 0.41) for k, name in enumerate(PANELS)}
-CLICK_COST_TERMS = tuple(term for term in COST_TERMS if term.prices != "mask")  # what prices a novel class
+CLICK_COST_TERMS = tuple(term for term in COST_TERMS if term.prices != "mask")  # the terms shown for a novel class
 
 
 class KeypointMaskExplorer:
@@ -97,7 +97,7 @@ class KeypointMaskExplorer:
             CostWeights.of_config(config),
             point_terms=config.novel_matching == "points" and points.shape[1] > 0,
         )
-        total = sum(terms[term.name][0, :, 0] for term in CLICK_COST_TERMS)  # (N,)
+        total = matching_cost(terms, targets.is_novel)[0, :, 0]  # (N,): the cost the run's matcher gives this class
         best = int(total.argmin())
         probabilities = outputs["class_logits"].softmax(-1)[0, :, :-1]  # (N, C)
         return {

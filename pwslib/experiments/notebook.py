@@ -21,10 +21,10 @@ from typing import Sequence
 
 import torch
 
-from pwslib.config import METHODS, config_for
+from pwslib.config import METHODS
 from pwslib.data import collate
 from pwslib.evaluate import load_model
-from pwslib.experiments.grid import data_available, run_cached, run_grid
+from pwslib.experiments.grid import data_available, grid_config, run_cached, run_grid
 from pwslib.experiments.schedules import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES, Schedule, table_iterations
 from pwslib.io import CHECKOUT, DataError
 from pwslib.model.maskformer import predict
@@ -124,7 +124,7 @@ def finished_methods(methods: list[str], dataset: str, split: int, schedule: Sch
         if (
             run_folder(
                 runs_root,
-                config_for(method, dataset=dataset, split=split, seed=schedule.seeds[0], **schedule.overrides()),
+                grid_config(method, dataset, split, schedule.seeds[0], schedule, {}),
             )
             / "metrics.json"
         ).exists()
@@ -140,7 +140,7 @@ def comparison_figure(
         return None, {}
     predictions, batch, classes = {}, None, None
     for method in methods:
-        config = config_for(method, dataset=dataset, split=split, seed=schedule.seeds[0], **schedule.overrides())
+        config = grid_config(method, dataset, split, schedule.seeds[0], schedule, {})
         run_cached(config, runs_root, progress=False)
         loaded = load_model(run_folder(runs_root, config))
         if batch is None:
