@@ -26,7 +26,7 @@ from pwslib.io import DataError
 
 _ABSENT = object()
 # Fields added after runs were cached, at the value that trains exactly as before they existed.
-KEY_NEUTRAL: dict[str, Any] = {"learning_rate_decay": "poly", "weight_average_decay": 0.0}
+KEY_NEUTRAL: dict[str, Any] = {"learning_rate_decay": "poly", "weight_average_decay": 0.0, "pixel_decoder_kernel": 3}
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ class TrainConfig:
     precision: str = "auto"  # float32 | bfloat16 (autocast of the network; losses stay float32) | auto: the machine's
     # (resolve_precision); the key holds what was asked, metrics.json what ran
     embedding_dim: int = 64
+    pixel_decoder_kernel: int = 3  # of the FPN's output convolutions: 3 as in MaskFormer | 1 (cheaper, reports/recipe.md)
     num_queries: int = 16
     decoder_layers: int = 2
     attention_heads: int = 4
@@ -195,7 +196,7 @@ COST_TERMS: tuple[CostTerm, ...] = (
 )
 
 # Every field with a fixed set of values (DataError names the choices), and the numeric ranges.
-CHOICES: dict[str, tuple[str, ...]] = {
+CHOICES: dict[str, tuple] = {
     "point_rule": ("uniform", "centre"),
     "novel_supervision": ("none", "points", "image_labels", "full_masks"),
     "novel_matching": ("points", "class_only"),
@@ -206,6 +207,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "backbone": ("small_resnet", "resnet50"),
     "precision": ("auto", "float32", "bfloat16"),
     "learning_rate_decay": ("poly", "cosine"),
+    "pixel_decoder_kernel": (1, 3),
 }
 POSITIVE = (
     "split points_per_class num_queries decoder_layers attention_heads feed_forward_dim embedding_dim queue_size "

@@ -142,5 +142,8 @@ def test_switches_added_later_stay_out_of_the_key_at_their_neutral_value():
     assert config.key() == hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
     assert config_for("ours", learning_rate_decay="cosine").key() != config.key()
     assert config_for("ours", weight_average_decay=0.99).key() != config.key()
+    assert config_for("ours", pixel_decoder_kernel=1).key() != config.key()
     with pytest.raises(DataError, match="weight_average_decay must be below 1"):
         config_for("ours", weight_average_decay=1.0)
+    with pytest.raises(DataError, match=r"unknown pixel_decoder_kernel 5; choose one of \[1, 3\]"):
+        config_for("ours", pixel_decoder_kernel=5)

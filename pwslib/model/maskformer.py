@@ -48,6 +48,7 @@ class ModelConfig:
     backbone_widths: tuple[int, ...] = TrainConfig.backbone_widths
     pretrained_backbone: bool = TrainConfig.pretrained_backbone
     embedding_dim: int = TrainConfig.embedding_dim
+    pixel_decoder_kernel: int = TrainConfig.pixel_decoder_kernel  # of the FPN's output convolutions
     num_queries: int = TrainConfig.num_queries
     decoder_layers: int = TrainConfig.decoder_layers
     attention_heads: int = TrainConfig.attention_heads
@@ -66,7 +67,7 @@ class PointWeakShotMaskFormer(nn.Module):
         dim = config.embedding_dim
         self.normalise = Normalise()
         self.backbone = build_backbone(config.backbone, config.backbone_widths, config.pretrained_backbone)
-        self.pixel_decoder = FPNPixelDecoder(self.backbone.out_channels, dim)
+        self.pixel_decoder = FPNPixelDecoder(self.backbone.out_channels, dim, config.pixel_decoder_kernel)
         self.transformer_decoder = TransformerDecoder(
             dim, config.num_queries, config.decoder_layers, config.attention_heads, config.feed_forward_dim
         )

@@ -1,9 +1,11 @@
 import pytest
 import torch
 
+from pwslib.config import config_for
 from pwslib.model.backbone import ResNet50, SmallResNet
 from pwslib.model.keypoint_head import KeypointHead, class_union, sample_embeddings
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer, predict, semantic_scores
+from pwslib.train import build_model
 
 
 def test_forward_shapes():
@@ -99,3 +101,12 @@ def test_class_scores_read_the_region_under_the_mask():
     other[..., :16, :] = 255 - other[..., :16, :]
     with torch.no_grad():
         assert not torch.allclose(model(image)["class_logits"], model(other)["class_logits"])
+
+
+def test_pixel_decoder_kernel_sets_the_fpn_output_convolutions_and_keeps_the_shapes():
+    cheap = build_model(config_for("ours", pixel_decoder_kernel=1, pretrained_backbone=False), num_classes=5)
+    default = build_model(config_for("ours", pretrained_backbone=False), num_classes=5)
+    assert {conv[0].kernel_size for conv in cheap.pixel_decoder.output} == {(1, 1)}
+    assert {conv[0].kernel_size for conv in default.pixel_decoder.output} == {(3, 3)}
+    image = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+    assert cheap(image)["pixel_embeddings"].shape == default(image)["pixel_embeddings"].shape == (1, 64, 16, 16)
