@@ -38,7 +38,7 @@ from pwslib.experiments.schedules import PRESET_SPLITS
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import CHECKPOINT, load_checkpoint
 from pwslib.train import Trainer
-from pwslib.viz import convergence_figure
+from pwslib.viz.figures import convergence_figure
 
 ROOT = CHECKOUT
 METHODS = ("full_supervision", "point_naive", "ours")

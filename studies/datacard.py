@@ -31,7 +31,7 @@ from pwslib.data.toy import PRESETS, load_toy
 from pwslib.io import one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.metrics import ConfusionMatrix, segmentation_scores
 from pwslib.model.per_pixel import PerPixelSegmenter
-from pwslib.viz import cooccurrence_heatmap, sample_grid
+from pwslib.viz.figures import cooccurrence_heatmap, sample_grid
 
 COLOUR_BAND = 15.0
 LEARNABLE_BAND = (45.0, 85.0)

@@ -33,7 +33,7 @@ from pwslib.experiments.report import markdown_table, mean_std
 from pwslib.experiments.schedules import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES
 from pwslib.runs import run_folder
 from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
-from pwslib.viz import _pyplot, training_curves
+from pwslib.viz.figures import _pyplot, training_curves
 
 ROOT = CHECKOUT
 METHODS = ("base_only", "point_naive", "keypoint_pseudo", "ours", "full_supervision")

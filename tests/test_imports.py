@@ -69,7 +69,7 @@ LAYERS = {
     "foundations": ("pwslib", "io", "config", "distributed", "data", "model"),
     "method": ("targets", "matching", "losses", "memory_bank", "pseudo_labels", "pretraining", "metrics"),
     "runs": ("runs", "train", "evaluate"),
-    "figures": ("viz", "widget"),
+    "figures": ("viz",),  # the package: figures, explorer
     "experiments": ("experiments",),  # the package: tables, schedules, grid, report, analysis, notebook, cli
     "commands": ("reproduce",),
     "studies": ("studies",),  # the whole package: one investigation per module, never imported by pwslib

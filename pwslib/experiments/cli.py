@@ -24,7 +24,7 @@ from pwslib.experiments.tables import (
     select_rows,
 )
 from pwslib.io import DataError, check_writable
-from pwslib.viz import annotation_budget_figure, table_chart
+from pwslib.viz.figures import annotation_budget_figure, table_chart
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m pwslib.experiments table1 --datasets toy-stuff --seeds 0 1 2 --iterations 1500 --name quality``"""

@@ -29,7 +29,7 @@ from pwslib.experiments.schedules import PRESET_REPORTS, PRESET_SPLITS, SCHEDULE
 from pwslib.io import CHECKOUT, DataError
 from pwslib.model.maskformer import predict
 from pwslib.runs import run_folder
-from pwslib.viz import comparison_summary, visual_comparison
+from pwslib.viz.figures import comparison_summary, visual_comparison
 
 NOTEBOOKS = CHECKOUT / "notebooks"
 PRESET_VARIABLE = "PWSLIB_NOTEBOOK_PRESET"  # set by notebooks/conftest.py: nbval runs every notebook on ``ci``

@@ -3,7 +3,7 @@ import pytest
 
 from pwslib.config import config_for
 from pwslib.experiments.tables import annotation_budget_points, annotation_budget_rows, SECONDS_FULL_MASKS, SECONDS_PER_CLICK_ROUND, select_rows, table1_rows, table3_rows, TABLES
-from pwslib.viz import annotation_budget_figure
+from pwslib.viz.figures import annotation_budget_figure
 
 
 def test_a_subset_of_rows_keeps_the_reference_row_and_unknown_rows_are_refused():

@@ -8,7 +8,7 @@ from pwslib.config import config_for
 from pwslib.data.summaries import first_object_click
 from pwslib.matching import CostWeights, cost_terms, matching_cost
 from pwslib.train import Trainer
-from pwslib.widget import PANEL_RECTS, PANELS, KeypointMaskExplorer
+from pwslib.viz.explorer import PANEL_RECTS, PANELS, KeypointMaskExplorer
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_the_matched_proposal_is_the_cheapest_under_the_runs_own_costs(explorer,
         calls.append((arguments, keywords))
         return cost_terms(*arguments, **keywords)
 
-    monkeypatch.setattr("pwslib.widget.cost_terms", recording)
+    monkeypatch.setattr("pwslib.viz.explorer.cost_terms", recording)
     index, click, cls = first_object_click(explorer.dataset, explorer.split)
     result = explorer.compute("ours", index, [(*click, cls)], cls)
     arguments, keywords = calls[0]

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pwslib.widget import PANEL_RECTS
+from pwslib.viz.explorer import PANEL_RECTS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "03_model_and_keypoint_masks.ipynb"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 RUN_ALL_SECONDS = 900  # running every cell may pretrain the backbone first (about 4 min on 2 cores)

@@ -29,7 +29,7 @@ from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.data.splits import IGNORE_INDEX
 from pwslib.data.summaries import first_object_click, mask_coverage
 from pwslib.targets import Targets, downsample_labels
-from pwslib.viz import colourise, label_palette
+from pwslib.viz.figures import colourise, label_palette
 
 # Panels of the figure and their axes in figure fractions (left, bottom, width, height): a 3 x 2 grid of
 # squares on a 3:2 figure. The browser test clicks the centre of the "image" panel.
