@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from pwslib.config import METHODS
+from pwslib.config import METHODS, TrainConfig
 
 Rows = dict[str, tuple[str, dict[str, Any]]]
 
@@ -114,17 +114,25 @@ def annotation_budget_rows() -> Rows:
     return rows
 
 
-def annotation_seconds(row: str) -> float:
-    """Annotation seconds per image of an ``annotation_budget_rows`` row."""
-    if row == "full_supervision":
+def annotation_seconds(method: str, overrides: dict) -> float:
+    """Annotation seconds per image of a run of ``method`` with these config ``overrides``: full masks, or
+    ``points_per_class`` rounds of clicks."""
+    if method == "full_supervision":
         return SECONDS_FULL_MASKS
-    clicks = int(row.rsplit(", ", 1)[1].split()[0])
-    return clicks * SECONDS_PER_CLICK_ROUND
+    return overrides.get("points_per_class", TrainConfig.points_per_class) * SECONDS_PER_CLICK_ROUND
 
 
 def annotation_budget_points(results: pd.DataFrame) -> pd.DataFrame:
-    """``results`` of ``annotation_budget_rows`` with each run's ``seconds`` of annotation per image and ``method``."""
-    return results.assign(seconds=results["row"].map(annotation_seconds), method=results["row"].str.split(",").str[0])
+    """``results`` of ``annotation_budget_rows`` with each run's ``seconds`` of annotation per image and ``method``,
+    read from the row's definition (its method and overrides), not from its label."""
+    rows = annotation_budget_rows()
+    unknown = sorted(set(results["row"]) - set(rows))
+    if unknown:
+        raise ValueError(f"rows {unknown} are not annotation-budget rows; those are {list(rows)}")
+    return results.assign(
+        seconds=results["row"].map(lambda row: annotation_seconds(*rows[row])),
+        method=results["row"].map(lambda row: rows[row][0]),
+    )
 
 
 def select_rows(rows: Rows, names: list[str]) -> Rows:

@@ -54,3 +54,5 @@ def test_annotation_budget_rows_put_each_run_on_the_seconds_axis():
     assert len(figure.axes) == 1 and len(figure.axes[0].lines) >= 3
     ticks = [label.get_text() for label in figure.axes[0].get_xticklabels()]
     assert ticks == [f"{n * SECONDS_PER_CLICK_ROUND:.0f}" for n in (1, 3, 5, 10)]  # the click budgets, in seconds
+    with pytest.raises(ValueError, match="not annotation-budget rows"):
+        annotation_budget_points(results.assign(row="ours, 2 clicks"))
