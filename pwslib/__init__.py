@@ -2,7 +2,7 @@
 
 Base classes are learned from full pixel masks, novel classes from a few clicked points; the
 "point -> mask" mapping learned on base classes transfers to the novel ones. The README has the method in
-one screen; the docstrings of model/keypoint_head.py, matching.py, losses.py and memory_bank.py its equations.
+one screen; the docstrings of model/keypoint_head.py, method/matching.py, method/losses.py and method/memory_bank.py its equations.
 """
 
 __version__ = "0.1.0"

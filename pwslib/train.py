@@ -36,11 +36,11 @@ from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, setup_distributed
 from pwslib.metrics import check_finite_parameters, evaluate_model, format_scores
 from pwslib.io import DataError, provenance, save_array_atomic, write_json_atomic
-from pwslib.losses import WeakShotCriterion
-from pwslib.memory_bank import MemoryBank
+from pwslib.method.losses import WeakShotCriterion
+from pwslib.method.memory_bank import MemoryBank
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
-from pwslib.pseudo_labels import pseudo_labels
+from pwslib.method.pseudo_labels import pseudo_labels
 from pwslib.runs import (
     CHECKPOINT,
     LOG_FIELDS,

@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from pwslib.config import COST_TERMS
-from pwslib.matching import CostWeights, cost_terms, matching_cost, sample_at_points
+from pwslib.method.matching import CostWeights, cost_terms, matching_cost, sample_at_points
 from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.data.splits import IGNORE_INDEX
 from pwslib.data.summaries import first_object_click, mask_coverage
-from pwslib.targets import Targets, downsample_labels
+from pwslib.method.targets import Targets, downsample_labels
 from pwslib.viz.figures import colourise, label_palette
 
 # Panels of the figure and their axes in figure fractions (left, bottom, width, height): a 3 x 2 grid of

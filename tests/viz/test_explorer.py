@@ -6,7 +6,7 @@ from conftest import SMALL_TOY
 
 from pwslib.config import config_for
 from pwslib.data.summaries import first_object_click
-from pwslib.matching import CostWeights, cost_terms, matching_cost
+from pwslib.method.matching import CostWeights, cost_terms, matching_cost
 from pwslib.train import Trainer
 from pwslib.viz.explorer import PANEL_RECTS, PANELS, KeypointMaskExplorer
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pwslib.memory_bank import MemoryBank, object_confidence
+from pwslib.method.memory_bank import MemoryBank, object_confidence
 
 
 def test_object_confidence_by_hand():

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 
 from pwslib.config import LOSS_TERMS, TrainConfig
 from pwslib.distributed import all_reduce_mean
-from pwslib.matching import CostWeights, cost_terms, hungarian_match, matching_cost, sample_at_points
-from pwslib.memory_bank import MemoryBank, object_confidence
+from pwslib.method.matching import CostWeights, cost_terms, hungarian_match, matching_cost, sample_at_points
+from pwslib.method.memory_bank import MemoryBank, object_confidence
 from pwslib.model.keypoint_head import class_union
-from pwslib.targets import Targets, build_targets
+from pwslib.method.targets import Targets, build_targets
 
 
 def global_count(count: torch.Tensor | float) -> torch.Tensor:

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from pwslib.config import config_for
-from pwslib.losses import WeakShotCriterion, dice_loss, point_loss, probability_bce, sigmoid_focal_loss
+from pwslib.method.losses import WeakShotCriterion, dice_loss, point_loss, probability_bce, sigmoid_focal_loss
 
 
 def test_focal_loss_known_value_and_reduction_to_bce():

@@ -1,6 +1,6 @@
 import torch
 
-from pwslib.targets import build_targets
+from pwslib.method.targets import build_targets
 
 
 def batch():

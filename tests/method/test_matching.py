@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from pwslib.matching import (
+from pwslib.method.matching import (
     CostWeights,
     cost_terms,
     dice_cost,
@@ -13,7 +13,7 @@ from pwslib.matching import (
     point_costs,
     sample_at_points,
 )
-from pwslib.targets import Targets
+from pwslib.method.targets import Targets
 
 
 def brute_force(cost):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from pwslib.config import CHOICES, COST_TERMS, TrainConfig
-from pwslib.targets import Targets
+from pwslib.method.targets import Targets
 
 
 POINT_COSTS = CHOICES["point_cost"]
