@@ -31,19 +31,29 @@ def format_p(p_value: float) -> str:
     return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
 
 
+def predictions(results: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per preset: the gap ``ours`` − ``point_naive`` in hIoU, its Welch ``p`` over the seeds and the ``share``
+    ``ours`` / ``full_supervision`` (means over the seeds)."""
+    found = {}
+    for dataset, group in results.groupby("dataset", sort=False):
+        hiou = {method: runs["hiou"].astype(float) for method, runs in group.groupby("method")}
+        found[dataset] = {
+            "gap": hiou["ours"].mean() - hiou["point_naive"].mean(),
+            "p": welch_p(hiou["ours"], hiou["point_naive"]),
+            "share": hiou["ours"].mean() / hiou["full_supervision"].mean(),
+        }
+    return found
+
+
 def prediction_lines(results: pd.DataFrame) -> list[str]:
     """Per preset: (a) ours − point_naive hIoU with Welch's p over the seeds, (b) ours / full_supervision hIoU."""
     lines = []
-    for dataset, group in results.groupby("dataset", sort=False):
-        hiou = {method: runs["hiou"].astype(float) for method, runs in group.groupby("method")}
-        gap = hiou["ours"].mean() - hiou["point_naive"].mean()
-        p_value = welch_p(hiou["ours"], hiou["point_naive"])
-        share = hiou["ours"].mean() / hiou["full_supervision"].mean()
-        first = "held" if gap > 0 and p_value < 0.05 else "did not hold"
-        second = "held" if share >= FULL_SHARE else "did not hold"
+    for dataset, found in predictions(results).items():
+        first = "held" if found["gap"] > 0 and found["p"] < 0.05 else "did not hold"
+        second = "held" if found["share"] >= FULL_SHARE else "did not hold"
         lines.append(
-            f"- {dataset}: (a) `ours` − `point_naive` = {gap:+.1f} hIoU (Welch {format_p(p_value)}): {first}; "
-            f"(b) `ours` / `full_supervision` = {share:.3f} (the bar: {FULL_SHARE}): {second}."
+            f"- {dataset}: (a) `ours` − `point_naive` = {found['gap']:+.1f} hIoU (Welch {format_p(found['p'])}): "
+            f"{first}; (b) `ours` / `full_supervision` = {found['share']:.3f} (the bar: {FULL_SHARE}): {second}."
         )
     return lines
 
