@@ -30,7 +30,11 @@ DEFAULT_ROW = "default"
 # name -> (config overrides, factor of the schedule's iterations): each at the default row's wall time
 LEVERS: dict[str, tuple[dict, float]] = {
     DEFAULT_ROW: (dict(), 1.0),
+    # where the pretraining saturates: the weights are made once (python -m pwslib.pretraining --steps N), so a
+    # longer pretraining costs the downstream run nothing
     "backbone pretrained 2,000 steps (the earlier default)": (dict(pretraining_steps=2000), 1.0),
+    "backbone pretrained 4,000 steps": (dict(pretraining_steps=4000), 1.0),
+    "backbone pretrained 16,000 steps": (dict(pretraining_steps=16000), 1.0),
     "backbone at 0.5x the learning rate": (dict(backbone_learning_rate_factor=0.5), 1.0),
     # a step at batch 8 costs 1/1.71 (full_supervision) to 1/1.74 (ours) of one at batch 16 (1 thread, interleaved)
     "batch 8 for 1.7x the iterations": (dict(batch_size=8), 1.7),
