@@ -43,7 +43,7 @@ SCHEDULES = {  # the presets of runs (`--preset`, the notebooks' `preset`); the 
     # Table 1's runs as near their plateaus (reports/convergence.md) as < 30 min on 2 cores allow
     # (reports/reproduction.json); what it leaves out is in PRESET_TABLES
     "quick": Schedule(seeds=(0,), iterations=3000),
-    "full": Schedule(seeds=(0, 1, 2), iterations=800),  # every row, 3 seeds, about 2 h on 2 cores
+    "full": Schedule(seeds=(0, 1, 2), iterations=800),  # every row, 3 seeds (its minutes: reports/reproduction.json)
 }
 
 
