@@ -20,7 +20,7 @@ import pandas as pd
 
 from pwslib.config import config_for, native_bfloat16
 from pwslib.experiments.grid import run_grid, train_all
-from pwslib.experiments.report import markdown_table, mean_std, summarise, welch_p
+from pwslib.experiments.report import differs, markdown_table, mean_std, summarise, welch_p
 from pwslib.experiments.schedules import Schedule
 from pwslib.runs import run_folder
 from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
@@ -77,6 +77,29 @@ def lever_table(results: pd.DataFrame) -> pd.DataFrame:
         summary["run seconds"] = group.groupby("row", sort=False)["wall_seconds"].mean().round(0).astype(int)
         parts.append(summary)
     return pd.concat(parts)
+
+
+def lever_effects(results: pd.DataFrame, score: str = "total_miou") -> list[str]:
+    """One line per lever: each method's change of ``score`` (mean over seeds) against its own default row, and
+    the methods where the change is beyond the seed noise (Welch, p < 0.05)."""
+    lines = []
+    levers = [row.split(": ", 1)[1] for row in results["row"].drop_duplicates()]
+    for lever in dict.fromkeys(levers):
+        if lever == DEFAULT_ROW:
+            continue
+        changes, beyond = [], []
+        for method in METHODS:
+            values = results.loc[results["row"] == f"{method}: {lever}", score]
+            reference = results.loc[results["row"] == f"{method}: {DEFAULT_ROW}", score]
+            if values.empty or reference.empty:
+                continue
+            change = values.mean() - reference.mean()
+            changes.append(f"{method} {change:+.1f}")
+            if differs(values, reference):
+                beyond.append(f"{method} ({'better' if change > 0 else 'worse'})")
+        noise = f"beyond the seed noise: {', '.join(beyond)}" if beyond else "none beyond the seed noise"
+        lines.append(f"- {lever}: {', '.join(changes)}; {noise}")
+    return lines
 
 
 def precision_comparison(seeds: tuple[int, ...], iterations: int, runs_root: Path) -> pd.DataFrame:
@@ -174,7 +197,10 @@ def main(argv: list[str] | None = None) -> None:
         "side by side).\n\n"
         f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
         f"- machine: {meta['machine']}\n\n"
-        f"{markdown_table(lever_table(results))}"
+        f"{markdown_table(lever_table(results))}\n"
+        "## Each lever against the default row (total mIoU, mean over the seeds, same method)\n\n"
+        + "\n".join(lever_effects(results))
+        + "\n"
     )
     write_text_atomic(args.reports / "recipe.md", text)
     print(text)

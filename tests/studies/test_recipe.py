@@ -1,7 +1,7 @@
 import pandas as pd
 
 from pwslib.config import config_for
-from studies.recipe import DEFAULT_ROW, LEVERS, METHODS, lever_rows, lever_table, write_precision_report
+from studies.recipe import DEFAULT_ROW, LEVERS, METHODS, lever_effects, lever_rows, lever_table, write_precision_report
 
 
 def test_every_lever_row_is_a_valid_config_and_the_default_row_changes_nothing():
@@ -13,8 +13,8 @@ def test_every_lever_row_is_a_valid_config_and_the_default_row_changes_nothing()
     assert rows["ours: batch 8 for 1.7x the iterations"] == ("ours", {"batch_size": 8, "iterations": 1700})
 
 
-def test_the_lever_table_tests_each_row_against_its_own_methods_default():
-    records = [
+def lever_records():
+    return [
         {"row": f"{method}: {lever}", "dataset": "toy-stuff", "method": method, "seed": seed, "reference": False,
          "base_miou": value, "novel_miou": value, "total_miou": value, "hiou": value, "wall_seconds": 100.0,
          "run": f"{method}-{lever}-{seed}"}
@@ -22,12 +22,23 @@ def test_the_lever_table_tests_each_row_against_its_own_methods_default():
         for lever, shift in ((DEFAULT_ROW, 0.0), ("faster", 5.0), ("same", 0.05))
         for seed, value in ((0, 40.0 + offset + shift), (1, 40.2 + offset + shift), (2, 39.8 + offset + shift))
     ]
-    table = lever_table(pd.DataFrame(records))
+
+
+def test_the_lever_table_tests_each_row_against_its_own_methods_default():
+    table = lever_table(pd.DataFrame(lever_records()))
     assert table.loc["ours: faster", "toy-stuff Total"].endswith("*")
     assert not table.loc["ours: same", "toy-stuff Total"].endswith("*")
     assert table.loc["full_supervision: faster", "toy-stuff Total"].startswith("65.0")
     assert table.loc["full_supervision: faster", "toy-stuff Total"].endswith("*")  # against its own default, not ours'
     assert table.loc["ours: same", "run seconds"] == 100
+
+
+def test_each_levers_effect_is_stated_per_method_with_the_noise_verdict():
+    lines = lever_effects(pd.DataFrame(lever_records()))
+    assert lines == [
+        "- faster: full_supervision +5.0, ours +5.0; beyond the seed noise: full_supervision (better), ours (better)",
+        "- same: full_supervision +0.0, ours +0.0; none beyond the seed noise",
+    ]
 
 
 def test_the_precision_report_compares_means_with_a_welch_test(tmp_path):
