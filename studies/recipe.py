@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from pwslib.config import config_for, native_bfloat16
+from pwslib.config import TrainConfig, config_for, native_bfloat16
 from pwslib.experiments.grid import run_grid, train_all
 from pwslib.experiments.report import differs, markdown_table, mean_std, summarise, welch_p
 from pwslib.experiments.schedules import Schedule
+from pwslib.pretraining import PretrainingRecipe, pretraining_report
 from pwslib.runs import run_folder
 from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
 
@@ -100,6 +101,28 @@ def lever_effects(results: pd.DataFrame, score: str = "total_miou") -> list[str]
         noise = f"beyond the seed noise: {', '.join(beyond)}" if beyond else "none beyond the seed noise"
         lines.append(f"- {lever}: {', '.join(changes)}; {noise}")
     return lines
+
+
+def pretraining_lengths(results: pd.DataFrame) -> pd.DataFrame:
+    """Where the pretraining saturates: per pretraining length among the rows (the default's included), the
+    backbone's own mIoU on held-out pretraining scenes, its pretraining seconds and each method's total mIoU."""
+    lengths = {DEFAULT_ROW: TrainConfig.pretraining_steps}
+    lengths.update({name: overrides["pretraining_steps"] for name, (overrides, _) in LEVERS.items() if "pretraining_steps" in overrides})
+    rows = []
+    for lever, steps in sorted(lengths.items(), key=lambda item: item[1]):
+        runs = results[results["row"].str.endswith(f": {lever}")]
+        if runs.empty:
+            continue
+        report = pretraining_report(PretrainingRecipe(widths=TrainConfig.backbone_widths, steps=steps))
+        rows.append(
+            {
+                "pretraining steps": f"{steps:,}",
+                "own mIoU": f"{report['test_miou']:.1f}",
+                "pretraining seconds": f"{report['seconds']:.0f}",
+                **{method: mean_std(runs.loc[runs["method"] == method, "total_miou"]) for method in METHODS},
+            }
+        )
+    return pd.DataFrame(rows).set_index("pretraining steps")
 
 
 def precision_comparison(seeds: tuple[int, ...], iterations: int, runs_root: Path) -> pd.DataFrame:
@@ -200,7 +223,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{markdown_table(lever_table(results))}\n"
         "## Each lever against the default row (total mIoU, mean over the seeds, same method)\n\n"
         + "\n".join(lever_effects(results))
-        + "\n"
+        + "\n\n## Where the pretraining saturates\n\nThe backbone's own mIoU on held-out pretraining scenes "
+        "(`python -m pwslib.pretraining --steps N`; made once, so its seconds are not part of any run) and the "
+        "downstream total mIoU of each method (mean ± std over the seeds, the rows above):\n\n"
+        + markdown_table(pretraining_lengths(results))
     )
     write_text_atomic(args.reports / "recipe.md", text)
     print(text)

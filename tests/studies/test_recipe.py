@@ -62,3 +62,23 @@ def test_the_precision_report_compares_means_with_a_welch_test(tmp_path):
     text = write_precision_report(runs, 500, tmp_path)
     assert "| ours | total_miou | 41.0 ± 1.0 | 41.0 ± 0.5 |" in text
     assert (tmp_path / "precision.csv").exists()
+
+
+def test_the_pretraining_lengths_are_tabled_shortest_first_with_the_backbones_own_score(monkeypatch):
+    from studies import recipe
+
+    reports = {2000: 60.0, 8000: 78.0, 16000: 81.0}
+    monkeypatch.setattr(recipe, "pretraining_report", lambda r: {"test_miou": reports[r.steps], "seconds": r.steps / 10})
+    lengths = {DEFAULT_ROW: 0.0, "backbone pretrained 2,000 steps (the earlier default)": -5.0, "backbone pretrained 16,000 steps": 1.0}
+    records = pd.DataFrame(
+        [
+            {"row": f"{method}: {lever}", "method": method, "seed": seed, "total_miou": 40.0 + shift + seed}
+            for method in METHODS
+            for lever, shift in lengths.items()
+            for seed in (0, 1)
+        ]
+    )
+    table = recipe.pretraining_lengths(records)
+    assert list(table.index) == ["2,000", "8,000", "16,000"]
+    assert list(table["own mIoU"]) == ["60.0", "78.0", "81.0"]
+    assert table.loc["16,000", "ours"] == "41.5 ± 0.7" and table.loc["2,000", "pretraining seconds"] == "200"
