@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -78,6 +79,12 @@ def lever_table(results: pd.DataFrame) -> pd.DataFrame:
         summary["run seconds"] = group.groupby("row", sort=False)["wall_seconds"].mean().round(0).astype(int)
         parts.append(summary)
     return pd.concat(parts)
+
+
+def precisions_ran(results: pd.DataFrame) -> str:
+    """What the runs computed in (``precision_ran`` of their metrics.json), e.g. "bfloat16 (60 runs)"."""
+    ran = pd.Series([json.loads((Path(run) / "metrics.json").read_text()).get("precision_ran", "unrecorded") for run in results["run"]])
+    return ", ".join(f"{precision} ({count} runs)" for precision, count in ran.value_counts().items())
 
 
 def lever_effects(results: pd.DataFrame, score: str = "total_miou") -> list[str]:
@@ -219,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         "p < 0.05). `run seconds`: mean wall time of one run (training + evaluation, 1 torch thread, two runs "
         "side by side).\n\n"
         f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
-        f"- machine: {meta['machine']}\n\n"
+        f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
         f"{markdown_table(lever_table(results))}\n"
         "## Each lever against the default row (total mIoU, mean over the seeds, same method)\n\n"
         + "\n".join(lever_effects(results))

@@ -82,3 +82,17 @@ def test_the_pretraining_lengths_are_tabled_shortest_first_with_the_backbones_ow
     assert list(table.index) == ["2,000", "8,000", "16,000"]
     assert list(table["own mIoU"]) == ["60.0", "78.0", "81.0"]
     assert table.loc["16,000", "ours"] == "41.5 ± 0.7" and table.loc["2,000", "pretraining seconds"] == "200"
+
+
+def test_the_report_says_what_the_runs_computed_in(tmp_path):
+    import json
+
+    from studies.recipe import precisions_ran
+
+    runs = []
+    for index, precision in enumerate(["float32", "bfloat16", "float32"]):
+        folder = tmp_path / f"run{index}"
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"precision_ran": precision}))
+        runs.append(str(folder))
+    assert precisions_ran(pd.DataFrame({"run": runs})) == "float32 (2 runs), bfloat16 (1 runs)"
