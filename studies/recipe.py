@@ -84,7 +84,7 @@ def lever_table(results: pd.DataFrame) -> pd.DataFrame:
 def precisions_ran(results: pd.DataFrame) -> str:
     """What the runs computed in (``precision_ran`` of their metrics.json), e.g. "bfloat16 (60 runs)"."""
     ran = pd.Series([json.loads((Path(run) / "metrics.json").read_text()).get("precision_ran", "unrecorded") for run in results["run"]])
-    return ", ".join(f"{precision} ({count} runs)" for precision, count in ran.value_counts().items())
+    return ", ".join(f"{precision} ({count} run{'s' if count > 1 else ''})" for precision, count in ran.value_counts().items())
 
 
 def lever_effects(results: pd.DataFrame, score: str = "total_miou") -> list[str]:

@@ -95,4 +95,4 @@ def test_the_report_says_what_the_runs_computed_in(tmp_path):
         folder.mkdir()
         (folder / "metrics.json").write_text(json.dumps({"precision_ran": precision}))
         runs.append(str(folder))
-    assert precisions_ran(pd.DataFrame({"run": runs})) == "float32 (2 runs), bfloat16 (1 runs)"
+    assert precisions_ran(pd.DataFrame({"run": runs})) == "float32 (2 runs), bfloat16 (1 run)"
