@@ -93,7 +93,7 @@ class TrainConfig:
     iterations: int = 1500
     batch_size: int = 16  # global, split across DDP ranks
     learning_rate: float = (
-        2e-3  # split 1, 500 iterations: 1e-3 -> 2e-3 (+ warm-up) total mIoU 34.8 -> 36.9 (reports/recipe.md)
+        2e-3  # split 1, 500 iterations: 1e-3 -> 2e-3 (+ warm-up) total mIoU 34.8 -> 36.9 (reports/archive/recipe_earlier_defaults.md)
     )
     warmup_iterations: int = 50  # linear warm-up of the learning rate before its decay
     learning_rate_decay: str = "poly"  # poly: (1 − step / iterations) ^ poly_power | cosine: ½ (1 + cos(π step / iterations))
