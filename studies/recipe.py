@@ -87,18 +87,23 @@ def precisions_ran(results: pd.DataFrame) -> str:
     return ", ".join(f"{precision} ({count} run{'s' if count > 1 else ''})" for precision, count in ran.value_counts().items())
 
 
+def lever_of(results: pd.DataFrame) -> pd.Series:
+    """The lever of each run: its row is ``"<method>: <lever>"`` (``lever_rows``)."""
+    return results["row"].str.split(": ", n=1).str[1]
+
+
 def lever_effects(results: pd.DataFrame, score: str = "total_miou") -> list[str]:
     """One line per lever: each method's change of ``score`` (mean over seeds) against its own default row, and
     the methods where the change is beyond the seed noise (Welch, p < 0.05)."""
-    lines = []
-    levers = [row.split(": ", 1)[1] for row in results["row"].drop_duplicates()]
-    for lever in dict.fromkeys(levers):
+    lines, levers = [], lever_of(results)
+    for lever in levers.drop_duplicates():
         if lever == DEFAULT_ROW:
             continue
         changes, beyond = [], []
         for method in METHODS:
-            values = results.loc[results["row"] == f"{method}: {lever}", score]
-            reference = results.loc[results["row"] == f"{method}: {DEFAULT_ROW}", score]
+            of_method = results["method"] == method
+            values = results.loc[of_method & (levers == lever), score]
+            reference = results.loc[of_method & (levers == DEFAULT_ROW), score]
             if values.empty or reference.empty:
                 continue
             change = values.mean() - reference.mean()
@@ -115,12 +120,12 @@ def pretraining_lengths(results: pd.DataFrame) -> pd.DataFrame:
     backbone's own mIoU on held-out pretraining scenes, its pretraining seconds and each method's total mIoU."""
     lengths = {DEFAULT_ROW: TrainConfig.pretraining_steps}
     lengths.update({name: overrides["pretraining_steps"] for name, (overrides, _) in LEVERS.items() if "pretraining_steps" in overrides})
-    rows = []
+    rows, levers = [], lever_of(results)
     for lever, steps in sorted(lengths.items(), key=lambda item: item[1]):
-        runs = results[results["row"].str.endswith(f": {lever}")]
+        runs = results[levers == lever]
         if runs.empty:
             continue
-        report = pretraining_report(PretrainingRecipe(widths=TrainConfig.backbone_widths, steps=steps))
+        report = pretraining_report(PretrainingRecipe.of_run(config_for("ours", pretraining_steps=steps)))
         rows.append(
             {
                 "pretraining steps": f"{steps:,}",
