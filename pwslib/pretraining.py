@@ -90,7 +90,7 @@ class PretrainingRecipe:
 
     widths: tuple[int, ...] = (32, 64, 96, 128)
     embedding_dim: int = 64
-    steps: int = 8000
+    steps: int = 16000
     batch_size: int = 16
     learning_rate: float = 2e-3
     warmup_steps: int = 100
