@@ -133,8 +133,10 @@ TOY_STUFF = ToyPreset(
         ("boat", "cow", "ball", "sign", "moon", "sand"),
         ("car", "plane", "box", "tyre", "heart", "snow"),
         ("kite", "flower", "nut", "lamp", "frame", "wood"),
-        # split 4, preregistered (reports/protocol.md): no decision has seen a run on it
+        # split 4, preregistered (reports/protocol.md) before its first run
         ("cow", "flower", "arrow", "car", "moon", "grass"),
+        # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check: no run has seen it
+        ("plane", "kite", "boat", "heart", "tyre", "sky"),
     ),
     stuff_per_image=(2, 3),
     things_per_image=(1, 4),
@@ -182,8 +184,10 @@ TOY_SCENE = ToyPreset(
         ("boat", "lamp", "person", "sign", "flag", "tree", "curtain", "snow"),
         ("bed", "car", "plant", "clock", "bird", "floor", "sand", "field"),
         ("painting", "chair", "table", "ball", "rock", "sky", "mountain", "carpet"),
-        # split 4, preregistered (reports/protocol.md): no decision has seen a run on it
+        # split 4, preregistered (reports/protocol.md) before its first run
         ("boat", "window", "vase", "pillow", "chair", "water", "wall", "ceiling"),
+        # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check: no run has seen it
+        ("car", "bed", "chair", "person", "bird", "road", "grass", "floor"),
     ),
     stuff_per_image=(3, 5),
     things_per_image=(2, 6),
