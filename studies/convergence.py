@@ -2,7 +2,8 @@
 
     python -m studies.convergence                    # full_supervision, point_naive, ours on both toy presets
     python -m studies.convergence --datasets toy-stuff --methods point_naive --iterations 16000   # one longer curve
-    python -m studies.convergence --report-only --iterations 8000 16000   # the report from every finished curve
+    python -m studies.convergence --set pretraining_steps=8000   # the same curves at an earlier recipe
+    python -m studies.convergence --report-only      # the report from every finished curve in runs/convergence/
 
 Every table of this repository compares methods trained for a fixed budget; that comparison means
 something only when the budget brings each method close to where it would end up anyway. This module
@@ -12,8 +13,9 @@ every ``--every`` iterations on a fixed subset of the test images (the first ``-
 
 The **plateau** of a curve is the mean total mIoU of its last two evaluations; the report also gives
 the gain over the last quarter of the run, which says whether the curve had stopped rising (a curve is
-*flat* when it gained at most 1 point). A (dataset, method) may have curves of several lengths; its plateau
-is the highest of theirs. The report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``) then
+*flat* when it gained at most 1 point). A (dataset, method) may have curves of several lengths and recipes (a
+curve's name is ``dataset/method/iterations``, followed by ``/field=value, ...`` where its config differs from
+today's defaults); its plateau is the highest of theirs. The report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``) then
 divides the total mIoU of every run in ``reports/table1.csv`` (and ``reports/full/table1.csv``) by its
 method's plateau: a preset is converged enough when that ratio is >= 0.9. Runs are resumable (checkpoint + curve, atomically) and
 cached under ``runs/convergence/``.
@@ -74,16 +76,43 @@ def curve_run(config: TrainConfig, folder: Path, every: int, test_images: int, p
     return curve
 
 
-def other_curves(runs_root: Path, config: TrainConfig) -> list[str]:
-    """How the curves of ``config``'s dataset and method in ``runs_root`` differ from ``config`` (one line each)."""
-    wanted = config.to_dict()
-    lines = []
-    for folder in sorted(Path(runs_root).glob(f"{config.dataset}-{config.method}-*")):
-        if (folder / "config.json").exists():
-            saved = TrainConfig.from_saved(json.loads((folder / "config.json").read_text())).to_dict()
-            fields = ", ".join(f"{k}={v!r}" for k, v in saved.items() if wanted.get(k) != v)
-            lines.append(f"{folder} was trained with {fields or 'the same config'}")
-    return lines
+def recipe_difference(config: TrainConfig) -> str:
+    """How a curve's config differs from today's defaults at its length ("" when it does not), e.g.
+    "pretraining_steps=8000"."""
+    default = config_for(config.method, dataset=config.dataset, split=1, seed=0, iterations=config.iterations).to_dict()
+    return ", ".join(f"{k}={v}" for k, v in config.to_dict().items() if default.get(k) != v)
+
+
+def curve_name(config: TrainConfig) -> str:
+    """``dataset/method/iterations``, then ``/<recipe_difference>`` for a curve off today's defaults."""
+    difference = recipe_difference(config)
+    return f"{config.dataset}/{config.method}/{config.iterations}" + (f"/{difference}" if difference else "")
+
+
+def shown(name: str) -> str:
+    """A curve's name as the report prints it: "toy-stuff/ours/16000 (pretraining_steps=8000)"."""
+    head = "/".join(name.split("/")[:3])
+    return head + (f" ({name.split('/', 3)[3]})" if name.count("/") > 2 else "")
+
+
+def finished_curves(runs_root: Path, datasets, methods) -> dict[str, list[dict]]:
+    """Every finished curve under ``runs_root`` of ``datasets`` x ``methods`` on this toy generator, by
+    ``curve_name``: per (dataset, method), today's recipe first, shortest first; a (dataset, method) without
+    one is an error."""
+    curves: dict[str, list[dict]] = {}
+    for dataset in datasets:
+        for method in methods:
+            found = []
+            for path in Path(runs_root).glob(f"{dataset}-{method}-*/curve.json"):
+                saved = json.loads(path.read_text())
+                config = TrainConfig.from_saved(saved["config"])
+                finished = saved["curve"] and saved["curve"][-1]["iteration"] == config.iterations
+                if finished and config.toy_generator == GENERATOR_VERSION:
+                    found.append((bool(recipe_difference(config)), config.iterations, curve_name(config), saved["curve"]))
+            if not found:
+                raise DataError(f"no finished curve of {dataset}/{method} in {runs_root}: run python -m studies.convergence")
+            curves.update({name: curve for *_, name, curve in sorted(found, key=lambda item: item[:3])})
+    return curves
 
 
 def plateau(curve: list[dict], score: str = "total_miou") -> dict:
@@ -99,13 +128,14 @@ def plateau(curve: list[dict], score: str = "total_miou") -> dict:
 
 
 def method_plateaus(plateaus: dict[str, dict]) -> dict[str, dict]:
-    """"dataset/method" -> the highest plateau of its curves (named "dataset/method/iterations") and the length
-    of the curve that reached it."""
+    """"dataset/method" -> the highest plateau of its curves (``curve_name``) and the curve that reached it
+    (its name without dataset and method: "16000", or "16000/pretraining_steps=8000")."""
     levels: dict[str, dict] = {}
     for name, level in plateaus.items():
-        key, iterations = "/".join(name.split("/")[:2]), int(name.split("/")[2])
+        dataset, method, curve = name.split("/", 2)
+        key = f"{dataset}/{method}"
         if key not in levels or level["plateau"] > levels[key]["plateau"]:
-            levels[key] = {"plateau": level["plateau"], "iterations": iterations}
+            levels[key] = {"plateau": level["plateau"], "curve": curve}
     return levels
 
 
@@ -131,7 +161,7 @@ def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
         level = plateaus.get(f"{dataset}/{method}")
         if level is None:
             continue
-        plateau_iterations = level["iterations"]
+        curve = level["curve"]
         level = level["plateau"]
         rows.append(
             {
@@ -140,7 +170,7 @@ def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
                 "seeds": len(group),
                 "total_miou": round(float(group["total_miou"].mean()), 1),
                 "plateau": round(level, 1),
-                "plateau's curve (iterations)": plateau_iterations,
+                "plateau's curve": curve,
                 "ratio": round(float(group["total_miou"].mean()) / level, 2),
             }
         )
@@ -152,13 +182,14 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
     plateaus = {name: plateau(curve) for name, curve in curves.items()}
     rows = []
     for name, curve in curves.items():
-        dataset, method = name.split("/")[:2]
+        dataset, method, length = name.split("/", 2)
         last = curve[-1]
         rows.append(
             {
                 "dataset": dataset,
                 "method": method,
                 "iterations": last["iteration"],
+                "recipe": length.split("/", 1)[1] if "/" in length else "default",
                 "train minutes": round(last["train_seconds"] / 60, 1),
                 "plateau total mIoU": round(plateaus[name]["plateau"], 1),
                 "gain over last quarter": round(plateaus[name]["last_quarter_gain"], 1),
@@ -170,12 +201,19 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
     rising = [name for name, level in plateaus.items() if level["last_quarter_gain"] > FLAT_GAIN]
     levels = method_plateaus(plateaus)
     verdict = (
-        f"**Not flat yet**: {', '.join(rising)} still gained more than 1 point of total mIoU over the last quarter "
+        f"**Not flat yet**: {'; '.join(shown(name) for name in rising)} still gained more than 1 point of total mIoU over the last quarter "
         "of the run, so those plateaus are lower bounds of the true ceiling and every ratio below is an upper "
         "bound of how close a preset gets.\n\n"
         if rising
         else "Every curve gained at most 1 point over the last quarter of its run: these are plateaus.\n\n"
     )
+    at_today = {"/".join(name.split("/")[:2]) for name in curves if name.count("/") == 2}
+    untested = [key for key in levels if key not in at_today]
+    if untested:
+        verdict += (
+            f"**No curve at today's defaults yet**: {', '.join(untested)}: their plateaus come from an earlier recipe "
+            "(the `recipe` column), and today's recipe may end higher, so their ratios below are upper bounds too.\n\n"
+        )
     figure = reports / "figures" / "convergence.png"
     convergence_figure(curves, figure)
     ratio_sections, preset_ratio_records = [], {}
@@ -208,8 +246,8 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
         f"defaults with the schedule stretched over the run; total mIoU on the first {meta['test_images']} "
         f"test images every {meta['every']} iterations. Plateau = mean of the last two evaluations; a curve is flat "
         f"when it gained at most {FLAT_GAIN:.0f} point over its last quarter; a method's plateau (for the ratios) is "
-        "the highest of its curves'.\n\n"
-        f"- recipe: `{json.dumps(meta['recipe'])}`\n"
+        "the highest of its curves', whatever their recipe (`recipe`: how a curve differs from today's defaults).\n\n"
+        f"- today's defaults: `{json.dumps(meta['recipe'])}`\n"
         f"- commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC; "
         f"{meta['threads']} torch thread(s) per run ({meta['note']})\n\n"
         f"{markdown_table(summary)}\n{verdict}![convergence](figures/{figure.name})\n\n"
@@ -233,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-images", type=int, default=500, help="the first N test images (500: all, as the tables)")
     parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "convergence")
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
-    parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished curves")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: the report from the finished curves")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides of every run")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--note", default="one run at a time", help="how the runs shared the machine")
@@ -241,46 +279,30 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = parse_overrides(args.set)
-    curves, wall_start = {}, time.perf_counter()
-    for dataset in args.datasets:
-        for method in args.methods:
-            missing = []
-            for iterations in args.iterations:
-                config = config_for(method, dataset=dataset, split=1, seed=0, iterations=iterations, **overrides)
-                folder = args.runs_root / f"{dataset}-{method}-{config.key()}"
-                name = f"{dataset}/{method}/{iterations}"
-                if not args.report_only:
-                    curves[name] = curve_run(config, folder, args.every, args.test_images)
-                elif (folder / "curve.json").exists():
-                    curves[name] = json.loads((folder / "curve.json").read_text())["curve"]
-                else:
-                    missing.append((folder, config))
-            if args.report_only and len(missing) == len(args.iterations):
-                folder, config = missing[0]
-                raise DataError(
-                    f"no curve in {folder}: run python -m studies.convergence without --report-only"
-                    + "".join(f"; {other}" for other in other_curves(args.runs_root, config))
-                )
-    recipe = {
-        k: v
-        for k, v in config.to_dict().items()
-        if k
-        in (
-            "learning_rate",
-            "warmup_iterations",
-            "batch_size",
-            "backbone_widths",
-            "embedding_dim",
-            "pretrained_backbone",
-            "pretraining_steps",
-            "precision",
-        )
-    }
+    wall_start = time.perf_counter()
+    if not args.report_only:
+        for dataset in args.datasets:
+            for method in args.methods:
+                for iterations in args.iterations:
+                    config = config_for(method, dataset=dataset, split=1, seed=0, iterations=iterations, **overrides)
+                    curve_run(config, args.runs_root / f"{dataset}-{method}-{config.key()}", args.every, args.test_images)
+    curves = finished_curves(args.runs_root, args.datasets, args.methods)
+    recipe_fields = (
+        "learning_rate",
+        "warmup_iterations",
+        "batch_size",
+        "backbone_widths",
+        "embedding_dim",
+        "pretrained_backbone",
+        "pretraining_steps",
+        "precision",
+    )
+    recipe = {k: v for k, v in config_for("ours").to_dict().items() if k in recipe_fields}
     meta = provenance(
         iterations=sorted({curve[-1]["iteration"] for curve in curves.values()}),
         every=args.every,
         test_images=args.test_images,
-        recipe={**recipe, **overrides},
+        recipe=recipe,
         threads=torch.get_num_threads(),
         note=args.note,
         wall_seconds=round(time.perf_counter() - wall_start, 1),

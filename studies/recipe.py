@@ -3,11 +3,13 @@
     python -m studies.recipe              # the levers, 3 methods x 3 seeds on 2 cores; runs cached under runs/recipe/
     python -m studies.recipe --precision  # float32 against bfloat16, 3 seeds: reports/precision.md
 
-Each row changes one thing of today's recipe and trains ``full_supervision``, ``point_naive`` and ``ours``
-on the development split (toy-stuff split 1) for the same wall time as the default row, seeds 0, 1 and 2;
+Each row changes one thing of the reference recipe and trains ``full_supervision``, ``point_naive`` and ``ours``
+on the development split (toy-stuff split 1) for the same wall time as the reference row, seeds 0, 1 and 2;
 a cell is marked ``*`` where Welch's t-test over the seeds says it differs from the same method's
-default row (p < 0.05). The table (``reports/recipe.md`` / ``.csv``) is what the defaults in
-``config.py`` cite. Only split 1 is used, so no held-out split informs a default.
+reference row (p < 0.05). The reference is the recipe the levers were measured against (``MEASURED_AT``): today's
+defaults with the 8,000-step backbone, which was the default then; the 16,000-step row won and is
+today's default. The table (``reports/recipe.md`` / ``.csv``) is what the defaults in ``config.py`` cite. Only
+split 1 is used, so no held-out split informs a default.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pwslib.config import TrainConfig, config_for, native_bfloat16
+from pwslib.config import config_for, native_bfloat16
 from pwslib.experiments.grid import run_grid, train_all
 from pwslib.experiments.report import differs, markdown_table, mean_std, summarise, welch_p
 from pwslib.experiments.schedules import Schedule
@@ -28,15 +30,17 @@ from pwslib.runs import run_folder
 from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
 
 ROOT = CHECKOUT
-DEFAULT_ROW = "default"
-# name -> (config overrides, factor of the schedule's iterations): each at the default row's wall time
+DEFAULT_ROW = "reference"
+# what the reference row changes of today's defaults: the backbone every lever was measured with
+MEASURED_AT = dict(pretraining_steps=8000)
+# name -> (config overrides of the reference, factor of the schedule's iterations): each at the reference's wall time
 LEVERS: dict[str, tuple[dict, float]] = {
     DEFAULT_ROW: (dict(), 1.0),
     # where the pretraining saturates: the weights are made once (python -m pwslib.pretraining --steps N), so a
     # longer pretraining costs the downstream run nothing
-    "backbone pretrained 2,000 steps (the earlier default)": (dict(pretraining_steps=2000), 1.0),
+    "backbone pretrained 2,000 steps (the first default)": (dict(pretraining_steps=2000), 1.0),
     "backbone pretrained 4,000 steps": (dict(pretraining_steps=4000), 1.0),
-    "backbone pretrained 16,000 steps": (dict(pretraining_steps=16000), 1.0),
+    "backbone pretrained 16,000 steps (today's default)": (dict(pretraining_steps=16000), 1.0),
     "backbone at 0.5x the learning rate": (dict(backbone_learning_rate_factor=0.5), 1.0),
     # a step at batch 8 costs 1/1.71 (full_supervision) to 1/1.74 (ours) of one at batch 16 (1 thread, interleaved)
     "batch 8 for 1.7x the iterations": (dict(batch_size=8), 1.7),
@@ -59,18 +63,18 @@ PRECISION_METHODS = ("full_supervision", "ours")
 
 
 def lever_rows(iterations: int, levers: list[str] | None = None) -> dict[str, tuple[str, dict]]:
-    """Every (method, lever) as a table row (``levers``: only these and the default), the lever's iteration
-    factor applied to ``iterations``."""
+    """Every (method, lever) as a table row (``levers``: only these and the reference), the lever's overrides on
+    top of ``MEASURED_AT`` and its iteration factor applied to ``iterations``."""
     chosen = {name: LEVERS[name] for name in LEVERS if levers is None or name in levers or name == DEFAULT_ROW}
     return {
-        f"{method}: {name}": (method, {**overrides, **({"iterations": round(iterations * factor)} if factor != 1 else {})})
+        f"{method}: {name}": (method, {**MEASURED_AT, **overrides, **({"iterations": round(iterations * factor)} if factor != 1 else {})})
         for method in METHODS
         for name, (overrides, factor) in chosen.items()
     }
 
 
 def lever_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std per row, each method's rows tested (Welch, ``*``) against that method's default row, and the
+    """Mean ± std per row, each method's rows tested (Welch, ``*``) against that method's reference row, and the
     mean wall time of a run (training + evaluation) so that equal wall time can be checked."""
     parts = []
     for method, group in results.groupby("method", sort=False):
@@ -93,7 +97,7 @@ def lever_of(results: pd.DataFrame) -> pd.Series:
 
 
 def lever_effects(results: pd.DataFrame, score: str = "total_miou") -> list[str]:
-    """One line per lever: each method's change of ``score`` (mean over seeds) against its own default row, and
+    """One line per lever: each method's change of ``score`` (mean over seeds) against its own reference row, and
     the methods where the change is beyond the seed noise (Welch, p < 0.05)."""
     lines, levers = [], lever_of(results)
     for lever in levers.drop_duplicates():
@@ -116,9 +120,9 @@ def lever_effects(results: pd.DataFrame, score: str = "total_miou") -> list[str]
 
 
 def pretraining_lengths(results: pd.DataFrame) -> pd.DataFrame:
-    """Where the pretraining saturates: per pretraining length among the rows (the default's included), the
+    """Where the pretraining saturates: per pretraining length among the rows (the reference's included), the
     backbone's own mIoU on held-out pretraining scenes, its pretraining seconds and each method's total mIoU."""
-    lengths = {DEFAULT_ROW: TrainConfig.pretraining_steps}
+    lengths = {DEFAULT_ROW: MEASURED_AT["pretraining_steps"]}
     lengths.update({name: overrides["pretraining_steps"] for name, (overrides, _) in LEVERS.items() if "pretraining_steps" in overrides})
     rows, levers = [], lever_of(results)
     for lever, steps in sorted(lengths.items(), key=lambda item: item[1]):
@@ -203,10 +207,10 @@ def write_precision_report(runs: pd.DataFrame, iterations: int, reports: Path) -
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=1000, help="the default row's iterations")
+    parser.add_argument("--iterations", type=int, default=1000, help="the reference row's iterations")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every row")
     parser.add_argument("--workers", type=int, default=2, help="runs side by side (1 torch thread each on 2 cores)")
-    parser.add_argument("--levers", nargs="+", default=None, metavar="LEVER", help="only these rows (and the default)")
+    parser.add_argument("--levers", nargs="+", default=None, metavar="LEVER", help="only these rows (and the reference)")
     parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "recipe")
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     parser.add_argument("--precision", action="store_true", help="compare float32 and bfloat16 over 3 seeds instead")
@@ -226,15 +230,17 @@ def main(argv: list[str] | None = None) -> None:
     text = (
         report_header("Which lever learns more per CPU second (development split, toy-stuff split 1)", "`python -m studies.recipe`")
         + "mIoU in %, mean ± std over seeds "
-        f"{list(schedule.seeds)}; the default row trains {args.iterations} iterations at batch "
+        f"{list(schedule.seeds)}; the reference row is today's defaults with the "
+        f"{MEASURED_AT['pretraining_steps']:,}-step backbone (the default while the levers were measured; the 16,000-step "
+        f"row won and became the default) and trains {args.iterations} iterations at batch "
         f"{schedule.batch_size}, every other row the same wall time (its iterations scaled by the measured cost of "
-        "a step); `*`: differs from the same method's default row beyond the seed noise (Welch's t-test, "
+        "a step); `*`: differs from the same method's reference row beyond the seed noise (Welch's t-test, "
         "p < 0.05). `run seconds`: mean wall time of one run (training + evaluation, 1 torch thread, two runs "
         "side by side).\n\n"
         f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
         f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
         f"{markdown_table(lever_table(results))}\n"
-        "## Each lever against the default row (total mIoU, mean over the seeds, same method)\n\n"
+        "## Each lever against the reference row (total mIoU, mean over the seeds, same method)\n\n"
         + "\n".join(lever_effects(results))
         + "\n\n## Where the pretraining saturates\n\nThe backbone's own mIoU on held-out pretraining scenes "
         "(`python -m pwslib.pretraining --steps N`; made once, so its seconds are not part of any run) and the "

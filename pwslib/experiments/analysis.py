@@ -71,7 +71,7 @@ def compare_to_ours(results: pd.DataFrame, dataset: str) -> str:
     parts = [f"{dataset}: ours reaches hIoU {ours:.1f}"]
     if "full_supervision" in means and means["full_supervision"] > 0:
         parts.append(
-            f"{100 * ours / means['full_supervision']:.0f} % of full supervision's {means['full_supervision']:.1f}"
+            f"{100 * ours / means['full_supervision']:.1f} % of full supervision's {means['full_supervision']:.1f}"
         )
     if best_name:
         parts.append(

@@ -1,6 +1,7 @@
 import json
 
 import pandas as pd
+import pytest
 from conftest import SMALL_TOY
 
 from pwslib.config import config_for
@@ -33,12 +34,12 @@ def test_plateau_is_the_mean_of_the_last_two_evaluations_with_the_last_quarter_g
     assert level["last_quarter_gain"] == 48 - 47  # the last evaluation at or before 75 % of 900 iterations is 600
 
 
-def test_a_methods_plateau_is_the_highest_of_its_curves():
-    plateaus = {"toy-stuff/ours/8000": {"plateau": 60.0}, "toy-stuff/ours/16000": {"plateau": 62.5}}
+def test_a_methods_plateau_is_the_highest_of_its_curves_whatever_their_recipe():
+    plateaus = {"toy-stuff/ours/8000": {"plateau": 60.0}, "toy-stuff/ours/16000/pretraining_steps=8000": {"plateau": 62.5}}
     plateaus["toy-scene/ours/8000"] = {"plateau": 50.0}
     assert method_plateaus(plateaus) == {
-        "toy-stuff/ours": {"plateau": 62.5, "iterations": 16000},
-        "toy-scene/ours": {"plateau": 50.0, "iterations": 8000},
+        "toy-stuff/ours": {"plateau": 62.5, "curve": "16000/pretraining_steps=8000"},
+        "toy-scene/ours": {"plateau": 50.0, "curve": "8000"},
     }
 
 
@@ -50,7 +51,7 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
             {"dataset": "toy-stuff", "method": "ours", "total_miou": 10.0, "toy_generator": GENERATOR_VERSION - 1},
         ]
     ).to_csv(tmp_path / "table1.csv", index=False)
-    ratios = preset_ratios(tmp_path / "table1.csv", {"toy-stuff/ours": {"plateau": 50.0, "iterations": 8000}})
+    ratios = preset_ratios(tmp_path / "table1.csv", {"toy-stuff/ours": {"plateau": 50.0, "curve": "8000"}})
     assert ratios.to_dict("records") == [
         {
             "dataset": "toy-stuff",
@@ -58,7 +59,7 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
             "seeds": 1,
             "total_miou": 45.0,
             "plateau": 50.0,
-            "plateau's curve (iterations)": 8000,
+            "plateau's curve": "8000",
             "ratio": 0.9,
         }
     ]
@@ -74,20 +75,25 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
     assert (tmp_path / "figures" / "convergence.png").exists() and (tmp_path / "convergence.json").exists()
 
 
-def test_a_missing_curve_says_how_the_cached_curves_differ(tmp_path):
-    import json
+def test_the_report_reads_every_finished_curve_named_by_how_its_recipe_differs(tmp_path):
+    from pwslib.io import DataError
+    from studies.convergence import finished_curves
 
-    from pwslib.config import config_for
-    from studies.convergence import other_curves
+    def save(config, last_iteration):
+        folder = tmp_path / f"{config.dataset}-{config.method}-{config.key()}"
+        folder.mkdir()
+        curve = [{"iteration": last_iteration, "total_miou": 1.0}]
+        (folder / "curve.json").write_text(json.dumps({"config": config.to_dict(), "curve": curve}))
 
-    cached = config_for("ours", iterations=4000)
-    folder = tmp_path / f"toy-stuff-ours-{cached.key()}"
-    folder.mkdir()
-    saved = cached.to_dict()
-    saved.pop("toy_generator")  # a curve written before the field existed
-    (folder / "config.json").write_text(json.dumps(saved))
-    (lines,) = other_curves(tmp_path, config_for("ours", iterations=6000))
-    assert "iterations=4000" in lines and "toy_generator=2" in lines
+    save(config_for("ours", dataset="toy-stuff", iterations=4000), 4000)
+    save(config_for("ours", dataset="toy-stuff", iterations=4000, pretraining_steps=8000), 4000)
+    save(config_for("ours", dataset="toy-stuff", iterations=8000), 2000)  # unfinished: left out
+    assert list(finished_curves(tmp_path, ["toy-stuff"], ["ours"])) == [
+        "toy-stuff/ours/4000",
+        "toy-stuff/ours/4000/pretraining_steps=8000",
+    ]
+    with pytest.raises(DataError, match="no finished curve of toy-stuff/point_naive"):
+        finished_curves(tmp_path, ["toy-stuff"], ["point_naive"])
 
 
 def test_a_table_without_a_generator_column_is_read_through_its_run_folders(tmp_path):
@@ -102,3 +108,16 @@ def test_a_table_without_a_generator_column_is_read_through_its_run_folders(tmp_
     (folder / "config.json").write_text(json.dumps(old))
     assert run_generator(pd.Series({"run": str(folder)})) == 2
     assert run_generator(pd.Series({"run": str(tmp_path / "elsewhere")})) is None
+
+
+def test_a_plateau_from_an_earlier_recipe_is_flagged_as_an_upper_bound_of_the_ratio(tmp_path):
+    curve = [
+        {"iteration": i, "train_seconds": i / 10, "base_miou": 1, "novel_miou": 1, "total_miou": v, "hiou": 1}
+        for i, v in ((100, 50.0), (200, 50.0))
+    ]
+    meta = {"test_images": 5, "every": 100, "recipe": {}, "git_commit": "abc", "machine": "m", "date_utc": "d"}
+    meta.update(threads=1, note="alone")
+    text = write_report({"toy-stuff/ours/200/pretraining_steps=8000": curve}, meta, tmp_path)
+    assert "| toy-stuff | ours | 200 | pretraining_steps=8000 |" in text
+    assert "**No curve at today's defaults yet**: toy-stuff/ours:" in text
+    assert "No curve at today's defaults" not in write_report({"toy-stuff/ours/200": curve}, meta, tmp_path)

@@ -1,16 +1,26 @@
 import pandas as pd
 
 from pwslib.config import config_for
-from studies.recipe import DEFAULT_ROW, LEVERS, METHODS, lever_effects, lever_rows, lever_table, write_precision_report
+from studies.recipe import (
+    DEFAULT_ROW,
+    LEVERS,
+    MEASURED_AT,
+    METHODS,
+    lever_effects,
+    lever_rows,
+    lever_table,
+    write_precision_report,
+)
 
 
-def test_every_lever_row_is_a_valid_config_and_the_default_row_changes_nothing():
+def test_every_lever_row_is_a_valid_config_on_top_of_the_recipe_the_levers_were_measured_at():
     rows = lever_rows(1000)
     assert len(rows) == len(LEVERS) * len(METHODS)
     for method, overrides in rows.values():
         config_for(method, **overrides)
-    assert rows[f"ours: {DEFAULT_ROW}"] == ("ours", {})
-    assert rows["ours: batch 8 for 1.7x the iterations"] == ("ours", {"batch_size": 8, "iterations": 1700})
+    assert rows[f"ours: {DEFAULT_ROW}"] == ("ours", MEASURED_AT)
+    assert rows["ours: batch 8 for 1.7x the iterations"] == ("ours", {**MEASURED_AT, "batch_size": 8, "iterations": 1700})
+    assert rows["ours: backbone pretrained 16,000 steps (today's default)"] == ("ours", {"pretraining_steps": 16000})
 
 
 def lever_records():
@@ -69,7 +79,11 @@ def test_the_pretraining_lengths_are_tabled_shortest_first_with_the_backbones_ow
 
     reports = {2000: 60.0, 8000: 78.0, 16000: 81.0}
     monkeypatch.setattr(recipe, "pretraining_report", lambda r: {"test_miou": reports[r.steps], "seconds": r.steps / 10})
-    lengths = {DEFAULT_ROW: 0.0, "backbone pretrained 2,000 steps (the earlier default)": -5.0, "backbone pretrained 16,000 steps": 1.0}
+    lengths = {
+        DEFAULT_ROW: 0.0,
+        "backbone pretrained 2,000 steps (the first default)": -5.0,
+        "backbone pretrained 16,000 steps (today's default)": 1.0,
+    }
     records = pd.DataFrame(
         [
             {"row": f"{method}: {lever}", "method": method, "seed": seed, "total_miou": 40.0 + shift + seed}
