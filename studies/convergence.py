@@ -3,7 +3,7 @@
     python -m studies.convergence                    # full_supervision, point_naive, ours on both toy presets
     python -m studies.convergence --datasets toy-stuff --methods point_naive --iterations 16000   # one longer curve
     python -m studies.convergence --set pretraining_steps=8000   # the same curves at an earlier recipe
-    python -m studies.convergence --report-only      # the report from every finished curve in runs/convergence/
+    python -m studies.convergence --report-only      # the report from every finished curve, trained or recorded
 
 Every table of this repository compares methods trained for a fixed budget; that comparison means
 something only when the budget brings each method close to where it would end up anyway. This module
@@ -18,13 +18,16 @@ curve's name is ``dataset/method/iterations``, followed by ``/field=value, ...``
 today's defaults); its plateau is the highest of theirs. The report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``) then
 divides the total mIoU of every run in ``reports/table1.csv`` (and ``reports/full/table1.csv``) by its
 method's plateau: a preset is converged enough when that ratio is >= 0.9. Runs are resumable (checkpoint + curve, atomically) and
-cached under ``runs/convergence/``.
+cached under ``runs/convergence/``. The report keeps every curve it already holds (``convergence.json`` records
+each curve with its config and where it was trained), so a curve whose run folder is not on this machine stays
+in it; a curve trained here again replaces its record. Delete ``convergence.json`` to start the report afresh.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -48,6 +51,7 @@ DATASETS = ("toy-stuff", "toy-scene")
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 FLAT_GAIN = 1.0  # a curve is flat when it gained at most this many points of total mIoU over its last quarter
 TARGET_RATIO = 0.9  # a preset's run is near its plateau at this share of it
+SOURCE_KEYS = ("git_commit", "machine", "date_utc", "note")  # where a curve was trained, recorded with it
 
 
 def curve_run(config: TrainConfig, folder: Path, every: int, test_images: int, progress: bool = True) -> list[dict]:
@@ -95,23 +99,55 @@ def shown(name: str) -> str:
     return head + (f" ({name.split('/', 3)[3]})" if name.count("/") > 2 else "")
 
 
-def finished_curves(runs_root: Path, datasets, methods) -> dict[str, list[dict]]:
-    """Every finished curve under ``runs_root`` of ``datasets`` x ``methods`` on this toy generator, by
-    ``curve_name``: per (dataset, method), today's recipe first, shortest first; a (dataset, method) without
-    one is an error."""
-    curves: dict[str, list[dict]] = {}
+def config_from_name(name: str) -> TrainConfig:
+    """The config a curve's name stands for (``curve_name``): today's defaults at its length, changed where the
+    name says. Only reports written before configs were recorded need it; their names were written against
+    the same defaults as today's."""
+    dataset, method, iterations, *difference = name.split("/", 3)
+    pairs = re.split(r", (?=\w+=)", difference[0]) if difference else []
+    return config_for(method, dataset=dataset, split=1, seed=0, iterations=int(iterations), **parse_overrides(pairs))
+
+
+def recorded_curves(report_json: Path) -> dict[str, dict]:
+    """The curves a report already holds (``convergence.json``), by ``curve_name`` against today's defaults:
+    ``{"config": TrainConfig, "curve": [...], "source": {git_commit, machine, date_utc, note}}``."""
+    if not Path(report_json).exists():
+        return {}
+    recorded = json.loads(Path(report_json).read_text())
+    configs, sources = recorded.get("configs", {}), recorded.get("sources", {})
+    found = {}
+    for name, curve in recorded["curves"].items():
+        config = TrainConfig.from_saved(configs[name]) if name in configs else config_from_name(name)
+        source = sources.get(name) or {key: recorded["meta"][key] for key in SOURCE_KEYS}
+        found[curve_name(config)] = {"config": config, "curve": curve, "source": source}
+    return found
+
+
+def finished_curves(runs_root: Path, datasets, methods, recorded: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Every finished curve of ``datasets`` x ``methods`` on this toy generator, by ``curve_name``: those under
+    ``runs_root`` (``{"config", "curve"}``) and those ``recorded`` by an earlier report (``recorded_curves``;
+    a curve trained here replaces its record); per (dataset, method), today's recipe first, shortest first. A
+    (dataset, method) without one is an error."""
+    curves: dict[str, dict] = {}
     for dataset in datasets:
         for method in methods:
-            found = []
+            found = {
+                name: entry
+                for name, entry in (recorded or {}).items()
+                if (entry["config"].dataset, entry["config"].method) == (dataset, method)
+            }
             for path in Path(runs_root).glob(f"{dataset}-{method}-*/curve.json"):
                 saved = json.loads(path.read_text())
                 config = TrainConfig.from_saved(saved["config"])
-                finished = saved["curve"] and saved["curve"][-1]["iteration"] == config.iterations
-                if finished and config.toy_generator == GENERATOR_VERSION:
-                    found.append((bool(recipe_difference(config)), config.iterations, curve_name(config), saved["curve"]))
+                if saved["curve"] and saved["curve"][-1]["iteration"] == config.iterations:
+                    found[curve_name(config)] = {"config": config, "curve": saved["curve"]}
+            found = {name: entry for name, entry in found.items() if entry["config"].toy_generator == GENERATOR_VERSION}
             if not found:
                 raise DataError(f"no finished curve of {dataset}/{method} in {runs_root}: run python -m studies.convergence")
-            curves.update({name: curve for *_, name, curve in sorted(found, key=lambda item: item[:3])})
+            order = sorted(
+                found, key=lambda name: (bool(recipe_difference(found[name]["config"])), found[name]["config"].iterations, name)
+            )
+            curves.update({name: found[name] for name in order})
     return curves
 
 
@@ -177,8 +213,25 @@ def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_report(curves: dict, meta: dict, reports: Path) -> str:
+def source_lines(sources: dict[str, dict], meta: dict) -> str:
+    """One bullet per earlier report whose recorded curves this report keeps: which curves, where and when."""
+    earlier: dict[tuple, list[str]] = {}
+    for name, source in sources.items():
+        if source["git_commit"] != meta["git_commit"] or source["date_utc"] != meta["date_utc"]:
+            earlier.setdefault(tuple(source[key] for key in SOURCE_KEYS), []).append(shown(name))
+    return "".join(
+        f"- recorded by an earlier report (commit `{commit}`, {machine}, {date} UTC; {note}): {', '.join(names)}\n"
+        for (commit, machine, date, note), names in earlier.items()
+    )
 
+
+def write_report(
+    curves: dict, meta: dict, reports: Path, configs: dict | None = None, sources: dict | None = None
+) -> str:
+    """``reports/convergence.md``, ``.json`` and ``figures/convergence.png`` from ``curves`` (``curve_name`` ->
+    evaluations); ``configs`` and ``sources`` (where each curve was trained) are recorded in the JSON so that
+    the next report keeps the curves (``recorded_curves``)."""
+    sources = sources or {name: {key: meta[key] for key in SOURCE_KEYS} for name in curves}
     plateaus = {name: plateau(curve) for name, curve in curves.items()}
     rows = []
     for name, curve in curves.items():
@@ -249,7 +302,8 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
         "the highest of its curves', whatever their recipe (`recipe`: how a curve differs from today's defaults).\n\n"
         f"- today's defaults: `{json.dumps(meta['recipe'])}`\n"
         f"- commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC; "
-        f"{meta['threads']} torch thread(s) per run ({meta['note']})\n\n"
+        f"{meta['threads']} torch thread(s) per run ({meta['note']})\n"
+        f"{source_lines(sources, meta)}\n"
         f"{markdown_table(summary)}\n{verdict}![convergence](figures/{figure.name})\n\n"
         "## Presets against the plateaus (total mIoU of the preset's runs / plateau)\n\n"
         + ("\n".join(ratio_sections) if ratio_sections else "(no Table 1 results yet)\n")
@@ -257,7 +311,15 @@ def write_report(curves: dict, meta: dict, reports: Path) -> str:
     write_text_atomic(reports / "convergence.md", text)
     write_json_atomic(
         reports / "convergence.json",
-        {"meta": meta, "plateaus": plateaus, "method_plateaus": levels, "ratios": preset_ratio_records, "curves": curves},
+        {
+            "meta": meta,
+            "plateaus": plateaus,
+            "method_plateaus": levels,
+            "ratios": preset_ratio_records,
+            "curves": curves,
+            "configs": configs or {},
+            "sources": sources,
+        },
     )
     return text
 
@@ -286,7 +348,9 @@ def main(argv: list[str] | None = None) -> None:
                 for iterations in args.iterations:
                     config = config_for(method, dataset=dataset, split=1, seed=0, iterations=iterations, **overrides)
                     curve_run(config, args.runs_root / f"{dataset}-{method}-{config.key()}", args.every, args.test_images)
-    curves = finished_curves(args.runs_root, args.datasets, args.methods)
+    recorded = recorded_curves(args.reports / "convergence.json")
+    found = finished_curves(args.runs_root, args.datasets, args.methods, recorded)
+    curves = {name: entry["curve"] for name, entry in found.items()}
     recipe_fields = (
         "learning_rate",
         "warmup_iterations",
@@ -307,7 +371,10 @@ def main(argv: list[str] | None = None) -> None:
         note=args.note,
         wall_seconds=round(time.perf_counter() - wall_start, 1),
     )
-    print(write_report(curves, meta, args.reports))
+    configs = {name: entry["config"].to_dict() for name, entry in found.items()}
+    here = {key: meta[key] for key in SOURCE_KEYS}
+    sources = {name: entry.get("source", here) for name, entry in found.items()}
+    print(write_report(curves, meta, args.reports, configs, sources))
 
 
 if __name__ == "__main__":

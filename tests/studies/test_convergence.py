@@ -121,3 +121,46 @@ def test_a_plateau_from_an_earlier_recipe_is_flagged_as_an_upper_bound_of_the_ra
     assert "| toy-stuff | ours | 200 | pretraining_steps=8000 |" in text
     assert "**No curve at today's defaults yet**: toy-stuff/ours:" in text
     assert "No curve at today's defaults" not in write_report({"toy-stuff/ours/200": curve}, meta, tmp_path)
+
+
+def test_a_curves_name_gives_back_its_config():
+    from studies.convergence import config_from_name, curve_name
+
+    earlier = dict(pretraining_steps=8000, precision="bfloat16")
+    for config in (
+        config_for("ours", dataset="toy-scene", iterations=8000),
+        config_for("point_naive", dataset="toy-stuff", iterations=16000, **earlier),
+    ):
+        assert config_from_name(curve_name(config)) == config
+
+
+def test_the_next_report_keeps_recorded_curves_whose_runs_are_gone_and_a_new_run_replaces_its_record(tmp_path):
+    from studies.convergence import finished_curves, recorded_curves
+
+    curve = [
+        {"iteration": i, "train_seconds": i / 10, "base_miou": 1, "novel_miou": 1, "total_miou": v, "hiou": 1}
+        for i, v in ((100, 40.0), (200, 50.0))
+    ]
+    earlier = config_for("ours", dataset="toy-stuff", iterations=200, pretraining_steps=8000)
+    meta = {"test_images": 5, "every": 100, "recipe": {}, "git_commit": "old", "machine": "m1", "date_utc": "d1"}
+    meta.update(threads=1, note="elsewhere")
+    name = "toy-stuff/ours/200/pretraining_steps=8000"
+    write_report({name: curve}, meta, tmp_path, {name: earlier.to_dict()})
+    recorded = recorded_curves(tmp_path / "convergence.json")
+    assert recorded[name]["config"] == earlier and recorded[name]["source"]["machine"] == "m1"
+
+    runs = tmp_path / "runs"
+    today = config_for("ours", dataset="toy-stuff", iterations=200)
+    for config, last in ((today, 60.0), (earlier, 55.0)):
+        folder = runs / f"toy-stuff-ours-{config.key()}"
+        folder.mkdir(parents=True)
+        points = [{**curve[0]}, {**curve[1], "total_miou": last}]
+        (folder / "curve.json").write_text(json.dumps({"config": config.to_dict(), "curve": points}))
+    found = finished_curves(runs, ["toy-stuff"], ["ours"], recorded)
+    assert list(found) == ["toy-stuff/ours/200", name]
+    assert found[name]["curve"][-1]["total_miou"] == 55.0 and "source" not in found[name]  # the run replaced its record
+
+    assert list(finished_curves(tmp_path / "nowhere", ["toy-stuff"], ["ours"], recorded)) == [name]
+    meta_now = {**meta, "git_commit": "new", "date_utc": "d2", "machine": "m2"}
+    text = write_report({name: curve}, meta_now, tmp_path, sources={name: recorded[name]["source"]})
+    assert "- recorded by an earlier report (commit `old`, m1, d1 UTC; elsewhere): toy-stuff/ours/200 (pretraining_steps=8000)" in text
