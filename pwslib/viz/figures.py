@@ -225,28 +225,42 @@ def training_curves(
 
 
 def convergence_figure(curves: dict[str, list[dict]], path=None):
-    """Total mIoU against iterations and against training seconds; curves: "dataset/method[/iterations]" ->
-    evaluations.
+    """Total mIoU against iterations and against training seconds; curves: "dataset/method/iterations[/recipe]"
+    -> evaluations.
 
-    One row per dataset, one line per curve; saved to ``path`` (PNG) when given."""
+    One row per dataset; a colour per method and a line style per curve length and recipe, the same in every
+    panel, explained in one legend under the panels; saved to ``path`` (PNG) when given."""
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+
     datasets = list(dict.fromkeys(name.split("/")[0] for name in curves))
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.4 * len(datasets)), squeeze=False)
+    methods = list(dict.fromkeys(name.split("/")[1] for name in curves))
+    variants = list(dict.fromkeys(name.split("/", 2)[2] for name in curves))  # "8000", "16000/pretraining_steps=8000"
+    colours = {method: f"C{index}" for index, method in enumerate(methods)}
+    styles = {variant: ("-", "--", ":", "-.")[index % 4] for index, variant in enumerate(variants)}
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.2 * len(datasets) + 0.3 * (len(methods) + len(variants))), squeeze=False)
     for row, dataset in zip(axes, datasets):
         for name, curve in curves.items():
-            if name.split("/")[0] != dataset:
+            curve_dataset, method, variant = name.split("/", 2)
+            if curve_dataset != dataset:
                 continue
-            method = " ".join(name.split("/")[1:])  # "ours 16000" where a method has curves of several lengths
             total = [point["total_miou"] for point in curve]
-            row[0].plot([point["iteration"] for point in curve], total, marker=".", label=method)
-            row[1].plot([point["train_seconds"] for point in curve], total, marker=".", label=method)
+            look = dict(color=colours[method], linestyle=styles[variant], marker=".", markersize=3)
+            row[0].plot([point["iteration"] for point in curve], total, **look)
+            row[1].plot([point["train_seconds"] for point in curve], total, **look)
         for ax, unit in zip(row, ("iterations", "training seconds")):
             ax.set_xlabel(unit)
             ax.set_ylabel("total mIoU (%)")
             ax.set_title(dataset)
             ax.grid(alpha=0.3)
-        row[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles = [Line2D([], [], color=colours[method], label=method) for method in methods]
+    handles += [
+        Line2D([], [], color="grey", linestyle=styles[variant], label=variant.replace("/", " iterations, ", 1)
+               if "/" in variant else f"{variant} iterations, today's recipe")
+        for variant in variants
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 * (len(methods) + len(variants)) / len(datasets), 1, 1))
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=90)
