@@ -93,18 +93,29 @@ def curve_name(config: TrainConfig) -> str:
     return f"{config.dataset}/{config.method}/{config.iterations}" + (f"/{difference}" if difference else "")
 
 
+def name_parts(name: str) -> tuple[str, str, str, str]:
+    """A ``curve_name``'s dataset, method, iterations and recipe difference ("" at today's defaults)."""
+    dataset, method, iterations, *difference = name.split("/", 3)
+    return dataset, method, iterations, difference[0] if difference else ""
+
+
 def shown(name: str) -> str:
     """A curve's name as the report prints it: "toy-stuff/ours/16000 (pretraining_steps=8000)"."""
-    head = "/".join(name.split("/")[:3])
-    return head + (f" ({name.split('/', 3)[3]})" if name.count("/") > 2 else "")
+    dataset, method, iterations, difference = name_parts(name)
+    return f"{dataset}/{method}/{iterations}" + (f" ({difference})" if difference else "")
+
+
+def source_of(meta: dict) -> dict:
+    """Where a curve was trained, as recorded with it: the commit, machine, date and note of ``meta``."""
+    return {key: meta[key] for key in SOURCE_KEYS}
 
 
 def config_from_name(name: str) -> TrainConfig:
     """The config a curve's name stands for (``curve_name``): today's defaults at its length, changed where the
     name says. Only reports written before configs were recorded need it; their names were written against
     the same defaults as today's."""
-    dataset, method, iterations, *difference = name.split("/", 3)
-    pairs = re.split(r", (?=\w+=)", difference[0]) if difference else []
+    dataset, method, iterations, difference = name_parts(name)
+    pairs = re.split(r", (?=\w+=)", difference) if difference else []
     return config_for(method, dataset=dataset, split=1, seed=0, iterations=int(iterations), **parse_overrides(pairs))
 
 
@@ -118,7 +129,7 @@ def recorded_curves(report_json: Path) -> dict[str, dict]:
     found = {}
     for name, curve in recorded["curves"].items():
         config = TrainConfig.from_saved(configs[name]) if name in configs else config_from_name(name)
-        source = sources.get(name) or {key: recorded["meta"][key] for key in SOURCE_KEYS}
+        source = sources.get(name) or source_of(recorded["meta"])
         found[curve_name(config)] = {"config": config, "curve": curve, "source": source}
     return found
 
@@ -231,18 +242,18 @@ def write_report(
     """``reports/convergence.md``, ``.json`` and ``figures/convergence.png`` from ``curves`` (``curve_name`` ->
     evaluations); ``configs`` and ``sources`` (where each curve was trained) are recorded in the JSON so that
     the next report keeps the curves (``recorded_curves``)."""
-    sources = sources or {name: {key: meta[key] for key in SOURCE_KEYS} for name in curves}
+    sources = sources or {name: source_of(meta) for name in curves}
     plateaus = {name: plateau(curve) for name, curve in curves.items()}
     rows = []
     for name, curve in curves.items():
-        dataset, method, length = name.split("/", 2)
+        dataset, method, _, difference = name_parts(name)
         last = curve[-1]
         rows.append(
             {
                 "dataset": dataset,
                 "method": method,
                 "iterations": last["iteration"],
-                "recipe": length.split("/", 1)[1] if "/" in length else "default",
+                "recipe": difference or "default",
                 "train minutes": round(last["train_seconds"] / 60, 1),
                 "plateau total mIoU": round(plateaus[name]["plateau"], 1),
                 "gain over last quarter": round(plateaus[name]["last_quarter_gain"], 1),
@@ -260,7 +271,7 @@ def write_report(
         if rising
         else "Every curve gained at most 1 point over the last quarter of its run: these are plateaus.\n\n"
     )
-    at_today = {"/".join(name.split("/")[:2]) for name in curves if name.count("/") == 2}
+    at_today = {"/".join(name_parts(name)[:2]) for name in curves if not name_parts(name)[3]}
     untested = [key for key in levels if key not in at_today]
     if untested:
         verdict += (
@@ -372,8 +383,7 @@ def main(argv: list[str] | None = None) -> None:
         wall_seconds=round(time.perf_counter() - wall_start, 1),
     )
     configs = {name: entry["config"].to_dict() for name, entry in found.items()}
-    here = {key: meta[key] for key in SOURCE_KEYS}
-    sources = {name: entry.get("source", here) for name, entry in found.items()}
+    sources = {name: entry.get("source", source_of(meta)) for name, entry in found.items()}
     print(write_report(curves, meta, args.reports, configs, sources))
 
 
