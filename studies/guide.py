@@ -2,7 +2,7 @@
 
     python -m studies.guide           # rewrites the block between the README's results markers
 
-The block is the preregistered Table 1 at the main job's schedule (``reports/table1_split5.csv``,
+The block is the preregistered Table 1 at 3,000 iterations (``reports/table1_split5.csv``,
 ``reports/protocol.md``): base mIoU, novel mIoU and hIoU of every method it trained on both presets, mean ± std
 over the seeds, ``*`` where a row differs from ``ours`` beyond the seed noise, then the two predictions and
 whether each held.
