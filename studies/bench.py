@@ -16,7 +16,8 @@ Measures, on ``toy-stuff`` at 96x96 and batch 16, with the recipe's defaults:
 - where a training step goes: milliseconds per step in the loader, the forward pass of each part (backbone,
   pixel decoder, transformer decoder, heads), the criterion (targets, costs + matching, losses), the backward
   pass and the optimiser;
-- inference images/s, batched (64) and single images, for pwslib and the peer;
+- inference images/s, batched (64) and single images, for pwslib and the peer in interleaved rounds, whole
+  (network and MaskFormer's semantic combination, the same function for both) and of the network alone;
 - the process's peak resident memory.
 """
 
@@ -114,18 +115,30 @@ def training_step_flops(trainer: Trainer) -> int:
     return counter.get_total_flops()
 
 
-@torch.no_grad()
-def inference_throughput(trainer: Trainer, batch_size: int, images: int) -> float:
-    model, dataset = trainer.model.eval(), trainer.test_set
-    batch = collate([dataset[i % len(dataset)] for i in range(batch_size)])["image"]
-    predict(model, batch)
-    start = time.perf_counter()
-    done = 0
-    while done < images:
-        predict(model, batch)
-        done += batch_size
-    model.train()
-    return done / (time.perf_counter() - start)
+def test_batch(trainer: Trainer, batch_size: int) -> torch.Tensor:
+    """The first ``batch_size`` test images (repeated when the test set is smaller), uint8 (B, 3, H, W)."""
+    dataset = trainer.test_set
+    return collate([dataset[i % len(dataset)] for i in range(batch_size)])["image"]
+
+
+def timed_batches(infer, batch: torch.Tensor):
+    """callable(batches) -> seconds of ``batches`` calls of ``infer(batch)`` without gradients."""
+
+    def run(batches: int) -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(batches):
+                infer(batch)
+        return time.perf_counter() - start
+
+    return run
+
+
+def pwslib_inference(trainer: Trainer, batch: torch.Tensor, network_only: bool = False):
+    """Timer (``timed_batches``) of pwslib's prediction of ``batch`` (label maps), or of its network alone.
+    The model must be in eval mode while it runs."""
+    model = trainer.model
+    return timed_batches(model if network_only else (lambda images: predict(model, images)), batch)
 
 
 class HuggingFacePeer:
@@ -190,28 +203,24 @@ class HuggingFacePeer:
             self.step += 1
         return time.perf_counter() - start
 
-    @torch.no_grad()
-    def inference(self, batch_size: int, images: int) -> float:
-        dataset = self.trainer.test_set
-        batch = collate([dataset[i % len(dataset)] for i in range(batch_size)])["image"]
-        self.model.eval()
+    def inference(self, batch: torch.Tensor, network_only: bool = False):
+        """Timer (``timed_batches``) of the peer's prediction of ``batch`` with pwslib's semantic combination, or of
+        its network alone. The model must be in eval mode while it runs."""
 
-        def predict_peer():
-            outputs = self.model(pixel_values=self.trainer.model.normalise(batch))
-            size = tuple(batch.shape[-2:])
+        def network(images: torch.Tensor):
+            return self.model(pixel_values=self.trainer.model.normalise(images))
+
+        def predict_peer(images: torch.Tensor) -> torch.Tensor:
+            outputs = network(images)
+            size = tuple(images.shape[-2:])
             return semantic_scores(outputs.class_queries_logits, outputs.masks_queries_logits, size).argmax(-1)
 
-        predict_peer()
-        start, done = time.perf_counter(), 0
-        while done < images:
-            predict_peer()
-            done += batch_size
-        self.model.train()
-        return done / (time.perf_counter() - start)
+        return timed_batches(network if network_only else predict_peer, batch)
 
 
-def interleaved_training(contenders: dict, rounds: int, steps: int, batch_size: int) -> dict[str, float]:
-    """Median images/s of each contender (name -> callable(steps) -> seconds) over interleaved rounds."""
+def interleaved(contenders: dict, rounds: int, steps: int, batch_size: int) -> dict[str, float]:
+    """Median images/s of each contender (name -> callable(steps) -> seconds, a step being ``batch_size``
+    images) over interleaved rounds, after one warm-up call each."""
     for run in contenders.values():
         run(2)  # warm-up
     speeds: dict[str, list[float]] = {name: [] for name in contenders}
@@ -219,6 +228,27 @@ def interleaved_training(contenders: dict, rounds: int, steps: int, batch_size: 
         for name, run in contenders.items():
             speeds[name].append(steps * batch_size / run(steps))
     return {name: statistics.median(values) for name, values in speeds.items()}
+
+
+def inference_speeds(trainer: Trainer, peer: "HuggingFacePeer | None", rounds: int) -> tuple[dict, dict]:
+    """Images/s of whole predictions (batch 64 and single images) and of the networks alone (batch 64), pwslib
+    and the peer in interleaved rounds."""
+    batch, single = test_batch(trainer, 64), test_batch(trainer, 1)
+    whole = {"pwslib batch 64": pwslib_inference(trainer, batch)}
+    network = {"pwslib batch 64": pwslib_inference(trainer, batch, network_only=True)}
+    if peer is not None:
+        whole["transformers MaskFormer batch 64"] = peer.inference(batch)
+        network["transformers MaskFormer batch 64"] = peer.inference(batch, network_only=True)
+    models = [trainer.model] + ([peer.model] if peer is not None else [])
+    for model in models:
+        model.eval()
+    try:
+        speeds = interleaved(whole, rounds, 4, 64)
+        speeds["pwslib single"] = interleaved({"single": pwslib_inference(trainer, single)}, rounds, 40, 1)["single"]
+        return speeds, interleaved(network, rounds, 4, 64)
+    finally:
+        for model in models:
+            model.train()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -255,19 +285,14 @@ def benchmark(args: argparse.Namespace) -> None:
     except ImportError:
         print("transformers is not installed: no peer comparison (pip install -e .[bench])")
     batch = ours.config.batch_size
-    results["training_images_per_second"] = interleaved_training(contenders, args.rounds, args.steps, batch)
+    results["training_images_per_second"] = interleaved(contenders, args.rounds, args.steps, batch)
     results["step_profile_ms"] = {m: step_profile(t, args.rounds * args.steps) for m, t in trainers.items()}
     flops = {m: training_step_flops(t) for m, t in trainers.items()}
     results["train_step_gflop"] = {m: f / 1e9 for m, f in flops.items()}
     results["achieved_gflops"] = {
         m: flops[m] / 1e9 * results["training_images_per_second"][f"pwslib {m}"] / batch for m in trainers
     }
-    results["inference_images_per_second"] = {
-        "pwslib batch 64": inference_throughput(ours, 64, 1024),
-        "pwslib single": inference_throughput(ours, 1, 200),
-    }
-    if peer is not None:
-        results["inference_images_per_second"]["transformers MaskFormer batch 64"] = peer.inference(64, 1024)
+    results["inference_images_per_second"], results["network_images_per_second"] = inference_speeds(ours, peer, args.rounds)
     results["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     meta = provenance(config=ours.config.to_dict(), threads=args.threads, rounds=args.rounds, steps=args.steps)
     print(write_report(results, meta, args.out, peak))
@@ -294,6 +319,11 @@ def write_report(results: dict, meta: dict, out: Path, peak: float) -> str:
     for name, speed in infer.items():
         ratio = f" ({speed / peer_infer:.2f}× the peer)" if peer_infer and name == "pwslib batch 64" else ""
         rows.append((f"inference, {name}", f"{speed:.0f} images/s{ratio}"))
+    network = results["network_images_per_second"]
+    peer_network = network.get("transformers MaskFormer batch 64")
+    for name, speed in network.items():
+        ratio = f" ({speed / peer_network:.2f}× the peer)" if peer_network and name == "pwslib batch 64" else ""
+        rows.append((f"inference, network alone, {name}", f"{speed:.0f} images/s{ratio}"))
     rows.append(("peak resident memory (whole process)", f"{results['peak_memory_mib']:.0f} MiB"))
     table = "| measurement | result |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     profile = results["step_profile_ms"]
@@ -320,7 +350,10 @@ def write_report(results: dict, meta: dict, out: Path, peak: float) -> str:
         report_header("Speed and memory benchmark", "`python -m studies.bench`")
         + f"Commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC, {meta['threads']} threads, "
         f"precision {results['precision']}; training speeds are medians of {meta['rounds']} interleaved rounds "
-        f"of {meta['steps']} steps at batch {meta['config']['batch_size']}, 96×96.{peer}\n\n{table}\n\n"
+        f"of {meta['steps']} steps at batch {meta['config']['batch_size']}, 96×96, inference speeds medians of "
+        f"{meta['rounds']} interleaved rounds; a prediction is the network and MaskFormer's semantic combination "
+        "(masks upsampled to the image, class-weighted sum, argmax: the same function for pwslib and the peer), "
+        f"'network alone' the forward pass only.{peer}\n\n{table}\n\n"
         "## Where a training step goes\n\n"
         "Wall time per step of each part, over the same number of steps as the interleaved rounds (forward "
         "hooks time the backbone, pixel decoder and transformer decoder; the heads are the rest of the forward "
