@@ -16,7 +16,7 @@ the gain over the last quarter of the run, which says whether the curve had stop
 *flat* when it gained at most 1 point). A (dataset, method) may have curves of several lengths and recipes (a
 curve's name is ``dataset/method/iterations``, followed by ``/field=value, ...`` where its config differs from
 today's defaults); its plateau is the highest of theirs. The report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``) then
-divides the total mIoU of every run in ``reports/table1.csv`` (and ``reports/full/table1.csv``) by its
+divides the total mIoU of every run in ``reports/table1.csv`` (and the other tables of ``RATIO_TABLES``) by its
 method's plateau: a preset is converged enough when that ratio is >= 0.9. Runs are resumable (checkpoint + curve, atomically) and
 cached under ``runs/convergence/``. The report keeps every curve it already holds (``convergence.json`` records
 each curve with its config and where it was trained), so a curve whose run folder is not on this machine stays
@@ -52,13 +52,22 @@ SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 FLAT_GAIN = 1.0  # a curve is flat when it gained at most this many points of total mIoU over its last quarter
 TARGET_RATIO = 0.9  # a preset's run is near its plateau at this share of it
 SOURCE_KEYS = ("git_commit", "machine", "date_utc", "note")  # where a curve was trained, recorded with it
+# The Table 1 results divided by the plateaus: (key in convergence.json, heading, CSV under the reports folder)
+RATIO_TABLES = (
+    ("quick", "`quick` preset", "table1.csv"),
+    ("full", "`full` preset", "full/table1.csv"),
+    ("quick_5000", "`quick` preset at 5,000 iterations, measured for the main job's budget", "table1_quick_5000.csv"),
+)
 
 
-def curve_run(config: TrainConfig, folder: Path, every: int, test_images: int, progress: bool = True) -> list[dict]:
+def curve_run(
+    config: TrainConfig, folder: Path, every: int, test_images: int, progress: bool = True, source: dict | None = None
+) -> list[dict]:
     """Train ``config`` into ``folder``, scoring the first ``test_images`` test images every ``every`` steps.
 
     Returns the curve: one dict per evaluation (iteration, training seconds so far, scores). Resumes
-    from ``folder`` when it holds a checkpoint and a curve of this config.
+    from ``folder`` when it holds a checkpoint and a curve of this config. ``source`` (``source_of``: where it
+    trains) is saved with the curve, so a later report says where each curve came from.
     """
     folder = Path(folder)
     curve_path = folder / "curve.json"
@@ -76,7 +85,8 @@ def curve_run(config: TrainConfig, folder: Path, every: int, test_images: int, p
         seconds += time.perf_counter() - start
         scores = evaluate_model(trainer.scored_model(), subset, trainer.split)
         curve.append({"iteration": trainer.step, "train_seconds": round(seconds, 2), **{k: scores[k] for k in SCORES}})
-        write_json_atomic(curve_path, {"config": config.to_dict(), "test_images": len(subset), "curve": curve})
+        saved = {"config": config.to_dict(), "test_images": len(subset), "curve": curve}
+        write_json_atomic(curve_path, {**saved, "source": source} if source else saved)
     return curve
 
 
@@ -136,8 +146,8 @@ def recorded_curves(report_json: Path) -> dict[str, dict]:
 
 def finished_curves(runs_root: Path, datasets, methods, recorded: dict[str, dict] | None = None) -> dict[str, dict]:
     """Every finished curve of ``datasets`` x ``methods`` on this toy generator, by ``curve_name``: those under
-    ``runs_root`` (``{"config", "curve"}``) and those ``recorded`` by an earlier report (``recorded_curves``;
-    a curve trained here replaces its record); per (dataset, method), today's recipe first, shortest first. A
+    ``runs_root`` (``{"config", "curve"}``, and ``"source"`` where ``curve_run`` saved one) and those ``recorded`` by
+    an earlier report (``recorded_curves``; a curve trained here replaces its record); per (dataset, method), today's recipe first, shortest first. A
     (dataset, method) without one is an error."""
     curves: dict[str, dict] = {}
     for dataset in datasets:
@@ -151,7 +161,8 @@ def finished_curves(runs_root: Path, datasets, methods, recorded: dict[str, dict
                 saved = json.loads(path.read_text())
                 config = TrainConfig.from_saved(saved["config"])
                 if saved["curve"] and saved["curve"][-1]["iteration"] == config.iterations:
-                    found[curve_name(config)] = {"config": config, "curve": saved["curve"]}
+                    source = {"source": saved["source"]} if "source" in saved else {}
+                    found[curve_name(config)] = {"config": config, "curve": saved["curve"], **source}
             found = {name: entry for name, entry in found.items() if entry["config"].toy_generator == GENERATOR_VERSION}
             if not found:
                 raise DataError(f"no finished curve of {dataset}/{method} in {runs_root}: run python -m studies.convergence")
@@ -281,10 +292,11 @@ def write_report(
     figure = reports / "figures" / "convergence.png"
     convergence_figure(curves, figure)
     ratio_sections, preset_ratio_records = [], {}
-    for label, csv in (("quick", reports / "table1.csv"), ("full", reports / "full" / "table1.csv")):
+    for label, heading, csv in RATIO_TABLES:
+        csv = reports / csv
         ratios = preset_ratios(csv, levels)
         preset_ratio_records[label] = ratios.to_dict("records")
-        split = PRESET_SPLITS[label]
+        split = PRESET_SPLITS.get(label, 1)
         caveat = (
             ""
             if split == 1
@@ -293,7 +305,7 @@ def write_report(
         )
         if ratios.empty and csv.exists():
             ratio_sections.append(
-                f"### `{label}` preset ({csv.relative_to(reports)}): no runs of toy generator {GENERATOR_VERSION}\n"
+                f"### {heading} ({csv.relative_to(reports)}): no runs of toy generator {GENERATOR_VERSION}\n"
             )
         if not ratios.empty:
             short = [f"{r.dataset}/{r.method} ({r.ratio:.2f})" for r in ratios.itertuples() if r.ratio < TARGET_RATIO]
@@ -301,7 +313,7 @@ def write_report(
                 f"\n**Below {TARGET_RATIO}**: {', '.join(short)}.\n" if short else f"\nEvery run reaches {TARGET_RATIO}.\n"
             )
             ratio_sections.append(
-                f"### `{label}` preset ({csv.relative_to(reports)}{caveat})\n\n"
+                f"### {heading} ({csv.relative_to(reports)}{caveat})\n\n"
                 f"{markdown_table(ratios.set_index('dataset'))}{verdict_line}"
             )
     text = (
@@ -354,11 +366,13 @@ def main(argv: list[str] | None = None) -> None:
     overrides = parse_overrides(args.set)
     wall_start = time.perf_counter()
     if not args.report_only:
+        source = source_of(provenance(note=f"{torch.get_num_threads()} torch thread(s); {args.note}"))
         for dataset in args.datasets:
             for method in args.methods:
                 for iterations in args.iterations:
                     config = config_for(method, dataset=dataset, split=1, seed=0, iterations=iterations, **overrides)
-                    curve_run(config, args.runs_root / f"{dataset}-{method}-{config.key()}", args.every, args.test_images)
+                    folder = args.runs_root / f"{dataset}-{method}-{config.key()}"
+                    curve_run(config, folder, args.every, args.test_images, source=source)
     recorded = recorded_curves(args.reports / "convergence.json")
     found = finished_curves(args.runs_root, args.datasets, args.methods, recorded)
     curves = {name: entry["curve"] for name, entry in found.items()}

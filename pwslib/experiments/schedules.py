@@ -42,7 +42,7 @@ SCHEDULES = {  # the presets of runs (`--preset`, the notebooks' `preset`); the 
     "ci": Schedule(seeds=(0,), iterations=4, batch_size=8, toy_options={"num_train": 24, "num_test": 8}),
     # Table 1's runs as near their plateaus (reports/convergence.md) as < 30 min on 2 cores allow
     # (reports/reproduction.json); what it leaves out is in PRESET_TABLES
-    "quick": Schedule(seeds=(0,), iterations=5000),
+    "quick": Schedule(seeds=(0,), iterations=3000),
     "full": Schedule(seeds=(0, 1, 2), iterations=800),  # every row, 3 seeds (its minutes: reports/reproduction.json)
 }
 
@@ -68,7 +68,7 @@ class TablePlan:
 # `quick` spends its 30 minutes on the three methods that carry Table 1's story (full supervision above, naive
 # point supervision below, `ours` between), trained near their plateaus on both presets. Tables 2-3 keep, on
 # toy-stuff, the rows the held-out tables found to matter beyond the seed noise (L_con: the transfer; L_in: it
-# hurts; the keypoint head phi) at a fifth of Table 1's iterations: an ablation compares each row with `ours` at
+# hurts; the keypoint head phi) at a third of Table 1's iterations: an ablation compares each row with `ours` at
 # the same schedule. `full` trains every row of every table at its schedule.
 PRESET_TABLES: dict[str, dict[str, TablePlan]] = {
     "quick": {

@@ -19,11 +19,12 @@ def test_a_curve_run_scores_the_test_subset_every_few_steps_and_is_cached(tmp_pa
         embedding_dim=32,
         pretrained_backbone=False,
     )
-    curve = curve_run(config, tmp_path / "run", every=2, test_images=3, progress=False)
+    source = {"git_commit": "abc", "machine": "m", "date_utc": "d", "note": "alone"}
+    curve = curve_run(config, tmp_path / "run", every=2, test_images=3, progress=False, source=source)
     assert [point["iteration"] for point in curve] == [2, 4]
     assert curve[1]["train_seconds"] >= curve[0]["train_seconds"] > 0
     saved = json.loads((tmp_path / "run" / "curve.json").read_text())
-    assert saved["test_images"] == 3 and saved["curve"] == curve
+    assert saved["test_images"] == 3 and saved["curve"] == curve and saved["source"] == source
     assert curve_run(config, tmp_path / "run", every=2, test_images=3, progress=False) == curve  # finished: reused
 
 
@@ -156,9 +157,12 @@ def test_the_next_report_keeps_recorded_curves_whose_runs_are_gone_and_a_new_run
         folder.mkdir(parents=True)
         points = [{**curve[0]}, {**curve[1], "total_miou": last}]
         (folder / "curve.json").write_text(json.dumps({"config": config.to_dict(), "curve": points}))
+    trained_at = {"git_commit": "abc", "machine": "m3", "date_utc": "d3", "note": "one per core"}
+    (folder / "curve.json").write_text(json.dumps({"config": earlier.to_dict(), "curve": points, "source": trained_at}))
     found = finished_curves(runs, ["toy-stuff"], ["ours"], recorded)
     assert list(found) == ["toy-stuff/ours/200", name]
-    assert found[name]["curve"][-1]["total_miou"] == 55.0 and "source" not in found[name]  # the run replaced its record
+    assert found[name]["curve"][-1]["total_miou"] == 55.0 and found[name]["source"] == trained_at  # replaced its record
+    assert "source" not in found["toy-stuff/ours/200"]  # saved before curves carried their source: the report's own
 
     assert list(finished_curves(tmp_path / "nowhere", ["toy-stuff"], ["ours"], recorded)) == [name]
     meta_now = {**meta, "git_commit": "new", "date_utc": "d2", "machine": "m2"}
