@@ -70,10 +70,15 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
     ]
     meta = {"test_images": 5, "every": 100, "recipe": {}, "git_commit": "abc", "machine": "m", "date_utc": "d"}
     meta.update(threads=1, note="alone")
+    (tmp_path / "table1_quick_5000.csv").write_text((tmp_path / "table1.csv").read_text())  # a longer main job
     text = write_report({"toy-stuff/ours/300": curve}, meta, tmp_path)
     assert "| toy-stuff | ours | 300 |" in text and "0.9" in text and "Not flat yet" in text
     assert "Every run reaches 0.9" in text  # 45.0 of a 50.0 plateau
-    assert (tmp_path / "figures" / "convergence.png").exists() and (tmp_path / "convergence.json").exists()
+    assert "### `quick` preset (table1.csv)" in text and "### `quick` preset at 5,000 iterations" in text
+    assert "`full` preset" not in text  # no full/table1.csv here
+    saved = json.loads((tmp_path / "convergence.json").read_text())
+    assert saved["ratios"]["quick_5000"] == saved["ratios"]["quick"] and saved["ratios"]["full"] == []
+    assert (tmp_path / "figures" / "convergence.png").exists()
 
 
 def test_the_report_reads_every_finished_curve_named_by_how_its_recipe_differs(tmp_path):
