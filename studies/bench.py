@@ -115,8 +115,8 @@ def training_step_flops(trainer: Trainer) -> int:
     return counter.get_total_flops()
 
 
-def test_batch(trainer: Trainer, batch_size: int) -> torch.Tensor:
-    """The first ``batch_size`` test images (repeated when the test set is smaller), uint8 (B, 3, H, W)."""
+def sample_batch(trainer: Trainer, batch_size: int) -> torch.Tensor:
+    """The first ``batch_size`` images of the test set (repeated when it is smaller), uint8 (B, 3, H, W)."""
     dataset = trainer.test_set
     return collate([dataset[i % len(dataset)] for i in range(batch_size)])["image"]
 
@@ -233,7 +233,7 @@ def interleaved(contenders: dict, rounds: int, steps: int, batch_size: int) -> d
 def inference_speeds(trainer: Trainer, peer: "HuggingFacePeer | None", rounds: int) -> tuple[dict, dict]:
     """Images/s of whole predictions (batch 64 and single images) and of the networks alone (batch 64), pwslib
     and the peer in interleaved rounds."""
-    batch, single = test_batch(trainer, 64), test_batch(trainer, 1)
+    batch, single = sample_batch(trainer, 64), sample_batch(trainer, 1)
     whole = {"pwslib batch 64": pwslib_inference(trainer, batch)}
     network = {"pwslib batch 64": pwslib_inference(trainer, batch, network_only=True)}
     if peer is not None:
