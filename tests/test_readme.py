@@ -49,6 +49,13 @@ def test_the_readme_is_a_guide_not_a_lab_notebook():
         assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
 
 
+def test_the_longer_main_jobs_count_of_runs_near_their_plateaus_is_the_convergence_reports():
+    ratios = [row["ratio"] for row in json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick_5000"]]
+    words = ["none", "one", "two", "three", "four", "five", "all"]
+    stated = re.search(r"At 5,000 iterations (\w+) of the six reach 0\.9", WORDS)
+    assert len(ratios) == 6 and stated and stated[1] == words[sum(ratio >= 0.9 for ratio in ratios)]
+
+
 def test_the_quick_presets_share_of_the_plateaus_is_the_convergence_reports():
     ratios = [row["ratio"] for row in json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick"]]
     stated = re.search(r"iterations per run, the most that fits in 30 minutes: (\d\.\d\d)-(\d\.\d\d) of", WORDS)
