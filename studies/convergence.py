@@ -52,11 +52,11 @@ SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 FLAT_GAIN = 1.0  # a curve is flat when it gained at most this many points of total mIoU over its last quarter
 TARGET_RATIO = 0.9  # a preset's run is near its plateau at this share of it
 SOURCE_KEYS = ("git_commit", "machine", "date_utc", "note")  # where a curve was trained, recorded with it
-# The Table 1 results divided by the plateaus: (key in convergence.json, heading, CSV under the reports folder)
+# The Table 1 results divided by the plateaus: (key in convergence.json, heading, CSV under the reports folder, split)
 RATIO_TABLES = (
-    ("quick", "`quick` preset", "table1.csv"),
-    ("full", "`full` preset", "full/table1.csv"),
-    ("quick_5000", "`quick` preset at 5,000 iterations, measured for the main job's budget", "table1_quick_5000.csv"),
+    ("quick", "`quick` preset", "table1.csv", PRESET_SPLITS["quick"]),
+    ("full", "`full` preset", "full/table1.csv", PRESET_SPLITS["full"]),
+    ("quick_5000", "`quick` preset at 5,000 iterations, measured for the main job's budget", "table1_quick_5000.csv", PRESET_SPLITS["quick"]),
 )
 
 
@@ -292,11 +292,10 @@ def write_report(
     figure = reports / "figures" / "convergence.png"
     convergence_figure(curves, figure)
     ratio_sections, preset_ratio_records = [], {}
-    for label, heading, csv in RATIO_TABLES:
+    for label, heading, csv, split in RATIO_TABLES:
         csv = reports / csv
         ratios = preset_ratios(csv, levels)
         preset_ratio_records[label] = ratios.to_dict("records")
-        split = PRESET_SPLITS.get(label, 1)
         caveat = (
             ""
             if split == 1

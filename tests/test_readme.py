@@ -52,8 +52,10 @@ def test_the_readme_is_a_guide_not_a_lab_notebook():
 def test_the_longer_main_jobs_count_of_runs_near_their_plateaus_is_the_convergence_reports():
     ratios = [row["ratio"] for row in json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick_5000"]]
     words = ["none", "one", "two", "three", "four", "five", "all"]
-    stated = re.search(r"At 5,000 iterations (\w+) of the six reach 0\.9", WORDS)
+    stated = re.search(r"At 5,000 iterations (\w+) of the six reach 0\.9 .*? six runs alone take ([\d.]+) minutes", WORDS)
     assert len(ratios) == 6 and stated and stated[1] == words[sum(ratio >= 0.9 for ratio in ratios)]
+    run_seconds = pd.read_csv(ROOT / "reports" / "table1_quick_5000.csv")["wall_seconds"].sum()
+    assert float(stated[2]) == round(run_seconds / 60, 1)
 
 
 def test_the_quick_presets_share_of_the_plateaus_is_the_convergence_reports():
