@@ -185,6 +185,20 @@ def plateau(curve: list[dict], score: str = "total_miou") -> dict:
     }
 
 
+def evaluation_intervals(curves: dict[str, list[dict]]) -> str:
+    """How often the curves were scored, read from the curves: "every 500 iterations", followed by the
+    curves scored at another interval, e.g. " (1,000: toy-stuff/point_naive/48000)"."""
+    intervals = {name: curve[0]["iteration"] for name, curve in curves.items()}
+    counts = pd.Series(intervals).value_counts()
+    common = int(counts.index[0])
+    others: dict[int, list[str]] = {}
+    for name, interval in intervals.items():
+        if interval != common:
+            others.setdefault(interval, []).append(name)
+    exceptions = "; ".join(f"{interval:,}: {', '.join(names)}" for interval, names in sorted(others.items()))
+    return f"every {common:,} iterations" + (f" ({exceptions})" if exceptions else "")
+
+
 def method_plateaus(plateaus: dict[str, dict]) -> dict[str, dict]:
     """"dataset/method" -> the highest plateau of its curves (``curve_name``) and the curve that reached it
     (its name without dataset and method: "16000", or "16000/pretraining_steps=8000")."""
@@ -319,7 +333,7 @@ def write_report(
         report_header("Convergence: the plateau of each method", "`python -m studies.convergence`")
         + "Split 1, seed 0, the recipe's "
         f"defaults with the schedule stretched over the run; total mIoU on the first {meta['test_images']} "
-        f"test images every {meta['every']} iterations. Plateau = mean of the last two evaluations; a curve is flat "
+        f"test images {evaluation_intervals(curves)}. Plateau = mean of the last two evaluations; a curve is flat "
         f"when it gained at most {FLAT_GAIN:.0f} point over its last quarter; a method's plateau (for the ratios) is "
         "the highest of its curves', whatever their recipe (`recipe`: how a curve differs from today's defaults).\n\n"
         f"- today's defaults: `{json.dumps(meta['recipe'])}`\n"

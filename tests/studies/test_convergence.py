@@ -173,3 +173,15 @@ def test_the_next_report_keeps_recorded_curves_whose_runs_are_gone_and_a_new_run
     meta_now = {**meta, "git_commit": "new", "date_utc": "d2", "machine": "m2"}
     text = write_report({name: curve}, meta_now, tmp_path, sources={name: recorded[name]["source"]})
     assert "- recorded by an earlier report (commit `old`, m1, d1 UTC; elsewhere): toy-stuff/ours/200 (pretraining_steps=8000)" in text
+
+
+def test_the_report_states_each_curves_own_evaluation_interval():
+    from studies.convergence import evaluation_intervals
+
+    def points(every, count):
+        return [{"iteration": every * (i + 1)} for i in range(count)]
+
+    curves = {"toy-stuff/ours/1000": points(500, 2), "toy-scene/ours/1000": points(500, 2)}
+    assert evaluation_intervals(curves) == "every 500 iterations"
+    curves["toy-stuff/point_naive/4000"] = points(1000, 4)
+    assert evaluation_intervals(curves) == "every 500 iterations (1,000: toy-stuff/point_naive/4000)"
