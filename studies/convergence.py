@@ -303,6 +303,16 @@ def write_report(
             f"**No curve at today's defaults yet**: {', '.join(untested)}: their plateaus come from an earlier recipe "
             "(the `recipe` column), and today's recipe may end higher, so their ratios below are upper bounds too.\n\n"
         )
+    flat_today = {
+        "/".join(name_parts(name)[:2])
+        for name in curves
+        if not name_parts(name)[3] and plateaus[name]["last_quarter_gain"] <= FLAT_GAIN
+    }
+    no_flat_today = [key for key in levels if key in at_today and key not in flat_today]
+    if no_flat_today:
+        verdict += f"**No flat curve at today's defaults yet**: {', '.join(no_flat_today)}.\n\n"
+    elif not untested:
+        verdict += "**At today's defaults** every method has a flat curve (`flat`: yes, `recipe`: default).\n\n"
     figure = reports / "figures" / "convergence.png"
     convergence_figure(curves, figure)
     ratio_sections, preset_ratio_records = [], {}

@@ -62,3 +62,13 @@ def test_the_quick_presets_share_of_the_plateaus_is_the_convergence_reports():
     ratios = [row["ratio"] for row in json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick"]]
     stated = re.search(r"iterations per run, the most that fits in 30 minutes: (\d\.\d\d)-(\d\.\d\d) of", WORDS)
     assert stated and (float(stated[1]), float(stated[2])) == (min(ratios), max(ratios))
+
+
+def test_the_length_at_which_point_naive_flattened_on_toy_stuff_is_the_convergence_reports():
+    plateaus = json.loads((ROOT / "reports" / "convergence.json").read_text())["plateaus"]
+    flat = [
+        int(name.split("/")[2])
+        for name, level in plateaus.items()
+        if name.startswith("toy-stuff/point_naive/") and name.count("/") == 2 and level["last_quarter_gain"] <= 1.0
+    ]
+    assert flat and f"`point_naive`'s on toy-stuff only after {min(flat):,} iterations" in WORDS

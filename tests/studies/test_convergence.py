@@ -129,6 +129,22 @@ def test_a_plateau_from_an_earlier_recipe_is_flagged_as_an_upper_bound_of_the_ra
     assert "No curve at today's defaults" not in write_report({"toy-stuff/ours/200": curve}, meta, tmp_path)
 
 
+def test_the_report_says_whether_every_method_has_a_flat_curve_at_todays_defaults(tmp_path):
+    def curve(*values):
+        return [
+            {"iteration": 100 * (i + 1), "train_seconds": i, "base_miou": 1, "novel_miou": 1, "total_miou": v, "hiou": 1}
+            for i, v in enumerate(values)
+        ]
+
+    meta = {"test_images": 5, "every": 100, "recipe": {}, "git_commit": "abc", "machine": "m", "date_utc": "d"}
+    meta.update(threads=1, note="alone")
+    rising, flat = curve(40.0, 45.0, 50.0, 55.0), curve(40.0, 45.0, 50.0, 50.5)
+    text = write_report({"toy-stuff/ours/400": rising, "toy-stuff/ours/400/pretraining_steps=8000": flat}, meta, tmp_path)
+    assert "**No flat curve at today's defaults yet**: toy-stuff/ours." in text  # a flat earlier recipe does not count
+    text = write_report({"toy-stuff/ours/400": rising, "toy-stuff/ours/800": flat}, meta, tmp_path)
+    assert "**At today's defaults** every method has a flat curve" in text and "Not flat yet" in text
+
+
 def test_a_curves_name_gives_back_its_config():
     from studies.convergence import config_from_name, curve_name
 
