@@ -29,6 +29,7 @@ import argparse
 import json
 import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -189,8 +190,7 @@ def evaluation_intervals(curves: dict[str, list[dict]]) -> str:
     """How often the curves were scored, read from the curves: "every 500 iterations", followed by the
     curves scored at another interval, e.g. " (1,000: toy-stuff/point_naive/48000)"."""
     intervals = {name: curve[0]["iteration"] for name, curve in curves.items()}
-    counts = pd.Series(intervals).value_counts()
-    common = int(counts.index[0])
+    common = Counter(intervals.values()).most_common(1)[0][0]
     others: dict[int, list[str]] = {}
     for name, interval in intervals.items():
         if interval != common:
@@ -296,18 +296,15 @@ def write_report(
         if rising
         else "Every curve gained at most 1 point over the last quarter of its run: these are plateaus.\n\n"
     )
-    at_today = {"/".join(name_parts(name)[:2]) for name in curves if not name_parts(name)[3]}
+    today = {name: "/".join(name_parts(name)[:2]) for name in curves if not name_parts(name)[3]}  # curve -> method
+    at_today = set(today.values())
     untested = [key for key in levels if key not in at_today]
     if untested:
         verdict += (
             f"**No curve at today's defaults yet**: {', '.join(untested)}: their plateaus come from an earlier recipe "
             "(the `recipe` column), and today's recipe may end higher, so their ratios below are upper bounds too.\n\n"
         )
-    flat_today = {
-        "/".join(name_parts(name)[:2])
-        for name in curves
-        if not name_parts(name)[3] and plateaus[name]["last_quarter_gain"] <= FLAT_GAIN
-    }
+    flat_today = {key for name, key in today.items() if plateaus[name]["last_quarter_gain"] <= FLAT_GAIN}
     no_flat_today = [key for key in levels if key in at_today and key not in flat_today]
     if no_flat_today:
         verdict += f"**No flat curve at today's defaults yet**: {', '.join(no_flat_today)}.\n\n"
