@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import SMALL_TOY
 
 from pwslib.config import config_for
@@ -63,29 +64,38 @@ def test_interrupted_run_is_resumed_by_the_cache(tmp_path, toy_root, monkeypatch
     assert len(pd.read_csv(folder / "log.csv")) == 4
 
 
-def test_the_planned_runs_are_the_runs_the_notebooks_train_longest_first(tmp_path):
+@pytest.mark.parametrize("preset, count", [("quick", 10), ("full", 90)])
+def test_the_planned_runs_are_the_runs_the_notebooks_train_longest_first(tmp_path, preset, count):
     """The reproduction trains ``planned_configs`` before the notebooks: their keys must be the notebooks' keys."""
     from pwslib.experiments.notebook import setup
+    from pwslib.experiments.schedules import PRESET_SPLITS, SCHEDULES
     from pwslib.experiments.tables import TABLES
 
-    planned = planned_configs("quick")
+    planned = planned_configs(preset)
     assert [c.iterations for c in planned] == sorted((c.iterations for c in planned), reverse=True)
     notebook_keys = set()
-    for table, plan in PRESET_TABLES["quick"].items():
-        schedule = setup("quick", "toy-stuff", {"runs_root": str(tmp_path), "reports_dir": str(tmp_path)}, table).schedule
-        for method, overrides in preset_rows("quick", table, TABLES[table][0]()).values():
+    for table, plan in PRESET_TABLES[preset].items():
+        schedule = setup(preset, "toy-stuff", {"runs_root": str(tmp_path), "reports_dir": str(tmp_path)}, table).schedule
+        for method, overrides in preset_rows(preset, table, TABLES[table][0]()).values():
             for dataset in plan.datasets:
-                notebook_keys.add(
-                    config_for(method, dataset=dataset, split=1, seed=0, **{**schedule.overrides(), **overrides}).key()
-                )
-    assert {c.key() for c in planned} == notebook_keys and len(planned) == 10  # 3 x 2 of Table 1, 4 ablation runs
+                for seed in SCHEDULES[preset].seeds:
+                    notebook_keys.add(
+                        config_for(
+                            method, dataset=dataset, split=PRESET_SPLITS[preset], seed=seed,
+                            **{**schedule.overrides(), **overrides},
+                        ).key()
+                    )
+    # quick: 3 x 2 of Table 1 and 4 ablation runs; full: 6 x 2 x 3 of Table 1 and 18 ablation
+    # rows x 3 on toy-stuff (Table 3's 'without bank' is Table 2's 'w/o L_ctl')
+    assert {c.key() for c in planned} == notebook_keys and len(planned) == count
 
 
-def test_the_planned_datasets_are_the_notebooks_defaults():
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_the_planned_datasets_are_the_notebooks_defaults(preset):
     import papermill
 
     notebooks = {"table1": "05_table1_methods", "table2": "06_table2_ablation", "table3": "07_table3_variants"}
-    for table, plan in PRESET_TABLES["quick"].items():
+    for table, plan in PRESET_TABLES[preset].items():
         parameters = papermill.inspect_notebook(str(ROOT / "notebooks" / f"{notebooks[table]}.ipynb"))
         names = "datasets" if "datasets" in parameters else "dataset"
         default = ast.literal_eval(parameters[names]["default"])
