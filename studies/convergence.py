@@ -15,8 +15,9 @@ The **plateau** of a curve is the mean total mIoU of its last two evaluations; t
 the gain over the last quarter of the run, which says whether the curve had stopped rising (a curve is
 *flat* when it gained at most 1 point). A (dataset, method) may have curves of several lengths and recipes (a
 curve's name is ``dataset/method/iterations``, followed by ``/field=value, ...`` where its config differs from
-today's defaults); its plateau is the highest of theirs. The report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``) then
-divides the total mIoU of every run in ``reports/table1.csv`` (and the other tables of ``RATIO_TABLES``) by its
+today's defaults); its plateau is the highest of theirs. The report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``)
+says where each method levels off at today's defaults (every score at its plateau, how far a run of each length
+gets: ``levelling_off``), then divides the total mIoU of every run in ``reports/table1.csv`` (and the other tables of ``RATIO_TABLES``) by its
 method's plateau: a preset is converged enough when that ratio is >= 0.9. Runs are resumable (checkpoint + curve, atomically) and
 cached under ``runs/convergence/``. The report keeps every curve it already holds (``convergence.json`` records
 each curve with its config and where it was trained), so a curve whose run folder is not on this machine stays
@@ -50,6 +51,7 @@ ROOT = CHECKOUT
 METHODS = ("full_supervision", "point_naive", "ours")
 DATASETS = ("toy-stuff", "toy-scene")
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
+SCORE_NAMES = {"base_miou": "base", "novel_miou": "novel", "total_miou": "total", "hiou": "hIoU"}
 FLAT_GAIN = 1.0  # a curve is flat when it gained at most this many points of total mIoU over its last quarter
 TARGET_RATIO = 0.9  # a preset's run is near its plateau at this share of it
 SOURCE_KEYS = ("git_commit", "machine", "date_utc", "note")  # where a curve was trained, recorded with it
@@ -211,6 +213,53 @@ def method_plateaus(plateaus: dict[str, dict]) -> dict[str, dict]:
     return levels
 
 
+def levelling_off(curves: dict[str, list[dict]], levels: dict[str, dict]) -> pd.DataFrame:
+    """Where each method levels off at today's defaults: per (dataset, method) with a flat curve at today's
+    defaults, the longest such curve's plateau of every score (mean of its last two evaluations), and the end of
+    every run at today's defaults as a share of the method's plateau (``levels``: ``method_plateaus``), which says
+    how long a run must be to reach ``TARGET_RATIO`` of it."""
+    rows = []
+    for dataset in DATASETS:
+        for method in METHODS:
+            today = sorted(
+                (int(iterations), curve)
+                for name, curve in curves.items()
+                for d, m, iterations, difference in [name_parts(name)]
+                if (d, m, difference) == (dataset, method, "")
+            )
+            flat = [(iterations, curve) for iterations, curve in today if plateau(curve)["last_quarter_gain"] <= FLAT_GAIN]
+            if not flat:
+                continue
+            iterations, curve = flat[-1]
+            level = levels[f"{dataset}/{method}"]["plateau"]
+            ends = ", ".join(f"{length:,}: {run[-1]['total_miou'] / level:.2f}" for length, run in today)
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "method": method,
+                    "flat curve": iterations,
+                    **{f"plateau {SCORE_NAMES[score]}": round(plateau(curve, score)["plateau"], 1) for score in SCORES},
+                    "end of each run / plateau": ends,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plateau_gaps(levelled: pd.DataFrame) -> str:
+    """One line per dataset: ``ours`` − ``point_naive`` at their plateaus (novel and total mIoU, hIoU)."""
+    lines = []
+    for dataset, group in levelled.groupby("dataset", sort=False):
+        by_method = group.set_index("method")
+        if {"ours", "point_naive"} <= set(by_method.index):
+            gap = {name: by_method.loc["ours", f"plateau {name}"] - by_method.loc["point_naive", f"plateau {name}"]
+                   for name in ("novel", "total", "hIoU")}
+            lines.append(
+                f"- {dataset}: `ours` − `point_naive` at their plateaus: {gap['novel']:+.1f} novel mIoU, "
+                f"{gap['total']:+.1f} total mIoU, {gap['hIoU']:+.1f} hIoU\n"
+            )
+    return "".join(lines)
+
+
 def run_generator(row: pd.Series) -> int | None:
     """The toy generator a table's run was trained on: its ``toy_generator`` column, else its run folder's
     config (older tables), else None (the run folder is not on this machine)."""
@@ -258,6 +307,19 @@ def source_lines(sources: dict[str, dict], meta: dict) -> str:
     return "".join(
         f"- recorded by an earlier report (commit `{commit}`, {machine}, {date} UTC; {note}): {', '.join(names)}\n"
         for (commit, machine, date, note), names in earlier.items()
+    )
+
+
+def levelling_section(levelled: pd.DataFrame) -> str:
+    """The report's section on where each method levels off (``levelling_off``), or "" without a flat curve."""
+    if levelled.empty:
+        return ""
+    return (
+        "## Where each method levels off at today's defaults\n\n"
+        "Each method's longest flat curve at today's defaults (`flat curve`: its iterations), the plateau of every "
+        "score (mean of its last two evaluations), and the last evaluation of every run at today's defaults as a "
+        "share of the method's plateau: a run of that many iterations ends there (one seed).\n\n"
+        f"{markdown_table(levelled.set_index('dataset'))}\n{plateau_gaps(levelled)}\n"
     )
 
 
@@ -310,6 +372,7 @@ def write_report(
         verdict += f"**No flat curve at today's defaults yet**: {', '.join(no_flat_today)}.\n\n"
     elif not untested:
         verdict += "**At today's defaults** every method has a flat curve (`flat`: yes, `recipe`: default).\n\n"
+    levelled = levelling_off(curves, levels)
     figure = reports / "figures" / "convergence.png"
     convergence_figure(curves, figure)
     ratio_sections, preset_ratio_records = [], {}
@@ -348,6 +411,7 @@ def write_report(
         f"{meta['threads']} torch thread(s) per run ({meta['note']})\n"
         f"{source_lines(sources, meta)}\n"
         f"{markdown_table(summary)}\n{verdict}![convergence](figures/{figure.name})\n\n"
+        f"{levelling_section(levelled)}"
         "## Presets against the plateaus (total mIoU of the preset's runs / plateau)\n\n"
         + ("\n".join(ratio_sections) if ratio_sections else "(no Table 1 results yet)\n")
     )
@@ -359,6 +423,7 @@ def write_report(
             "plateaus": plateaus,
             "method_plateaus": levels,
             "ratios": preset_ratio_records,
+            "levelling_off": levelled.to_dict("records"),
             "curves": curves,
             "configs": configs or {},
             "sources": sources,

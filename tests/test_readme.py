@@ -73,3 +73,19 @@ def test_the_length_at_which_point_naive_flattened_on_toy_stuff_is_the_convergen
         if name.startswith("toy-stuff/point_naive/") and name.count("/") == 2 and level["last_quarter_gain"] <= 1.0
     ]
     assert flat and f"`point_naive`'s on toy-stuff only after {min(flat):,} iterations" in WORDS
+
+
+def test_the_gaps_at_the_plateaus_are_the_convergence_reports():
+    levelled = json.loads((ROOT / "reports" / "convergence.json").read_text())["levelling_off"]
+    plateaus = {(row["dataset"], row["method"]): row for row in levelled}
+
+    def gap(dataset, score):
+        return f"{plateaus[(dataset, 'ours')][score] - plateaus[(dataset, 'point_naive')][score]:+.1f}"
+
+    stated = (
+        f"`ours` leads `point_naive` by {gap('toy-stuff', 'plateau novel')} / {gap('toy-scene', 'plateau novel')} "
+        f"novel mIoU (toy-stuff / toy-scene) and {gap('toy-stuff', 'plateau hIoU')} / {gap('toy-scene', 'plateau hIoU')} "
+        f"hIoU, while `point_naive` catches up on the base classes (total mIoU {gap('toy-stuff', 'plateau total')} / "
+        f"{gap('toy-scene', 'plateau total')})"
+    )
+    assert stated in WORDS

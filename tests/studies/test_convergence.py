@@ -201,3 +201,30 @@ def test_the_report_states_each_curves_own_evaluation_interval():
     assert evaluation_intervals(curves) == "every 500 iterations"
     curves["toy-stuff/point_naive/4000"] = points(1000, 4)
     assert evaluation_intervals(curves) == "every 500 iterations (1,000: toy-stuff/point_naive/4000)"
+
+
+def test_where_each_method_levels_off_uses_its_longest_flat_curve_at_todays_defaults():
+    from studies.convergence import levelling_off, method_plateaus, plateau, plateau_gaps
+
+    def curve(*values, base=60.0):
+        return [
+            {"iteration": 100 * (i + 1), "base_miou": base, "novel_miou": v - 10, "total_miou": v, "hiou": v - 5}
+            for i, v in enumerate(values)
+        ]
+
+    curves = {
+        "toy-stuff/ours/400": curve(40.0, 45.0, 50.0, 50.5),
+        "toy-stuff/ours/800/pretraining_steps=8000": curve(40.0, 50.0, 60.0, 70.0, 70.0, 70.0, 70.0, 70.0),
+        "toy-stuff/point_naive/400": curve(30.0, 35.0, 40.0, 49.0),  # rising: the end of a run, not a plateau
+        "toy-stuff/point_naive/800": curve(30.0, 35.0, 40.0, 45.0, 48.0, 49.0, 50.0, 50.0, base=62.0),
+    }
+    levels = method_plateaus({name: plateau(c) for name, c in curves.items()})
+    levelled = levelling_off(curves, levels).set_index("method")
+    assert list(levelled.index) == ["point_naive", "ours"]
+    assert levelled.loc["ours", "flat curve"] == 400 and levelled.loc["ours", "plateau total"] == 50.2
+    assert levelled.loc["point_naive", "flat curve"] == 800 and levelled.loc["point_naive", "plateau base"] == 62.0
+    # ends over the highest plateau of any recipe: ours 50.5 / 70.0; point_naive 49 / 50 and 50 / 50
+    assert levelled.loc["ours", "end of each run / plateau"] == "400: 0.72"
+    assert levelled.loc["point_naive", "end of each run / plateau"] == "400: 0.98, 800: 1.00"
+    gaps = plateau_gaps(levelling_off(curves, levels))
+    assert gaps == "- toy-stuff: `ours` − `point_naive` at their plateaus: +0.2 novel mIoU, +0.2 total mIoU, +0.2 hIoU\n"
