@@ -188,6 +188,22 @@ def plateau(curve: list[dict], score: str = "total_miou") -> dict:
     }
 
 
+def is_flat(level: dict) -> bool:
+    """Whether a curve's ``plateau`` gained at most ``FLAT_GAIN`` over its last quarter."""
+    return level["last_quarter_gain"] <= FLAT_GAIN
+
+
+def todays_curves(curves: dict[str, list[dict]]) -> dict[str, list[tuple[int, list[dict]]]]:
+    """"dataset/method" -> its curves at today's defaults (``curve_name`` without a recipe), as (iterations, curve)
+    from the shortest to the longest."""
+    runs: dict[str, list[tuple[int, list[dict]]]] = {}
+    for name, curve in curves.items():
+        dataset, method, iterations, difference = name_parts(name)
+        if not difference:
+            runs.setdefault(f"{dataset}/{method}", []).append((int(iterations), curve))
+    return {key: sorted(found, key=lambda run: run[0]) for key, found in runs.items()}
+
+
 def evaluation_intervals(curves: dict[str, list[dict]]) -> str:
     """How often the curves were scored, read from the curves: "every 500 iterations", followed by the
     curves scored at another interval, e.g. " (1,000: toy-stuff/point_naive/48000)"."""
@@ -218,16 +234,11 @@ def levelling_off(curves: dict[str, list[dict]], levels: dict[str, dict]) -> pd.
     defaults, the longest such curve's plateau of every score (mean of its last two evaluations), and the end of
     every run at today's defaults as a share of the method's plateau (``levels``: ``method_plateaus``), which says
     how long a run must be to reach ``TARGET_RATIO`` of it."""
-    rows = []
+    rows, todays = [], todays_curves(curves)
     for dataset in DATASETS:
         for method in METHODS:
-            today = sorted(
-                (int(iterations), curve)
-                for name, curve in curves.items()
-                for d, m, iterations, difference in [name_parts(name)]
-                if (d, m, difference) == (dataset, method, "")
-            )
-            flat = [(iterations, curve) for iterations, curve in today if plateau(curve)["last_quarter_gain"] <= FLAT_GAIN]
+            today = todays.get(f"{dataset}/{method}", [])
+            flat = [(iterations, curve) for iterations, curve in today if is_flat(plateau(curve))]
             if not flat:
                 continue
             iterations, curve = flat[-1]
@@ -344,12 +355,12 @@ def write_report(
                 "train minutes": round(last["train_seconds"] / 60, 1),
                 "plateau total mIoU": round(plateaus[name]["plateau"], 1),
                 "gain over last quarter": round(plateaus[name]["last_quarter_gain"], 1),
-                "flat": "yes" if plateaus[name]["last_quarter_gain"] <= FLAT_GAIN else "no",
+                "flat": "yes" if is_flat(plateaus[name]) else "no",
                 "final hIoU": round(last["hiou"], 1),
             }
         )
     summary = pd.DataFrame(rows).set_index("dataset")
-    rising = [name for name, level in plateaus.items() if level["last_quarter_gain"] > FLAT_GAIN]
+    rising = [name for name, level in plateaus.items() if not is_flat(level)]
     levels = method_plateaus(plateaus)
     verdict = (
         f"**Not flat yet**: {'; '.join(shown(name) for name in rising)} still gained more than 1 point of total mIoU over the last quarter "
@@ -358,16 +369,16 @@ def write_report(
         if rising
         else "Every curve gained at most 1 point over the last quarter of its run: these are plateaus.\n\n"
     )
-    today = {name: "/".join(name_parts(name)[:2]) for name in curves if not name_parts(name)[3]}  # curve -> method
-    at_today = set(today.values())
-    untested = [key for key in levels if key not in at_today]
+    todays = todays_curves(curves)
+    untested = [key for key in levels if key not in todays]
     if untested:
         verdict += (
             f"**No curve at today's defaults yet**: {', '.join(untested)}: their plateaus come from an earlier recipe "
             "(the `recipe` column), and today's recipe may end higher, so their ratios below are upper bounds too.\n\n"
         )
-    flat_today = {key for name, key in today.items() if plateaus[name]["last_quarter_gain"] <= FLAT_GAIN}
-    no_flat_today = [key for key in levels if key in at_today and key not in flat_today]
+    no_flat_today = [
+        key for key in levels if key in todays and not any(is_flat(plateau(curve)) for _, curve in todays[key])
+    ]
     if no_flat_today:
         verdict += f"**No flat curve at today's defaults yet**: {', '.join(no_flat_today)}.\n\n"
     elif not untested:
