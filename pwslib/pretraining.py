@@ -17,10 +17,12 @@ This module pretrains the small ResNet once, by code in this repository, and cac
   SHA-256, test mIoU on held-out pretraining scenes and provenance; the checksum is verified on every
   load, so a damaged file stops with a message instead of starting every run from wrong weights;
 - **the cache**: any other recipe is pretrained on first use into ``<data root>/pretrained/`` (same two
-  files), deterministic from the recipe (its hash is the key), never downloaded.
+  files), deterministic from the recipe (its hash is the key), never downloaded; an interrupted pretraining
+  resumes from the checkpoint written beside them every minute (``<key>.partial.pt``), drawing the same batches.
 
     python -m pwslib.pretraining                      # load the default backbone, write reports/pretraining.md
     python -m pwslib.pretraining --rebuild --ship     # pretrain it again from scratch and replace the shipped file
+                                                      # (interrupted? the same command resumes from its checkpoint)
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from pwslib.io import (
 )
 from pwslib.metrics import ConfusionMatrix, intersection_over_union
 from pwslib.model.per_pixel import PerPixelSegmenter
+from pwslib.runs import read_checkpoint, save_checkpoint
 
 PRETRAINING_SCENES = ToyPreset(
     name="pretraining",
@@ -128,8 +131,15 @@ def _evaluate(model: PerPixelSegmenter, images: np.ndarray, labels: np.ndarray) 
     return float(np.nanmean(intersection_over_union(confusion.matrix.numpy()))) * 100
 
 
-def pretrain(recipe: PretrainingRecipe, root: Path | None = None, progress: bool = True) -> tuple[dict, dict]:
-    """Train the per-pixel network on the pretraining scenes: (backbone state dict, report)."""
+def pretrain(
+    recipe: PretrainingRecipe, root: Path | None = None, progress: bool = True, checkpoint_every: float = 60.0,
+    stop_after: int | None = None,
+) -> tuple[dict, dict] | None:
+    """Train the per-pixel network on the pretraining scenes and cache the backbone's weights in the data root:
+    (backbone state dict, report). Resumable: every ``checkpoint_every`` seconds the model, optimiser and sampler
+    state are written (atomically, with a checksum) beside the cache entry, and a later call continues from there,
+    drawing the same batches as an uninterrupted one. ``stop_after``: stop after that many steps of this call
+    (checkpointed; returns None)."""
     start = time.perf_counter()
     scenes = load_toy(
         PRETRAINING_SCENES, recipe.seed, root, num_train=recipe.num_train, num_test=recipe.num_test, progress=progress
@@ -139,8 +149,22 @@ def pretrain(recipe: PretrainingRecipe, root: Path | None = None, progress: bool
     torch.manual_seed(recipe.seed)
     model = PerPixelSegmenter(len(names), recipe.embedding_dim, recipe.widths)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    checkpoint, first_step, seconds_before = partial_checkpoint(recipe, root), 0, 0.0
+    if checkpoint.exists():
+        saved = read_checkpoint(checkpoint)
+        if saved.get("key") != recipe.key():
+            raise DataError(f"{checkpoint} belongs to another pretraining recipe; delete it to start over")
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        generator.set_state(saved["generator"])
+        first_step, seconds_before = int(saved["step"]), float(saved["seconds"])
     images, labels = scenes.images["train"], scenes.labels["train"]
-    for step in tqdm(range(recipe.steps), desc="pretraining the backbone", disable=not progress, dynamic_ncols=True):
+    last_save, last_step = time.perf_counter(), min(recipe.steps, first_step + (stop_after or recipe.steps))
+    steps = tqdm(
+        range(first_step, last_step), initial=first_step, total=recipe.steps, desc="pretraining the backbone",
+        disable=not progress, dynamic_ncols=True,
+    )
+    for step in steps:
         indices = torch.randint(len(images), (recipe.batch_size,), generator=generator).numpy()
         image = torch.from_numpy(images[np.sort(indices)]).permute(0, 3, 1, 2)  # (B, 3, H, W) uint8
         label = torch.from_numpy(labels[np.sort(indices)].astype(np.int64))  # (B, H, W)
@@ -154,7 +178,22 @@ def pretrain(recipe: PretrainingRecipe, root: Path | None = None, progress: bool
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-    train_seconds = time.perf_counter() - start
+        if step + 1 < recipe.steps and (step + 1 == last_step or time.perf_counter() - last_save > checkpoint_every):
+            save_checkpoint(
+                checkpoint,
+                {
+                    "key": recipe.key(),
+                    "step": step + 1,
+                    "model": model.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "generator": generator.get_state(),
+                    "seconds": seconds_before + time.perf_counter() - start,
+                },
+            )
+            last_save = time.perf_counter()
+    if last_step < recipe.steps:
+        return None
+    train_seconds = seconds_before + time.perf_counter() - start
     test_miou = _evaluate(model, scenes.images["test"], scenes.labels["test"])
     report = {
         "recipe": asdict(recipe),
@@ -166,7 +205,10 @@ def pretrain(recipe: PretrainingRecipe, root: Path | None = None, progress: bool
         "seconds": round(train_seconds, 1),
         **provenance(),
     }
-    return model.backbone.state_dict(), report
+    state = model.backbone.state_dict()
+    save_weights(state, report, cache_folder(root))
+    checkpoint.unlink(missing_ok=True)
+    return state, report
 
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "pretrained"  # weights that come with the package
@@ -214,6 +256,16 @@ def save_weights(state: dict, report: dict, folder: Path) -> None:
     write_json_atomic(report_path, {**report, "sha256": file_sha256(weights_path)})  # its presence marks a complete entry
 
 
+def cache_folder(root: Path | None) -> Path:
+    """Where pretrained weights that do not ship are cached: ``<data root>/pretrained``."""
+    return (Path(root) if root else default_data_root()) / "pretrained"
+
+
+def partial_checkpoint(recipe: PretrainingRecipe, root: Path | None) -> Path:
+    """The checkpoint of an unfinished pretraining of ``recipe``, beside its cache entry."""
+    return weights_files(recipe, cache_folder(root))[0].with_suffix(".partial.pt")
+
+
 def _locations(recipe: PretrainingRecipe, root: Path | None):
     """(weights, report, how to fix a damaged pair) of ``recipe``, in the order they are looked for: the shipped
     files, then the data root's cache."""
@@ -222,19 +274,17 @@ def _locations(recipe: PretrainingRecipe, root: Path | None):
         f"restore it (git checkout -- pwslib/data/pretrained) or make it again with "
         f"python -m pwslib.pretraining --steps {recipe.steps} --rebuild --ship",
     )
-    cache = (Path(root) if root else default_data_root()) / "pretrained"
-    yield (*weights_files(recipe, cache), "delete both files and it will be pretrained again on the next run")
+    yield (*weights_files(recipe, cache_folder(root)), "delete both files and it will be pretrained again on the next run")
 
 
 def pretrained_backbone(recipe: PretrainingRecipe, root: Path | None = None, progress: bool = True) -> dict:
     """The backbone weights of ``recipe``: the shipped file if the package has one, else the cache of the data
-    root, else pretrained now and cached. Every file is checked against its SHA-256 before it is used."""
+    root, else pretrained now (resuming an interrupted pretraining) and cached. Every file is checked against its
+    SHA-256 before it is used."""
     for weights_path, report_path, how_to_fix in _locations(recipe, root):
         if weights_path.exists() and report_path.exists():
             return _load_verified(weights_path, report_path, how_to_fix)
-    state, report = pretrain(recipe, root, progress)
-    save_weights(state, report, (Path(root) if root else default_data_root()) / "pretrained")
-    return state
+    return pretrain(recipe, root, progress)[0]
 
 
 def pretraining_report(recipe: PretrainingRecipe, root: Path | None = None) -> dict:
@@ -276,14 +326,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--widths", type=int, nargs=4, default=list(PretrainingRecipe.widths))
     parser.add_argument("--steps", type=int, default=PretrainingRecipe.steps)
-    parser.add_argument("--rebuild", action="store_true", help="pretrain from scratch, ignoring shipped and cached weights")
+    parser.add_argument(
+        "--rebuild", action="store_true",
+        help="pretrain again, ignoring shipped and cached weights (an interrupted pretraining resumes from its checkpoint)",
+    )
     parser.add_argument("--ship", action="store_true", help="write the weights into the package (pwslib/data/pretrained)")
     parser.add_argument("--out", type=Path, default=Path("reports") / "pretraining.md")
     args = parser.parse_args(argv)
     recipe = PretrainingRecipe(widths=tuple(args.widths), steps=args.steps)
     if args.rebuild or args.ship:
         state, report = pretrain(recipe) if args.rebuild else (pretrained_backbone(recipe), pretraining_report(recipe))
-        save_weights(state, report, default_data_root() / "pretrained")
         if args.ship:
             save_weights(state, report, SHIPPED)
     print(write_report(pretraining_report(recipe), args.out))

@@ -102,9 +102,9 @@ def run_folder(runs_root: Path, config: TrainConfig) -> Path:
 CHECKSUM_HEADER = b"pwslib-checkpoint sha256 "  # + 64 hex digits + newline, then the torch.save bytes
 
 
-def load_checkpoint(path: Path, config: TrainConfig) -> dict:
-    """Read a checkpoint, check its SHA-256 (a flipped byte anywhere stops here, never reaches a score), load it
-    with ``weights_only=True`` and check it belongs to ``config``."""
+def read_checkpoint(path: Path) -> dict:
+    """Read a file written by ``save_checkpoint``: check its SHA-256 (a flipped byte anywhere stops here, never
+    reaches a score) and load it with ``weights_only=True``."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -130,7 +130,15 @@ def load_checkpoint(path: Path, config: TrainConfig) -> dict:
             f"checkpoint {path} is unreadable ({type(error).__name__}: {error}); delete it "
             f"to start the run over, or restore it from a copy"
         ) from error
-    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+    if not isinstance(state, dict):
+        raise DataError(f"{path} is not a pwslib checkpoint (it holds a {type(state).__name__})")
+    return state
+
+
+def load_checkpoint(path: Path, config: TrainConfig) -> dict:
+    """Read a run's checkpoint (``read_checkpoint``) and check it belongs to ``config``."""
+    state = read_checkpoint(path)
+    if "config" not in state or "model" not in state:
         raise DataError(f"{path} is not a pwslib checkpoint (no config / model state)")
     saved = TrainConfig.from_dict(state["config"])
     if saved.key() != config.key():

@@ -2,6 +2,7 @@
 
     python -m studies.recipe              # the levers, 3 methods x 3 seeds on 2 cores; runs cached under runs/recipe/
     python -m studies.recipe --precision  # float32 against bfloat16, 3 seeds: reports/precision.md
+    python -m studies.recipe --pretraining-lengths 16000 32000   # past today's pretraining: reports/pretraining_saturation.md
 
 Each row changes one thing of the reference recipe and trains ``full_supervision``, ``point_naive`` and ``ours``
 on the development split (toy-stuff split 1) for the same wall time as the reference row, seeds 0, 1 and 2;
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pwslib.config import config_for, native_bfloat16
+from pwslib.config import TrainConfig, config_for, native_bfloat16
 from pwslib.experiments.grid import run_grid, train_all
 from pwslib.experiments.report import differs, markdown_table, mean_std, summarise, welch_p
 from pwslib.experiments.schedules import Schedule
@@ -73,12 +74,12 @@ def lever_rows(iterations: int, levers: list[str] | None = None) -> dict[str, tu
     }
 
 
-def lever_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std per row, each method's rows tested (Welch, ``*``) against that method's reference row, and the
-    mean wall time of a run (training + evaluation) so that equal wall time can be checked."""
+def lever_table(results: pd.DataFrame, reference: str = DEFAULT_ROW) -> pd.DataFrame:
+    """Mean ± std per row, each method's rows tested (Welch, ``*``) against that method's ``reference`` row, and
+    the mean wall time of a run (training + evaluation) so that equal wall time can be checked."""
     parts = []
     for method, group in results.groupby("method", sort=False):
-        group = group.assign(reference=group["row"] == f"{method}: {DEFAULT_ROW}")
+        group = group.assign(reference=group["row"] == f"{method}: {reference}")
         summary = summarise(group)
         summary["run seconds"] = group.groupby("row", sort=False)["wall_seconds"].mean().round(0).astype(int)
         parts.append(summary)
@@ -96,18 +97,18 @@ def lever_of(results: pd.DataFrame) -> pd.Series:
     return results["row"].str.split(": ", n=1).str[1]
 
 
-def lever_effects(results: pd.DataFrame, score: str = "total_miou") -> list[str]:
+def lever_effects(results: pd.DataFrame, score: str = "total_miou", reference_row: str = DEFAULT_ROW) -> list[str]:
     """One line per lever: each method's change of ``score`` (mean over seeds) against its own reference row, and
     the methods where the change is beyond the seed noise (Welch, p < 0.05)."""
     lines, levers = [], lever_of(results)
     for lever in levers.drop_duplicates():
-        if lever == DEFAULT_ROW:
+        if lever == reference_row:
             continue
         changes, beyond = [], []
         for method in METHODS:
             of_method = results["method"] == method
             values = results.loc[of_method & (levers == lever), score]
-            reference = results.loc[of_method & (levers == DEFAULT_ROW), score]
+            reference = results.loc[of_method & (levers == reference_row), score]
             if values.empty or reference.empty:
                 continue
             change = values.mean() - reference.mean()
@@ -119,11 +120,13 @@ def lever_effects(results: pd.DataFrame, score: str = "total_miou") -> list[str]
     return lines
 
 
-def pretraining_lengths(results: pd.DataFrame) -> pd.DataFrame:
-    """Where the pretraining saturates: per pretraining length among the rows (the reference's included), the
-    backbone's own mIoU on held-out pretraining scenes, its pretraining seconds and each method's total mIoU."""
-    lengths = {DEFAULT_ROW: MEASURED_AT["pretraining_steps"]}
-    lengths.update({name: overrides["pretraining_steps"] for name, (overrides, _) in LEVERS.items() if "pretraining_steps" in overrides})
+def pretraining_lengths(results: pd.DataFrame, lengths: dict[str, int] | None = None) -> pd.DataFrame:
+    """Where the pretraining saturates: per pretraining length among the rows (``lengths``: lever -> pretraining
+    steps; by default the levers of ``LEVERS`` and the reference's), the backbone's own mIoU on held-out
+    pretraining scenes, its pretraining seconds and each method's total mIoU."""
+    if lengths is None:
+        lengths = {DEFAULT_ROW: MEASURED_AT["pretraining_steps"]}
+        lengths.update({name: overrides["pretraining_steps"] for name, (overrides, _) in LEVERS.items() if "pretraining_steps" in overrides})
     rows, levers = [], lever_of(results)
     for lever, steps in sorted(lengths.items(), key=lambda item: item[1]):
         runs = results[levers == lever]
@@ -139,6 +142,46 @@ def pretraining_lengths(results: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("pretraining steps")
+
+
+def length_row(steps: int) -> str:
+    """The row name of a pretraining length in the saturation study (today's default says so)."""
+    default = " (today's default)" if steps == TrainConfig.pretraining_steps else ""
+    return f"backbone pretrained {steps:,} steps{default}"
+
+
+def write_saturation_report(results: pd.DataFrame, lengths: list[int], iterations: int, reports: Path) -> str:
+    """Today's recipe (float32 where the machine has no native bfloat16) with each pretraining length in
+    ``lengths``, each row tested against today's default length: ``reports/pretraining_saturation.md`` / ``.csv``."""
+    reference = length_row(TrainConfig.pretraining_steps)
+    meta = provenance()
+    commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
+    made = []
+    for steps in lengths:
+        report = pretraining_report(PretrainingRecipe.of_run(config_for("ours", pretraining_steps=steps)))
+        made.append(f"- {steps:,} steps: pretrained at `{report['git_commit']}` on {report['date_utc']} UTC, {report['machine']}")
+    text = (
+        report_header("Past today's pretraining: does a longer one still help? (toy-stuff split 1)", "`python -m studies.recipe --pretraining-lengths ...`")
+        + f"Today's defaults with the backbone pretrained for each length, {iterations} iterations at batch 16, seeds "
+        f"{sorted(set(results['seed']))}; mIoU in %, mean ± std over the seeds; `*`: differs from the same method's row "
+        f"at today's default length ({TrainConfig.pretraining_steps:,} steps) beyond the seed noise (Welch's t-test, "
+        "p < 0.05). The weights are made once (`python -m pwslib.pretraining --steps N`), so a longer pretraining "
+        "costs a downstream run nothing; `run seconds`: mean wall time of one run (1 torch thread, two runs side by side).\n\n"
+        f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
+        f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
+        f"{markdown_table(lever_table(results, reference))}\n"
+        "## Each length against today's (total mIoU, mean over the seeds, same method)\n\n"
+        + "\n".join(lever_effects(results, reference_row=reference))
+        + "\n\n## The backbones\n\nOwn mIoU: on 300 held-out pretraining scenes; pretraining seconds: on the "
+        "machine each was made on (below).\n\n"
+        + markdown_table(pretraining_lengths(results, {length_row(steps): steps for steps in lengths}))
+        + "\n\n"
+        + "\n".join(made)
+        + "\n"
+    )
+    write_text_atomic(reports / "pretraining_saturation.csv", results.to_csv(index=False))
+    write_text_atomic(reports / "pretraining_saturation.md", text)
+    return text
 
 
 def precision_comparison(seeds: tuple[int, ...], iterations: int, runs_root: Path) -> pd.DataFrame:
@@ -214,7 +257,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "recipe")
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     parser.add_argument("--precision", action="store_true", help="compare float32 and bfloat16 over 3 seeds instead")
+    parser.add_argument(
+        "--pretraining-lengths", type=int, nargs="+", metavar="STEPS",
+        help="instead of the levers: today's recipe with the backbone pretrained for each of these lengths",
+    )
     args = parser.parse_args(argv)
+    if args.pretraining_lengths:
+        lengths = sorted(set(args.pretraining_lengths) | {TrainConfig.pretraining_steps})
+        rows = {f"{method}: {length_row(steps)}": (method, {"pretraining_steps": steps}) for method in METHODS for steps in lengths}
+        schedule = Schedule(seeds=tuple(args.seeds), iterations=args.iterations)
+        results = run_grid(rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers)
+        print(write_saturation_report(results, lengths, args.iterations, args.reports))
+        return
     if args.precision:
         runs = precision_comparison((0, 1, 2), args.iterations, args.runs_root)
         print(write_precision_report(runs, args.iterations, args.reports))

@@ -90,3 +90,22 @@ def test_the_default_recipe_ships_with_the_package_and_matches_its_checksum():
     assert report["sha256"] == file_sha256(weights_path)
     assert report["recipe"]["steps"] == recipe.steps and tuple(report["recipe"]["widths"]) == recipe.widths
     SmallResNet(recipe.widths).load_state_dict(pretrained_backbone(recipe))
+
+
+def test_an_interrupted_pretraining_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one(tmp_path):
+    whole, _ = pretrain(TINY_RECIPE, tmp_path / "whole", progress=False)
+    assert not pretraining.partial_checkpoint(TINY_RECIPE, tmp_path / "whole").exists()
+    assert pretrain(TINY_RECIPE, tmp_path / "cut", progress=False, stop_after=1) is None
+    checkpoint = pretraining.partial_checkpoint(TINY_RECIPE, tmp_path / "cut")
+    assert checkpoint.exists() and not weights_files(TINY_RECIPE, tmp_path / "cut" / "pretrained")[0].exists()
+    resumed = pretrained_backbone(TINY_RECIPE, tmp_path / "cut", progress=False)
+    assert all(torch.equal(resumed[name], whole[name]) for name in whole)
+    assert not checkpoint.exists() and weights_files(TINY_RECIPE, tmp_path / "cut" / "pretrained")[1].exists()
+
+
+def test_a_pretraining_checkpoint_of_another_recipe_is_refused(tmp_path):
+    pretrain(TINY_RECIPE, tmp_path, progress=False, stop_after=1)
+    other = PretrainingRecipe(widths=(8, 16, 16, 16), steps=4, batch_size=2, num_train=6, num_test=2)
+    pretraining.partial_checkpoint(TINY_RECIPE, tmp_path).rename(pretraining.partial_checkpoint(other, tmp_path))
+    with pytest.raises(DataError, match="another pretraining recipe"):
+        pretrain(other, tmp_path, progress=False)

@@ -259,9 +259,7 @@ class PointSupervisionDataset(torch.utils.data.Dataset):
         if self.augmentation is not None:
             image, maps, points = self.augmentation(image, maps, points, rng)
         full_label, base_label = maps[0], maps[1]
-        image_labels = np.zeros(self.split.num_classes, dtype=bool)
-        base_present = np.unique(base_label)
-        image_labels[base_present[base_present != IGNORE_INDEX]] = True
+        image_labels = np.bincount(base_label.ravel(), minlength=IGNORE_INDEX + 1)[: self.split.num_classes] > 0
         clicked = points[:, 2]
         image_labels[clicked[self._is_novel[clicked]]] = True
         sample = {
@@ -279,16 +277,15 @@ class PointSupervisionDataset(torch.utils.data.Dataset):
 
 
 def sample_base_keypoints(base_label: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
-    """``per_class`` pixels drawn uniformly from each base class's mask: (K, 3) rows ``[y, x, class]``."""
+    """``per_class`` pixels drawn uniformly from each base class's mask: (K, 3) rows ``[y, x, class]``, classes
+    ascending; a draw is the k-th pixel of its class in raster order, k uniform over the class's pixels."""
     flat = base_label.ravel()
-    order = np.argsort(flat, kind="stable")
-    classes, starts, counts = np.unique(flat[order], return_index=True, return_counts=True)
-    keep = classes != IGNORE_INDEX
-    classes, starts, counts = classes[keep], starts[keep], counts[keep]
+    counts = np.bincount(flat, minlength=IGNORE_INDEX + 1)[:IGNORE_INDEX]  # (255,) pixels of each class id
+    classes = np.flatnonzero(counts)
     if per_class <= 0 or len(classes) == 0:
         return np.zeros((0, 3), dtype=np.int64)
-    picks = starts[:, None] + (rng.random((len(classes), per_class)) * counts[:, None]).astype(np.int64)
-    pixels = order[picks.ravel()]
+    ranks = (rng.random((len(classes), per_class)) * counts[classes, None]).astype(np.int64)  # (classes, per_class)
+    pixels = np.concatenate([np.flatnonzero(flat == c)[rank] for c, rank in zip(classes, ranks)])
     width = base_label.shape[1]
     return np.stack([pixels // width, pixels % width, np.repeat(classes, per_class)], 1).astype(np.int64)
 

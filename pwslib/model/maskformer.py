@@ -17,9 +17,9 @@ class the method knows (the label map its mask targets come from; novel pixels s
 method has their masks). It gives the per-pixel embeddings a dense class signal, which the mask
 classification alone provides only once per segment; it is not used at inference.
 
-The model runs in channels-last memory format (about 15 % faster on CPU). At inference the masks
-m_i are upsampled to the image as probabilities (bilinear) in channels-last layout, so the class-weighted
-sum is one pixel-major matrix product: 2.4x faster than upsampling logits and summing per class.
+The model runs in channels-last memory format (about 15 % faster on CPU). At inference the class-weighted
+sum of the mask probabilities is one pixel-major matrix product at the masks' resolution, and the class
+scores are then upsampled to the image (bilinear, linear, so the same as summing upsampled masks).
 """
 
 from __future__ import annotations
@@ -130,12 +130,19 @@ def mask_probabilities(mask_logits: torch.Tensor, size: tuple[int, int]) -> torc
 
 
 def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """MaskFormer semantic inference: (B, N, C+1), (B, N, h, w) -> per-pixel class scores (B, H, W, C)."""
+    """MaskFormer semantic inference: (B, N, C+1), (B, N, h, w) -> per-pixel class scores (B, H, W, C).
+
+    score_c(x) = sum_i softmax(p_i)_c * m_i(x) with the masks m_i bilinearly upsampled to ``size``. Bilinear
+    upsampling is linear, so the sum is taken at the masks' own resolution and the C class scores are upsampled
+    instead: the same scores (to float rounding) with a sixteenth of the products at stride 4.
+    """
     class_probabilities = class_logits.softmax(-1)[..., :-1]  # (B, N, C)
-    masks = mask_probabilities(mask_logits, size)
-    batch, queries = masks.shape[:2]
-    pixels = masks.permute(0, 2, 3, 1).reshape(batch, size[0] * size[1], queries)  # (B, H*W, N), no copy
-    return torch.bmm(pixels, class_probabilities).view(batch, size[0], size[1], -1)
+    masks = mask_logits.sigmoid().contiguous(memory_format=torch.channels_last)  # (B, N, h, w), pixel-major
+    batch, queries, height, width = masks.shape
+    pixels = masks.permute(0, 2, 3, 1).reshape(batch, height * width, queries)  # (B, h*w, N), no copy
+    scores = torch.bmm(pixels, class_probabilities).view(batch, height, width, -1)  # (B, h, w, C)
+    upsampled = F.interpolate(scores.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False)
+    return upsampled.permute(0, 2, 3, 1)  # (B, H, W, C), channels-last in memory, so a free view
 
 
 @torch.no_grad()

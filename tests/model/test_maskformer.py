@@ -110,3 +110,12 @@ def test_pixel_decoder_kernel_sets_the_fpn_output_convolutions_and_keeps_the_sha
     assert {conv[0].kernel_size for conv in default.pixel_decoder.output} == {(3, 3)}
     image = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
     assert cheap(image)["pixel_embeddings"].shape == default(image)["pixel_embeddings"].shape == (1, 64, 16, 16)
+
+
+def test_semantic_scores_equal_the_class_weighted_sum_of_the_upsampled_masks():
+    import torch.nn.functional as F
+
+    class_logits, mask_logits = torch.randn(2, 5, 4), torch.randn(2, 5, 6, 6)
+    masks = F.interpolate(mask_logits.sigmoid(), size=(24, 24), mode="bilinear", align_corners=False)
+    expected = torch.einsum("bnc,bnhw->bhwc", class_logits.softmax(-1)[..., :-1], masks)
+    assert torch.allclose(semantic_scores(class_logits, mask_logits, (24, 24)), expected, atol=1e-5)

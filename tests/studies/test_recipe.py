@@ -110,3 +110,31 @@ def test_the_report_says_what_the_runs_computed_in(tmp_path):
         (folder / "metrics.json").write_text(json.dumps({"precision_ran": precision}))
         runs.append(str(folder))
     assert precisions_ran(pd.DataFrame({"run": runs})) == "float32 (2 runs), bfloat16 (1 run)"
+
+
+def test_the_saturation_report_tests_each_length_against_todays_default(monkeypatch, tmp_path):
+    from pwslib.config import TrainConfig
+    from studies import recipe
+
+    monkeypatch.setattr(recipe, "precisions_ran", lambda results: "float32 (12 runs)")
+    monkeypatch.setattr(
+        recipe,
+        "pretraining_report",
+        lambda r: {"test_miou": r.steps / 400, "seconds": r.steps / 10, "git_commit": "abc", "date_utc": "d", "machine": "m"},
+    )
+    today, longer = TrainConfig.pretraining_steps, 2 * TrainConfig.pretraining_steps
+    assert recipe.length_row(today).endswith("(today's default)") and recipe.length_row(longer).endswith("steps")
+    records = pd.DataFrame(
+        [
+            {"row": f"{method}: {recipe.length_row(steps)}", "dataset": "toy-stuff", "method": method, "seed": seed,
+             "reference": False, "base_miou": 40.0, "novel_miou": 40.0, "total_miou": 40.0 + shift + seed / 10,
+             "hiou": 40.0, "wall_seconds": 100.0, "run": "r", "git_commit": "abc"}
+            for method in METHODS
+            for steps, shift in ((today, 0.0), (longer, 3.0 if method == "ours" else 0.0))
+            for seed in (0, 1)
+        ]
+    )
+    text = recipe.write_saturation_report(records, [today, longer], 1000, tmp_path)
+    assert f"- {recipe.length_row(longer)}: full_supervision +0.0, point_naive +0.0, ours +3.0; beyond the seed noise: ours (better)" in text
+    assert f"| {longer:,} | {longer / 400:.1f} |" in text
+    assert (tmp_path / "pretraining_saturation.csv").exists()
