@@ -1,18 +1,21 @@
-"""Atomic file writes, the project's error type and run provenance.
+"""Atomic file writes, checksummed checkpoints, the project's error type and run provenance.
 
 Every checkpoint, report and cache file is written to a temporary file in the same folder and
 moved into place with ``os.replace``, so an interrupted write never leaves a half file behind and
-never destroys the previous version.
+never destroys the previous version. A checkpoint (a run's, or an unfinished pretraining's) carries the
+SHA-256 of its bytes, checked when it is read back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import warnings
@@ -173,3 +176,62 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         **extra,
     }
+
+
+CHECKSUM_HEADER = b"pwslib-checkpoint sha256 "  # + 64 hex digits + newline, then the torch.save bytes
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Read a file written by ``save_checkpoint``: check its SHA-256 (a flipped byte anywhere stops here, never
+    reaches a score) and load it with ``weights_only=True``."""
+    import torch
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"checkpoint {path} cannot be read ({error.strerror})") from error
+    if not data.startswith(CHECKSUM_HEADER):
+        raise DataError(
+            f"checkpoint {path} carries no checksum: it was not written by pwslib's save_checkpoint, or its first "
+            f"bytes are damaged; delete it to start the run over, or restore it from a copy"
+        )
+    header_end = data.find(b"\n")
+    expected, payload = data[len(CHECKSUM_HEADER) : header_end].decode("ascii", "replace"), data[header_end + 1 :]
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != expected:
+        raise DataError(
+            f"checkpoint {path} is damaged: its contents no longer match the checksum written with them (SHA-256 "
+            f"{actual[:16]}... against {expected[:16]}...); delete it to start the run over, or restore it from a copy"
+        )
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for foreign files
+        raise DataError(
+            f"checkpoint {path} is unreadable ({type(error).__name__}: {error}); delete it "
+            f"to start the run over, or restore it from a copy"
+        ) from error
+    if not isinstance(state, dict):
+        raise DataError(f"{path} is not a pwslib checkpoint (it holds a {type(state).__name__})")
+    return state
+
+
+def save_checkpoint(path: Path, state: dict, how_to_resume: str = "resume with --resume") -> None:
+    """Write ``state`` behind a SHA-256 header, atomically: a failed write (a full disk) leaves the previous
+    checkpoint as it was (``read_checkpoint`` reads it back)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(CHECKSUM_HEADER + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    except (OSError, RuntimeError) as error:
+        needed = len(payload) / 2**20
+        free = shutil.disk_usage(path.parent).free / 2**20
+        kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint existed"
+        raise DataError(
+            f"could not write the checkpoint in {path.parent} ({type(error).__name__}: {error}); {free:.0f} MiB free, "
+            f"about {needed:.0f} MiB needed; {kept}: free some space and {how_to_resume}"
+        ) from error

@@ -13,8 +13,8 @@ This module pretrains the small ResNet once, by code in this repository, and cac
   card's probe network), AdamW with warm-up and poly decay; only the backbone's weights are kept, as
   only ImageNet's backbone is kept on real data;
 - **shipped weights**: as ImageNet weights are loaded, not trained, by a real user, the default recipe's
-  weights ship with the package (``pwslib/data/pretrained/<key>.pt``, 2 MB) beside a ``.json`` with their
-  SHA-256, test mIoU on held-out pretraining scenes and provenance; the checksum is verified on every
+  weights ship with the package (``pwslib/data/pretrained/<key>.pt``, 2 MB; so do the 32,000-step ones that
+  ``reports/pretraining_saturation.md`` measured against them) beside a ``.json`` with their SHA-256, test mIoU on held-out pretraining scenes and provenance; the checksum is verified on every
   load, so a damaged file stops with a message instead of starting every run from wrong weights;
 - **the cache**: any other recipe is pretrained on first use into ``<data root>/pretrained/`` (same two
   files), deterministic from the recipe (its hash is the key), never downloaded; an interrupted pretraining
@@ -46,13 +46,14 @@ from pwslib.io import (
     atomic_path,
     default_data_root,
     provenance,
+    read_checkpoint,
     report_header,
+    save_checkpoint,
     write_json_atomic,
     write_text_atomic,
 )
 from pwslib.metrics import ConfusionMatrix, intersection_over_union
 from pwslib.model.per_pixel import PerPixelSegmenter
-from pwslib.runs import read_checkpoint, save_checkpoint
 
 PRETRAINING_SCENES = ToyPreset(
     name="pretraining",
@@ -189,6 +190,7 @@ def pretrain(
                     "generator": generator.get_state(),
                     "seconds": seconds_before + time.perf_counter() - start,
                 },
+                how_to_resume="run the same command again: it resumes from this checkpoint",
             )
             last_save = time.perf_counter()
     if last_step < recipe.steps:

@@ -2,8 +2,8 @@
 
 Folders are named by the run's dataset, method, seed and config key, so a changed config never reuses a
 finished run. Checkpoints are written atomically (a full disk leaves the previous one as it was) behind a
-SHA-256 of their bytes, checked on every load, and read with ``weights_only=True``, checked against the
-config they must belong to; the log is cut back to the last checkpoint when an interrupted run resumes.
+SHA-256 of their bytes, checked on every load, and read with ``weights_only=True`` (``io.save_checkpoint`` /
+``io.read_checkpoint``, which the pretraining's checkpoints share), checked against the config they must belong to; the log is cut back to the last checkpoint when an interrupted run resumes.
 A folder that holds any run file is never trained into again without ``--resume``, and ``.lock`` keeps a
 second process out while one trains.
 """
@@ -13,19 +13,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
-import hashlib
-import io
 import json
 import os
-import shutil
 import socket
 from pathlib import Path
 from typing import Iterator
 
-import torch
-
 from pwslib.config import LOSS_TERMS, TrainConfig
-from pwslib.io import DataError, atomic_path
+from pwslib.io import DataError, atomic_path, read_checkpoint
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -99,42 +94,6 @@ def run_folder(runs_root: Path, config: TrainConfig) -> Path:
     return Path(runs_root) / f"{config.dataset}-{config.method}-s{config.seed}-{config.key()}"
 
 
-CHECKSUM_HEADER = b"pwslib-checkpoint sha256 "  # + 64 hex digits + newline, then the torch.save bytes
-
-
-def read_checkpoint(path: Path) -> dict:
-    """Read a file written by ``save_checkpoint``: check its SHA-256 (a flipped byte anywhere stops here, never
-    reaches a score) and load it with ``weights_only=True``."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"checkpoint {path} cannot be read ({error.strerror})") from error
-    if not data.startswith(CHECKSUM_HEADER):
-        raise DataError(
-            f"checkpoint {path} carries no checksum: it was not written by pwslib's save_checkpoint, or its first "
-            f"bytes are damaged; delete it to start the run over, or restore it from a copy"
-        )
-    header_end = data.find(b"\n")
-    expected, payload = data[len(CHECKSUM_HEADER) : header_end].decode("ascii", "replace"), data[header_end + 1 :]
-    actual = hashlib.sha256(payload).hexdigest()
-    if actual != expected:
-        raise DataError(
-            f"checkpoint {path} is damaged: its contents no longer match the checksum written with them (SHA-256 "
-            f"{actual[:16]}... against {expected[:16]}...); delete it to start the run over, or restore it from a copy"
-        )
-    try:
-        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for foreign files
-        raise DataError(
-            f"checkpoint {path} is unreadable ({type(error).__name__}: {error}); delete it "
-            f"to start the run over, or restore it from a copy"
-        ) from error
-    if not isinstance(state, dict):
-        raise DataError(f"{path} is not a pwslib checkpoint (it holds a {type(state).__name__})")
-    return state
-
-
 def load_checkpoint(path: Path, config: TrainConfig) -> dict:
     """Read a run's checkpoint (``read_checkpoint``) and check it belongs to ``config``."""
     state = read_checkpoint(path)
@@ -156,25 +115,6 @@ def scored_weights(state: dict) -> dict:
     average = state.get("weight_average") or {}
     prefix = "module."
     return {name[len(prefix) :]: value for name, value in average.items() if name.startswith(prefix)} or state["model"]
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` behind a SHA-256 header, atomically: a failed write (a full disk) leaves the previous
-    checkpoint as it was."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    payload = buffer.getvalue()
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(CHECKSUM_HEADER + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-    except (OSError, RuntimeError) as error:
-        needed = len(payload) / 2**20
-        free = shutil.disk_usage(path.parent).free / 2**20
-        kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint existed"
-        raise DataError(
-            f"could not write the checkpoint in {path.parent} ({type(error).__name__}: {error}); {free:.0f} MiB free, "
-            f"about {needed:.0f} MiB needed; {kept}: free some space and resume with --resume"
-        ) from error
 
 
 LOG_FIELDS = [  # the columns of log.csv, one row per step: every loss term of config.LOSS_TERMS by name

@@ -35,7 +35,7 @@ from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, setup_distributed
 from pwslib.metrics import check_finite_parameters, evaluate_model, format_scores
-from pwslib.io import DataError, provenance, save_array_atomic, write_json_atomic
+from pwslib.io import DataError, provenance, save_array_atomic, save_checkpoint, write_json_atomic
 from pwslib.method.losses import WeakShotCriterion
 from pwslib.method.memory_bank import MemoryBank
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
@@ -47,7 +47,6 @@ from pwslib.runs import (
     check_run_folder,
     load_checkpoint,
     run_lock,
-    save_checkpoint,
     truncate_log,
 )
 
