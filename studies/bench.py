@@ -254,7 +254,7 @@ def inference_speeds(trainer: Trainer, peer: "HuggingFacePeer | None", rounds: i
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the training comparison")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the training comparison")
     parser.add_argument("--steps", type=int, default=12, help="training steps per contender per round")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
