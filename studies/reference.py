@@ -8,7 +8,9 @@ Each entry is the ``python -m pwslib.experiments`` command its report records (`
 reads it back from the report), so a report regenerated here is the one committed, with new provenance. The
 held-out tables made at earlier defaults (splits 2, 3 and 4) are in ``reports/archive/`` with their commands.
 ``table1_quick_5000`` is the main job's Table 1 (split 1, seed 0) at 5,000 iterations instead of 3,000: how near
-the plateaus a longer main job would get, and what it costs (``reports/convergence.md``).
+the plateaus a longer main job would get, and what it costs (``reports/convergence.md``);
+``table1_quick_pretraining_32000`` is the same Table 1 at 3,000 iterations from the 32,000-step backbone
+(``reports/pretraining_saturation.md``), not the default: how near the plateaus it brings the main job.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ REFERENCE = {
     "table1_quick_5000": (
         "table1 --datasets toy-stuff toy-scene --iterations 5000 --rows point_naive full_supervision "
         "--name table1_quick_5000 --workers 2 --threads 1 --runs-root runs/quick_5000"
+    ),
+    "table1_quick_pretraining_32000": (
+        "table1 --datasets toy-stuff toy-scene --iterations 3000 --rows point_naive full_supervision "
+        "--set pretraining_steps=32000 --name table1_quick_pretraining_32000 --workers 2 --threads 1 "
+        "--runs-root runs/quick_pretraining_32000"
     ),
 }
 
