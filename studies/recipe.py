@@ -74,12 +74,12 @@ def lever_rows(iterations: int, levers: list[str] | None = None) -> dict[str, tu
     }
 
 
-def lever_table(results: pd.DataFrame, reference: str = DEFAULT_ROW) -> pd.DataFrame:
-    """Mean ± std per row, each method's rows tested (Welch, ``*``) against that method's ``reference`` row, and
+def lever_table(results: pd.DataFrame, reference_row: str = DEFAULT_ROW) -> pd.DataFrame:
+    """Mean ± std per row, each method's rows tested (Welch, ``*``) against that method's ``reference_row``, and
     the mean wall time of a run (training + evaluation) so that equal wall time can be checked."""
     parts = []
     for method, group in results.groupby("method", sort=False):
-        group = group.assign(reference=group["row"] == f"{method}: {reference}")
+        group = group.assign(reference=group["row"] == f"{method}: {reference_row}")
         summary = summarise(group)
         summary["run seconds"] = group.groupby("row", sort=False)["wall_seconds"].mean().round(0).astype(int)
         parts.append(summary)
@@ -169,7 +169,7 @@ def write_saturation_report(results: pd.DataFrame, lengths: list[int], iteration
         "costs a downstream run nothing; `run seconds`: mean wall time of one run (1 torch thread, two runs side by side).\n\n"
         f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
         f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
-        f"{markdown_table(lever_table(results, reference))}\n"
+        f"{markdown_table(lever_table(results, reference_row=reference))}\n"
         "## Each length against today's (total mIoU, mean over the seeds, same method)\n\n"
         + "\n".join(lever_effects(results, reference_row=reference))
         + "\n\n## The backbones\n\nOwn mIoU: on 300 held-out pretraining scenes; pretraining seconds: on the "

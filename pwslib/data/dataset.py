@@ -259,7 +259,8 @@ class PointSupervisionDataset(torch.utils.data.Dataset):
         if self.augmentation is not None:
             image, maps, points = self.augmentation(image, maps, points, rng)
         full_label, base_label = maps[0], maps[1]
-        image_labels = np.bincount(base_label.ravel(), minlength=IGNORE_INDEX + 1)[: self.split.num_classes] > 0
+        pixels_per_class = np.bincount(base_label.ravel(), minlength=IGNORE_INDEX + 1)[:IGNORE_INDEX]  # (255,)
+        image_labels = pixels_per_class[: self.split.num_classes] > 0
         clicked = points[:, 2]
         image_labels[clicked[self._is_novel[clicked]]] = True
         sample = {
@@ -267,7 +268,9 @@ class PointSupervisionDataset(torch.utils.data.Dataset):
             "full_label": torch.from_numpy(full_label.astype(np.int64)),
             "base_label": torch.from_numpy(base_label.astype(np.int64)),
             "points": torch.from_numpy(np.ascontiguousarray(points, dtype=np.int64)),
-            "keypoints": torch.from_numpy(sample_base_keypoints(base_label, self.base_keypoints_per_class, rng)),
+            "keypoints": torch.from_numpy(
+                sample_base_keypoints(base_label, pixels_per_class, self.base_keypoints_per_class, rng)
+            ),
             "image_labels": torch.from_numpy(image_labels),
             "index": index,
         }
@@ -276,15 +279,17 @@ class PointSupervisionDataset(torch.utils.data.Dataset):
         return sample
 
 
-def sample_base_keypoints(base_label: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+def sample_base_keypoints(
+    base_label: np.ndarray, pixels_per_class: np.ndarray, per_class: int, rng: np.random.Generator
+) -> np.ndarray:
     """``per_class`` pixels drawn uniformly from each base class's mask: (K, 3) rows ``[y, x, class]``, classes
-    ascending; a draw is the k-th pixel of its class in raster order, k uniform over the class's pixels."""
+    ascending; a draw is the k-th pixel of its class in raster order, k uniform over the class's pixels.
+    ``pixels_per_class``: (255,) pixel count of each class id in ``base_label`` (ignore excluded)."""
     flat = base_label.ravel()
-    counts = np.bincount(flat, minlength=IGNORE_INDEX + 1)[:IGNORE_INDEX]  # (255,) pixels of each class id
-    classes = np.flatnonzero(counts)
+    classes = np.flatnonzero(pixels_per_class)
     if per_class <= 0 or len(classes) == 0:
         return np.zeros((0, 3), dtype=np.int64)
-    ranks = (rng.random((len(classes), per_class)) * counts[classes, None]).astype(np.int64)  # (classes, per_class)
+    ranks = (rng.random((len(classes), per_class)) * pixels_per_class[classes, None]).astype(np.int64)  # (classes, per_class)
     pixels = np.concatenate([np.flatnonzero(flat == c)[rank] for c, rank in zip(classes, ranks)])
     width = base_label.shape[1]
     return np.stack([pixels // width, pixels % width, np.repeat(classes, per_class)], 1).astype(np.int64)
