@@ -3,6 +3,7 @@
     python -m studies.recipe              # the levers, 3 methods x 3 seeds on 2 cores; runs cached under runs/recipe/
     python -m studies.recipe --precision  # float32 against bfloat16, 3 seeds: reports/precision.md
     python -m studies.recipe --pretraining-lengths 16000 32000   # past today's pretraining: reports/pretraining_saturation.md
+    python -m studies.recipe --point-weights 0.1 0.3 1 3 10      # the weight of the click losses: reports/point_weights.md
 
 Each row changes one thing of the reference recipe and trains ``full_supervision``, ``point_naive`` and ``ours``
 on the development split (toy-stuff split 1) for the same wall time as the reference row, seeds 0, 1 and 2;
@@ -61,6 +62,10 @@ LEVERS: dict[str, tuple[dict, float]] = {
 }
 METHODS = ("full_supervision", "point_naive", "ours")
 PRECISION_METHODS = ("full_supervision", "ours")
+# the losses at the clicks of each method with clicks, weighed together by ``--point-weights`` (ours leaves L_in out)
+CLICK_LOSSES = {"point_naive": ("inclusion_weight", "exclusion_weight"), "ours": ("exclusion_weight",)}
+# the backbone the click weights were measured with (the default then), so their cached runs stay the evidence
+WEIGHTS_MEASURED_AT = dict(pretraining_steps=16000)
 
 
 def lever_rows(iterations: int, levers: list[str] | None = None) -> dict[str, tuple[str, dict]]:
@@ -184,6 +189,62 @@ def write_saturation_report(results: pd.DataFrame, lengths: list[int], iteration
     return text
 
 
+def point_weight_row(method: str, weight: float) -> str:
+    """The row name of a click-loss weight of ``method`` (its default says so), e.g. "L_in and L_ex at 0.3"."""
+    fields = CLICK_LOSSES[method]
+    names = " and ".join({"inclusion_weight": "L_in", "exclusion_weight": "L_ex"}[field] for field in fields)
+    default = " (today's default)" if all(config_for(method).to_dict()[field] == weight for field in fields) else ""
+    return f"{names} at {weight:g}{default}"
+
+
+def point_weight_rows(weights: list[float]) -> dict[str, tuple[str, dict]]:
+    """``point_naive`` and ``ours`` with their click losses (``CLICK_LOSSES``) at each weight, today's recipe else."""
+    return {
+        f"{method}: {point_weight_row(method, weight)}": (
+            method, {**WEIGHTS_MEASURED_AT, **{field: float(weight) for field in fields}}
+        )
+        for method, fields in CLICK_LOSSES.items()
+        for weight in sorted(set(weights))
+    }
+
+
+def default_point_weight_rows() -> dict[str, str]:
+    """Each method's row at its default click-loss weight: the reference its other weights are tested against."""
+    return {method: point_weight_row(method, config_for(method).to_dict()[fields[0]]) for method, fields in CLICK_LOSSES.items()}
+
+
+def write_point_weight_report(results: pd.DataFrame, iterations: int, reports: Path) -> str:
+    """The click losses of ``point_naive`` (L_in and L_ex) and of ``ours`` (L_ex) at each weight, every row tested
+    against its method's default weight: ``reports/point_weights.md`` / ``.csv``."""
+    meta = provenance()
+    commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
+    references = default_point_weight_rows()
+    of_method = {method: results[results["method"] == method] for method in references}
+    tables = [markdown_table(lever_table(of_method[method], reference_row=reference)) for method, reference in references.items()]
+    effects = []
+    for score, label in (("total_miou", "total mIoU"), ("hiou", "hIoU"), ("novel_miou", "novel mIoU")):
+        effects.append(f"\n{label}:\n")
+        for method, reference in references.items():
+            effects += lever_effects(of_method[method], score=score, reference_row=reference)
+    text = (
+        report_header("How much the clicks weigh: the click losses' weight (toy-stuff split 1)", "`python -m studies.recipe --point-weights ...`")
+        + f"Today's defaults (the backbone pretrained {WEIGHTS_MEASURED_AT['pretraining_steps']:,} steps) with the losses at the clicks weighted by each factor: `point_naive`'s L_in and L_ex "
+        f"(the only novel supervision of naive point supervision), `ours`' L_ex (its L_in is off); {iterations} "
+        f"iterations at batch 16, seeds {sorted(set(results['seed']))}; mIoU in %, mean ± std over the seeds; `*`: "
+        "differs from the same method's row at its default weight beyond the seed noise (Welch's t-test, p < 0.05); "
+        "`run seconds`: mean wall time of one run (1 torch thread, two runs side by side).\n\n"
+        f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
+        f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
+        + "\n".join(tables)
+        + "\n## Each weight against the method's default (mean over the seeds)\n"
+        + "\n".join(effects)
+        + "\n"
+    )
+    write_text_atomic(reports / "point_weights.csv", results.to_csv(index=False))
+    write_text_atomic(reports / "point_weights.md", text)
+    return text
+
+
 def precision_comparison(seeds: tuple[int, ...], iterations: int, runs_root: Path) -> pd.DataFrame:
     """``full_supervision`` and ``ours`` trained in float32 and in bfloat16 (forced, so emulated where the
     hardware has no native bfloat16), same seeds: one row per run with its scores and median images/s."""
@@ -261,7 +322,17 @@ def main(argv: list[str] | None = None) -> None:
         "--pretraining-lengths", type=int, nargs="+", metavar="STEPS",
         help="instead of the levers: today's recipe with the backbone pretrained for each of these lengths",
     )
+    parser.add_argument(
+        "--point-weights", type=float, nargs="+", metavar="WEIGHT",
+        help="instead of the levers: point_naive's and ours' click losses at each of these weights",
+    )
     args = parser.parse_args(argv)
+    if args.point_weights:
+        weights = sorted(set(args.point_weights))
+        schedule = Schedule(seeds=tuple(args.seeds), iterations=args.iterations)
+        results = run_grid(point_weight_rows(weights), ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers)
+        print(write_point_weight_report(results, args.iterations, args.reports))
+        return
     if args.pretraining_lengths:
         lengths = sorted(set(args.pretraining_lengths) | {TrainConfig.pretraining_steps})
         rows = {f"{method}: {length_row(steps)}": (method, {"pretraining_steps": steps}) for method in METHODS for steps in lengths}

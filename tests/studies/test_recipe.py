@@ -138,3 +138,18 @@ def test_the_saturation_report_tests_each_length_against_todays_default(monkeypa
     assert f"- {recipe.length_row(longer)}: full_supervision +0.0, point_naive +0.0, ours +3.0; beyond the seed noise: ours (better)" in text
     assert f"| {longer:,} | {longer / 400:.1f} |" in text
     assert (tmp_path / "pretraining_saturation.csv").exists()
+
+
+def test_the_click_weight_rows_weigh_every_click_loss_of_each_method_and_name_the_default():
+    from studies.recipe import WEIGHTS_MEASURED_AT, default_point_weight_rows, point_weight_rows
+
+    rows = point_weight_rows([1, 0.3, 0.3])
+    assert len(rows) == 4
+    for method, overrides in rows.values():
+        config_for(method, **overrides)
+    assert rows["point_naive: L_in and L_ex at 0.3" + (" (today's default)" if config_for("point_naive").exclusion_weight == 0.3 else "")] == (
+        "point_naive", {**WEIGHTS_MEASURED_AT, "inclusion_weight": 0.3, "exclusion_weight": 0.3}
+    )
+    assert rows["ours: L_ex at 1 (today's default)"] == ("ours", {**WEIGHTS_MEASURED_AT, "exclusion_weight": 1.0})
+    assert default_point_weight_rows()["ours"] == "L_ex at 1 (today's default)"
+    assert default_point_weight_rows()["point_naive"] in {name.split(": ", 1)[1] for name in rows if name.startswith("point_naive")}
