@@ -13,8 +13,8 @@ This module pretrains the small ResNet once, by code in this repository, and cac
   card's probe network), AdamW with warm-up and poly decay; only the backbone's weights are kept, as
   only ImageNet's backbone is kept on real data;
 - **shipped weights**: as ImageNet weights are loaded, not trained, by a real user, the default recipe's
-  weights ship with the package (``pwslib/data/pretrained/<key>.pt``, 2 MB; so do the 32,000-step ones that
-  ``reports/pretraining_saturation.md`` measured against them) beside a ``.json`` with their SHA-256, test
+  weights ship with the package (``pwslib/data/pretrained/<key>.pt``, 2 MB; so do the 16,000-step ones, the
+  default before them, that ``reports/pretraining_saturation.md`` measured them against) beside a ``.json`` with their SHA-256, test
   mIoU on held-out pretraining scenes and provenance; the checksum is verified on every load, so a damaged
   file stops with a message instead of starting every run from wrong weights;
 - **the cache**: any other recipe is pretrained on first use into ``<data root>/pretrained/`` (same two
@@ -95,7 +95,7 @@ class PretrainingRecipe:
 
     widths: tuple[int, ...] = (32, 64, 96, 128)
     embedding_dim: int = 64
-    steps: int = 16000
+    steps: int = 32000
     batch_size: int = 16
     learning_rate: float = 2e-3
     warmup_steps: int = 100

@@ -20,7 +20,7 @@ def test_every_lever_row_is_a_valid_config_on_top_of_the_recipe_the_levers_were_
         config_for(method, **overrides)
     assert rows[f"ours: {DEFAULT_ROW}"] == ("ours", MEASURED_AT)
     assert rows["ours: batch 8 for 1.7x the iterations"] == ("ours", {**MEASURED_AT, "batch_size": 8, "iterations": 1700})
-    assert rows["ours: backbone pretrained 16,000 steps (today's default)"] == ("ours", {"pretraining_steps": 16000})
+    assert rows["ours: backbone pretrained 16,000 steps (the default after 8,000)"] == ("ours", {"pretraining_steps": 16000})
 
 
 def lever_records():
@@ -82,7 +82,7 @@ def test_the_pretraining_lengths_are_tabled_shortest_first_with_the_backbones_ow
     lengths = {
         DEFAULT_ROW: 0.0,
         "backbone pretrained 2,000 steps (the first default)": -5.0,
-        "backbone pretrained 16,000 steps (today's default)": 1.0,
+        "backbone pretrained 16,000 steps (the default after 8,000)": 1.0,
     }
     records = pd.DataFrame(
         [
@@ -147,9 +147,30 @@ def test_the_click_weight_rows_weigh_every_click_loss_of_each_method_and_name_th
     assert len(rows) == 4
     for method, overrides in rows.values():
         config_for(method, **overrides)
-    assert rows["point_naive: L_in and L_ex at 0.3" + (" (today's default)" if config_for("point_naive").exclusion_weight == 0.3 else "")] == (
+    assert rows["point_naive: L_in and L_ex at 0.3 (today's default)"] == (
         "point_naive", {**WEIGHTS_MEASURED_AT, "inclusion_weight": 0.3, "exclusion_weight": 0.3}
     )
+    assert rows["point_naive: L_in and L_ex at 1"] == ("point_naive", {**WEIGHTS_MEASURED_AT, "inclusion_weight": 1.0, "exclusion_weight": 1.0})
     assert rows["ours: L_ex at 1 (today's default)"] == ("ours", {**WEIGHTS_MEASURED_AT, "exclusion_weight": 1.0})
-    assert default_point_weight_rows()["ours"] == "L_ex at 1 (today's default)"
-    assert default_point_weight_rows()["point_naive"] in {name.split(": ", 1)[1] for name in rows if name.startswith("point_naive")}
+    assert default_point_weight_rows() == {"point_naive": "L_in and L_ex at 0.3 (today's default)", "ours": "L_ex at 1 (today's default)"}
+
+
+def test_the_click_weight_report_tests_each_weight_against_its_methods_default(monkeypatch, tmp_path):
+    from studies import recipe
+
+    monkeypatch.setattr(recipe, "precisions_ran", lambda results: "float32 (12 runs)")
+    records = pd.DataFrame(
+        [
+            {"row": f"{method}: {recipe.point_weight_row(method, weight)}", "dataset": "toy-stuff", "method": method,
+             "seed": seed, "base_miou": value, "novel_miou": value, "total_miou": value, "hiou": value,
+             "wall_seconds": 100.0, "git_commit": "abc", "run": f"{method}-{weight}-{seed}"}
+            for method, default in (("point_naive", 0.3), ("ours", 1.0))
+            for weight, shift in ((default, 0.0), (3.0, -5.0))
+            for seed, value in ((0, 40.0 + shift), (1, 40.4 + shift), (2, 39.6 + shift))
+        ]
+    )
+    text = recipe.write_point_weight_report(records, 1000, tmp_path)
+    assert "| point_naive: L_in and L_ex at 3 | 35.0 ± 0.4* |" in text
+    assert "- L_in and L_ex at 3: point_naive -5.0; beyond the seed noise: point_naive (worse)" in text
+    assert "- L_ex at 3: ours -5.0; beyond the seed noise: ours (worse)" in text
+    assert (tmp_path / "point_weights.csv").exists()
