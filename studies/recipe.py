@@ -228,7 +228,8 @@ def write_point_weight_report(results: pd.DataFrame, iterations: int, reports: P
             effects += lever_effects(of_method[method], score=score, reference_row=reference)
     text = (
         report_header("How much the clicks weigh: the click losses' weight (toy-stuff split 1)", "`python -m studies.recipe --point-weights ...`")
-        + f"Today's defaults (the backbone pretrained {WEIGHTS_MEASURED_AT['pretraining_steps']:,} steps) with the losses at the clicks weighted by each factor: `point_naive`'s L_in and L_ex "
+        + f"Today's defaults, but the backbone pretrained {WEIGHTS_MEASURED_AT['pretraining_steps']:,} steps (the default when "
+        "the weights were measured), with the losses at the clicks weighted by each factor: `point_naive`'s L_in and L_ex "
         f"(the only novel supervision of naive point supervision), `ours`' L_ex (its L_in is off); {iterations} "
         f"iterations at batch 16, seeds {sorted(set(results['seed']))}; mIoU in %, mean ± std over the seeds; `*`: "
         "differs from the same method's row at its default weight beyond the seed noise (Welch's t-test, p < 0.05); "
