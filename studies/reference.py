@@ -10,7 +10,10 @@ held-out tables made at earlier defaults (splits 2, 3 and 4) are in ``reports/ar
 ``table1_quick_5000`` is the main job's Table 1 (split 1, seed 0) at 5,000 iterations instead of 3,000: how near
 the plateaus a longer main job would get, and what it costs (``reports/convergence.md``);
 ``table1_quick_pretraining_32000`` is the same Table 1 at 3,000 iterations from the 32,000-step backbone
-(``reports/pretraining_saturation.md``), not the default: how near the plateaus it brings the main job.
+(``reports/pretraining_saturation.md``) when it was not yet the default (made at commit ``3ab1b39``, where
+``point_naive``'s click losses weighed 1): how near the plateaus it brought the main job. These three were made
+before the defaults of reports/protocol.md's steps 14-15 (the 32,000-step backbone, ``point_naive``'s click
+losses at 0.3): run here they train today's recipe; each report names the commit that makes it as committed.
 """
 
 from __future__ import annotations

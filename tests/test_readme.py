@@ -61,7 +61,7 @@ def test_the_longer_main_jobs_count_of_runs_near_their_plateaus_is_the_convergen
 
 def test_the_quick_presets_share_of_the_plateaus_is_the_convergence_reports():
     ratios = [row["ratio"] for row in json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick"]]
-    stated = re.search(r"iterations per run, the most that fits in 30 minutes: (\d\.\d\d)-(\d\.\d\d) of", WORDS)
+    stated = re.search(r"iterations per run, the most that fits in 30 minutes: (\d\.\d+)-(\d\.\d+) of", WORDS)
     assert stated and (float(stated[1]), float(stated[2])) == (min(ratios), max(ratios))
 
 

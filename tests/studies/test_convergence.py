@@ -53,6 +53,8 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
         ]
     ).to_csv(tmp_path / "table1.csv", index=False)
     ratios = preset_ratios(tmp_path / "table1.csv", {"toy-stuff/ours": {"plateau": 50.0, "curve": "8000"}})
+    just_under = preset_ratios(tmp_path / "table1.csv", {"toy-stuff/ours": {"plateau": 50.22, "curve": "8000"}})
+    assert just_under["ratio"].tolist() == [0.896]  # 45 / 50.22: under the 0.9 target, not rounded up to it
     assert ratios.to_dict("records") == [
         {
             "dataset": "toy-stuff",
