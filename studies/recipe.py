@@ -97,6 +97,17 @@ def precisions_ran(results: pd.DataFrame) -> str:
     return ", ".join(f"{precision} ({count} run{'s' if count > 1 else ''})" for precision, count in ran.value_counts().items())
 
 
+def runs_provenance(results: pd.DataFrame) -> str:
+    """The provenance lines of a study's table: the commits its runs were trained at, where and when the table
+    was written, the machine and what the runs computed in."""
+    meta = provenance()
+    commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
+    return (
+        f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
+        f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
+    )
+
+
 def lever_of(results: pd.DataFrame) -> pd.Series:
     """The lever of each run: its row is ``"<method>: <lever>"`` (``lever_rows``)."""
     return results["row"].str.split(": ", n=1).str[1]
@@ -159,8 +170,6 @@ def write_saturation_report(results: pd.DataFrame, lengths: list[int], iteration
     """Today's recipe (float32 where the machine has no native bfloat16) with each pretraining length in
     ``lengths``, each row tested against today's default length: ``reports/pretraining_saturation.md`` / ``.csv``."""
     reference = length_row(TrainConfig.pretraining_steps)
-    meta = provenance()
-    commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
     made = []
     for steps in lengths:
         report = pretraining_report(PretrainingRecipe.of_run(config_for("ours", pretraining_steps=steps)))
@@ -172,9 +181,8 @@ def write_saturation_report(results: pd.DataFrame, lengths: list[int], iteration
         f"at today's default length ({TrainConfig.pretraining_steps:,} steps) beyond the seed noise (Welch's t-test, "
         "p < 0.05). The weights are made once (`python -m pwslib.pretraining --steps N`), so a longer pretraining "
         "costs a downstream run nothing; `run seconds`: mean wall time of one run (1 torch thread, two runs side by side).\n\n"
-        f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
-        f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
-        f"{markdown_table(lever_table(results, reference_row=reference))}\n"
+        + runs_provenance(results)
+        + f"{markdown_table(lever_table(results, reference_row=reference))}\n"
         "## Each length against today's (total mIoU, mean over the seeds, same method)\n\n"
         + "\n".join(lever_effects(results, reference_row=reference))
         + "\n\n## The backbones\n\nOwn mIoU: on 300 held-out pretraining scenes; pretraining seconds: on the "
@@ -216,8 +224,6 @@ def default_point_weight_rows() -> dict[str, str]:
 def write_point_weight_report(results: pd.DataFrame, iterations: int, reports: Path) -> str:
     """The click losses of ``point_naive`` (L_in and L_ex) and of ``ours`` (L_ex) at each weight, every row tested
     against its method's default weight: ``reports/point_weights.md`` / ``.csv``."""
-    meta = provenance()
-    commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
     references = default_point_weight_rows()
     of_method = {method: results[results["method"] == method] for method in references}
     tables = [markdown_table(lever_table(of_method[method], reference_row=reference)) for method, reference in references.items()]
@@ -234,8 +240,7 @@ def write_point_weight_report(results: pd.DataFrame, iterations: int, reports: P
         f"iterations at batch 16, seeds {sorted(set(results['seed']))}; mIoU in %, mean ± std over the seeds; `*`: "
         "differs from the same method's row at its default weight beyond the seed noise (Welch's t-test, p < 0.05); "
         "`run seconds`: mean wall time of one run (1 torch thread, two runs side by side).\n\n"
-        f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
-        f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
+        + runs_provenance(results)
         + "\n".join(tables)
         + "\n## Each weight against the method's default (mean over the seeds)\n"
         + "\n".join(effects)
@@ -351,8 +356,6 @@ def main(argv: list[str] | None = None) -> None:
     rows = lever_rows(args.iterations, args.levers)
     results = run_grid(rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers)
     write_text_atomic(args.reports / "recipe.csv", results.to_csv(index=False))
-    meta = provenance()
-    commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
     text = (
         report_header("Which lever learns more per CPU second (development split, toy-stuff split 1)", "`python -m studies.recipe`")
         + "mIoU in %, mean ± std over seeds "
@@ -363,9 +366,8 @@ def main(argv: list[str] | None = None) -> None:
         "a step); `*`: differs from the same method's reference row beyond the seed noise (Welch's t-test, "
         "p < 0.05). `run seconds`: mean wall time of one run (training + evaluation, 1 torch thread, two runs "
         "side by side).\n\n"
-        f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
-        f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
-        f"{markdown_table(lever_table(results))}\n"
+        + runs_provenance(results)
+        + f"{markdown_table(lever_table(results))}\n"
         "## Each lever against the reference row (total mIoU, mean over the seeds, same method)\n\n"
         + "\n".join(lever_effects(results))
         + "\n\n## Where the pretraining saturates\n\nThe backbone's own mIoU on held-out pretraining scenes "
