@@ -12,11 +12,11 @@ This module pretrains the small ResNet once, by code in this repository, and cac
 - **the task**: per-pixel classification of those 18 classes (backbone + FPN + 1x1 classifier, the data
   card's probe network), AdamW with warm-up and poly decay; only the backbone's weights are kept, as
   only ImageNet's backbone is kept on real data;
-- **shipped weights**: as ImageNet weights are loaded, not trained, by a real user, the default recipe's
-  weights ship with the package (``pwslib/data/pretrained/<key>.pt``, 2 MB; so do the 16,000-step ones, the
-  default before them, that ``reports/pretraining_saturation.md`` measured them against) beside a ``.json`` with their SHA-256, test
-  mIoU on held-out pretraining scenes and provenance; the checksum is verified on every load, so a damaged
-  file stops with a message instead of starting every run from wrong weights;
+- **shipped weights**: as ImageNet weights are loaded, not trained, by a real user, the default recipe's weights
+  ship with the package (``pwslib/data/pretrained/<key>.pt``, 2 MB; so do the 16,000-step ones, the default
+  before them, that ``reports/pretraining_saturation.md`` measured them against) beside a ``.json`` with their
+  SHA-256, test mIoU on held-out pretraining scenes and provenance; the checksum is verified on every load, so a
+  damaged file stops with a message instead of starting every run from wrong weights;
 - **the cache**: any other recipe is pretrained on first use into ``<data root>/pretrained/`` (same two
   files), deterministic from the recipe (its hash is the key), never downloaded; an interrupted pretraining
   resumes from the checkpoint written beside them every minute (``<key>.partial.pt``), drawing the same batches.

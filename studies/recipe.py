@@ -10,8 +10,9 @@ on the development split (toy-stuff split 1) for the same wall time as the refer
 a cell is marked ``*`` where Welch's t-test over the seeds says it differs from the same method's
 reference row (p < 0.05). The reference is the recipe the levers were measured against (``MEASURED_AT``): today's
 defaults with the 8,000-step backbone, which was the default then; the 16,000-step row won and became the
-default, and 32,000 since (``--pretraining-lengths``). The table (``reports/recipe.md`` / ``.csv``) is what the defaults in ``config.py`` cite. Only
-split 1 is used, so no held-out split informs a default.
+default, and 32,000 since (``--pretraining-lengths``). The tables (``reports/recipe.md``, ``pretraining_saturation.md``,
+``point_weights.md``) are what the defaults in ``config.py`` cite. Only split 1 is used, so no held-out split
+informs a default.
 """
 
 from __future__ import annotations
