@@ -109,6 +109,13 @@ def runs_provenance(results: pd.DataFrame) -> str:
     )
 
 
+def write_study(reports: Path, name: str, results: pd.DataFrame, text: str) -> str:
+    """A study's runs as ``<name>.csv`` and its table as ``<name>.md`` under ``reports`` (atomically); returns the text."""
+    write_text_atomic(reports / f"{name}.csv", results.to_csv(index=False))
+    write_text_atomic(reports / f"{name}.md", text)
+    return text
+
+
 def lever_of(results: pd.DataFrame) -> pd.Series:
     """The lever of each run: its row is ``"<method>: <lever>"`` (``lever_rows``)."""
     return results["row"].str.split(": ", n=1).str[1]
@@ -193,9 +200,7 @@ def write_saturation_report(results: pd.DataFrame, lengths: list[int], iteration
         + "\n".join(made)
         + "\n"
     )
-    write_text_atomic(reports / "pretraining_saturation.csv", results.to_csv(index=False))
-    write_text_atomic(reports / "pretraining_saturation.md", text)
-    return text
+    return write_study(reports, "pretraining_saturation", results, text)
 
 
 def point_weight_row(method: str, weight: float) -> str:
@@ -247,9 +252,7 @@ def write_point_weight_report(results: pd.DataFrame, iterations: int, reports: P
         + "\n".join(effects)
         + "\n"
     )
-    write_text_atomic(reports / "point_weights.csv", results.to_csv(index=False))
-    write_text_atomic(reports / "point_weights.md", text)
-    return text
+    return write_study(reports, "point_weights", results, text)
 
 
 def precision_comparison(seeds: tuple[int, ...], iterations: int, runs_root: Path) -> pd.DataFrame:
