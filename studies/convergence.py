@@ -60,6 +60,13 @@ RATIO_TABLES = (
     ("quick", "`quick` preset", "table1.csv", PRESET_SPLITS["quick"]),
     ("full", "`full` preset", "full/table1.csv", PRESET_SPLITS["full"]),
     (
+        "quick_3000",
+        "`quick` preset before it moved to toy-stuff alone at 5,000 iterations: both presets at 3,000 iterations, "
+        "today's recipe",
+        "archive/quick_3000/table1.csv",
+        PRESET_SPLITS["quick"],
+    ),
+    (
         "quick_5000",
         "`quick` preset at 5,000 iterations, measured for the main job's budget (the 16,000-step backbone, `point_naive`'s "
         "click losses at 1: the recipe before steps 14-15 of reports/protocol.md)",
