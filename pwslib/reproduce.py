@@ -1,6 +1,6 @@
 """Reproduce Tables 1-3, the figures and the executed notebooks with one command.
 
-    python -m pwslib.reproduce                   # quick: split 1, 1 seed, Table 1 at 3,000 iterations (< 30 min, 2 cores)
+    python -m pwslib.reproduce                   # quick: split 1, 1 seed, Table 1 on toy-stuff at 5,000 iterations (< 30 min, 2 cores)
     python -m pwslib.reproduce --preset full     # split 2 (held out), 3 seeds, 800 iterations per run -> reports/full
     python -m pwslib.reproduce --only 05_table1_methods
 

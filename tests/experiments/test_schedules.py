@@ -1,7 +1,14 @@
 import pytest
 from conftest import SMALL_TOY
 
-from pwslib.experiments.schedules import preset_name, preset_rows, Schedule, SCHEDULES, table_iterations
+from pwslib.experiments.schedules import (
+    preset_name,
+    preset_rows,
+    Schedule,
+    SCHEDULES,
+    table_datasets,
+    table_iterations,
+)
 from pwslib.io import DataError
 
 SCHEDULE = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
@@ -35,11 +42,17 @@ def test_quick_trains_the_rows_that_matter_and_the_other_presets_every_row():
     assert preset_rows("ci", "table3", table3_rows()) == table3_rows()
 
 
-def test_quick_trains_table1_at_its_schedule_and_the_ablations_at_a_third_of_it():
-    assert table_iterations("quick", "table1") == SCHEDULES["quick"].iterations == 3000
+def test_quick_trains_table1_at_its_schedule_and_the_ablations_at_a_fifth_of_it():
+    assert table_iterations("quick", "table1") == SCHEDULES["quick"].iterations == 5000
     assert table_iterations("quick", "table2") == table_iterations("quick", "table3") == 1000
     assert table_iterations("quick", None) == SCHEDULES["quick"].iterations
     assert table_iterations("full", "table2") == SCHEDULES["full"].iterations
+
+
+def test_quick_trains_every_table_on_toy_stuff_and_full_table1_on_both_benchmarks():
+    assert all(table_datasets("quick", table) == ["toy-stuff"] for table in ("table1", "table2", "table3"))
+    assert table_datasets("full", "table1") == ["toy-stuff", "toy-scene"]
+    assert table_datasets("ci", "table1") == ["toy-stuff", "toy-scene"]  # a preset without a plan: both
 
 
 @pytest.mark.parametrize(
