@@ -50,6 +50,12 @@ def test_the_readme_is_a_guide_not_a_lab_notebook():
         assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
 
 
+def test_the_quick_presets_share_of_the_plateaus_is_the_convergence_reports():
+    ratios = [row["ratio"] for row in json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick"]]
+    stated = re.search(r"iterations per run, the most that fits in 30 minutes: (\d\.\d+)-(\d\.\d+) of", WORDS)
+    assert stated and (float(stated[1]), float(stated[2])) == (min(ratios), max(ratios))
+
+
 def test_the_earlier_main_jobs_share_of_the_plateaus_is_the_convergence_reports():
     ratios = [row["ratio"] for row in json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick_3000"]]
     stated = re.search(r"At the schedule before \(3,000 iterations per run on both presets\) the runs reached (\d\.\d+)-(\d\.\d+) of", WORDS)
@@ -57,7 +63,7 @@ def test_the_earlier_main_jobs_share_of_the_plateaus_is_the_convergence_reports(
 
 
 def test_the_curve_point_naives_plateau_comes_from_on_toy_stuff_is_the_convergence_reports():
-    ratios = json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick_3000"]
+    ratios = json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick"]
     curve = next(row["plateau's curve"] for row in ratios if (row["dataset"], row["method"]) == ("toy-stuff", "point_naive"))
     assert f"`point_naive`'s on toy-stuff from a {int(curve.split('/')[0]):,}-iteration curve" in WORDS
 
