@@ -4,6 +4,7 @@
     python -m studies.recipe --precision  # float32 against bfloat16, 3 seeds: reports/precision.md
     python -m studies.recipe --pretraining-lengths 16000 32000   # past today's pretraining: reports/pretraining_saturation.md
     python -m studies.recipe --point-weights 0.1 0.3 1 3 10      # the weight of the click losses: reports/point_weights.md
+    python -m studies.recipe --point-weights 0.1 0.3 1 3 10 --report-only   # the report again from its runs, training none
 
 Each row changes one thing of the reference recipe and trains ``full_supervision``, ``point_naive`` and ``ours``
 on the development split (toy-stuff split 1) for the same wall time as the reference row, seeds 0, 1 and 2;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +32,7 @@ from pwslib.experiments.report import differs, markdown_table, mean_std, summari
 from pwslib.experiments.schedules import Schedule
 from pwslib.pretraining import PretrainingRecipe, pretraining_report
 from pwslib.runs import run_folder
-from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
+from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_text_atomic
 
 ROOT = CHECKOUT
 DEFAULT_ROW = "reference"
@@ -255,7 +257,7 @@ def write_point_weight_report(results: pd.DataFrame, iterations: int, reports: P
     return write_study(reports, "point_weights", results, text)
 
 
-def precision_comparison(seeds: tuple[int, ...], iterations: int, runs_root: Path) -> pd.DataFrame:
+def precision_comparison(seeds: tuple[int, ...], iterations: int, runs_root: Path, train: bool = True) -> pd.DataFrame:
     """``full_supervision`` and ``ours`` trained in float32 and in bfloat16 (forced, so emulated where the
     hardware has no native bfloat16), same seeds: one row per run with its scores and median images/s."""
     configs = []
@@ -265,7 +267,7 @@ def precision_comparison(seeds: tuple[int, ...], iterations: int, runs_root: Pat
                 method, dataset="toy-stuff", split=1, seed=seed, iterations=iterations, precision="float32"
             )
             configs += [reference, dataclasses.replace(reference, precision="bfloat16")]
-    metrics = train_all(configs, runs_root, progress=True, workers=1)  # one at a time: the speeds are compared
+    metrics = train_all(configs, runs_root, progress=True, workers=1, train=train)  # one at a time: speeds are compared
     rows = []
     for config in configs:
         log = pd.read_csv(run_folder(runs_root, config) / "log.csv")
@@ -336,29 +338,44 @@ def main(argv: list[str] | None = None) -> None:
         "--point-weights", type=float, nargs="+", metavar="WEIGHT",
         help="instead of the levers: point_naive's and ours' click losses at each of these weights",
     )
+    parser.add_argument(
+        "--report-only", action="store_true",
+        help="train nothing: the report from finished runs (a run not finished is an error naming it)",
+    )
     args = parser.parse_args(argv)
+    if args.levers and set(args.levers) - set(LEVERS):
+        parser.error(f"unknown levers {sorted(set(args.levers) - set(LEVERS))}; choose from {list(LEVERS)}")
+    try:
+        run_study(args)
+    except DataError as error:
+        sys.exit(f"error: {error}")
+
+
+def run_study(args: argparse.Namespace) -> None:
+    """The study ``args`` asks for (``main``'s flags): train what is missing (unless ``--report-only``), write its report."""
+    train = not args.report_only
     if args.point_weights:
         weights = sorted(set(args.point_weights))
         schedule = Schedule(seeds=tuple(args.seeds), iterations=args.iterations)
-        results = run_grid(point_weight_rows(weights), ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers)
+        results = run_grid(
+            point_weight_rows(weights), ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers, train=train
+        )
         print(write_point_weight_report(results, args.iterations, args.reports))
         return
     if args.pretraining_lengths:
         lengths = sorted(set(args.pretraining_lengths) | {TrainConfig.pretraining_steps})
         rows = {f"{method}: {length_row(steps)}": (method, {"pretraining_steps": steps}) for method in METHODS for steps in lengths}
         schedule = Schedule(seeds=tuple(args.seeds), iterations=args.iterations)
-        results = run_grid(rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers)
+        results = run_grid(rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers, train=train)
         print(write_saturation_report(results, lengths, args.iterations, args.reports))
         return
     if args.precision:
-        runs = precision_comparison((0, 1, 2), args.iterations, args.runs_root)
+        runs = precision_comparison((0, 1, 2), args.iterations, args.runs_root, train)
         print(write_precision_report(runs, args.iterations, args.reports))
         return
     schedule = Schedule(seeds=tuple(args.seeds), iterations=args.iterations)
-    if args.levers and set(args.levers) - set(LEVERS):
-        parser.error(f"unknown levers {sorted(set(args.levers) - set(LEVERS))}; choose from {list(LEVERS)}")
     rows = lever_rows(args.iterations, args.levers)
-    results = run_grid(rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers)
+    results = run_grid(rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers, train=train)
     write_text_atomic(args.reports / "recipe.csv", results.to_csv(index=False))
     text = (
         report_header("Which lever learns more per CPU second (development split, toy-stuff split 1)", "`python -m studies.recipe`")

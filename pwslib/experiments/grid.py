@@ -31,7 +31,7 @@ from pwslib.experiments.schedules import (
     table_iterations,
 )
 from pwslib.experiments.tables import TABLES
-from pwslib.io import default_data_root
+from pwslib.io import DataError, default_data_root
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.runs import run_folder
 from pwslib.train import run
@@ -89,6 +89,7 @@ def run_grid(
     progress: bool = True,
     workers: int | None = None,
     overrides: dict[str, Any] | None = None,
+    train: bool = True,
 ) -> pd.DataFrame:
     """Train (or reuse) every (row, dataset, seed); one result row per run.
 
@@ -97,6 +98,8 @@ def run_grid(
     the ``PWSLIB_WORKERS`` environment variable, else 1) the runs still to train are shared out over that
     many processes, each with ``cores / workers`` torch threads: on 2 cores two 1-thread runs side by
     side deliver 1.2-1.3x the images/s of one 2-thread run (small convolutions do not use 2 threads fully).
+    ``train=False`` reads finished runs only: a run not finished is an error that names it (a report made again
+    from its runs never trains by surprise).
     """
     workers = workers or int(os.environ.get("PWSLIB_WORKERS", "1"))
     planned = []
@@ -108,7 +111,7 @@ def run_grid(
                 config = grid_config(method, dataset, split, seed, schedule, {**(overrides or {}), **row_overrides})
                 planned.append((name, config, method == "ours" and not row_overrides))
     configs = list({config.key(): config for _, config, _ in planned}.values())
-    metrics = train_all(configs, Path(runs_root), progress, workers)
+    metrics = train_all(configs, Path(runs_root), progress, workers, train)
     records = [
         {
             "row": name,
@@ -127,9 +130,16 @@ def run_grid(
     return pd.DataFrame.from_records(records)
 
 
-def train_all(configs: list[TrainConfig], runs_root: Path, progress: bool, workers: int) -> dict:
-    """Metrics of every config by its key: cached ones read, the rest trained here or in ``workers`` processes."""
+def train_all(configs: list[TrainConfig], runs_root: Path, progress: bool, workers: int, train: bool = True) -> dict:
+    """Metrics of every config by its key: cached ones read, the rest trained here or in ``workers`` processes
+    (``train=False``: the rest is an error naming them)."""
     pending = [c for c in configs if not (run_folder(runs_root, c) / "metrics.json").exists()]
+    if pending and not train:
+        names = ", ".join(run_folder(runs_root, c).name for c in pending)
+        raise DataError(
+            f"{len(pending)} of {len(configs)} runs have not finished in {runs_root} ({names}); nothing was trained: "
+            "run the same command without --report-only to train them"
+        )
     if workers <= 1 or len(pending) <= 1:
         return {config.key(): run_cached(config, runs_root, progress) for config in configs}
     for recipe in {PretrainingRecipe.of_run(config) for config in pending} - {None}:

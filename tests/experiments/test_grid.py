@@ -7,6 +7,7 @@ import pytest
 from conftest import SMALL_TOY
 
 from pwslib.config import config_for
+from pwslib.io import DataError
 from pwslib.experiments.grid import planned_configs, run_cached, run_grid
 from pwslib.experiments.report import write_table
 from pwslib.experiments.schedules import preset_rows, PRESET_TABLES, Schedule
@@ -52,6 +53,18 @@ def test_grid_trains_in_parallel_processes_and_then_reuses_the_runs(tmp_path, to
     assert len(results) == 4 and len(list((tmp_path / "runs").glob("*/metrics.json"))) == 4
     again = run_grid(rows, ["toy-stuff"], 1, SCHEDULE, tmp_path / "runs", progress=False, workers=2)
     assert again["hiou"].tolist() == results["hiou"].tolist()
+
+
+def test_a_grid_that_may_not_train_reads_finished_runs_and_names_the_missing_ones(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    rows = {"base_only": ("base_only", {})}
+    schedule = Schedule(seeds=(0, 1), iterations=2, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
+    with pytest.raises(DataError, match="2 of 2 runs have not finished .*nothing was trained"):
+        run_grid(rows, ["toy-stuff"], 1, schedule, tmp_path, progress=False, train=False)
+    assert not list(tmp_path.glob("*"))
+    trained = run_grid(rows, ["toy-stuff"], 1, schedule, tmp_path, progress=False)
+    again = run_grid(rows, ["toy-stuff"], 1, schedule, tmp_path, progress=False, train=False)
+    assert again["hiou"].tolist() == trained["hiou"].tolist()
 
 
 def test_interrupted_run_is_resumed_by_the_cache(tmp_path, toy_root, monkeypatch):

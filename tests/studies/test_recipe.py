@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from pwslib.config import config_for
 from studies.recipe import (
@@ -9,6 +10,7 @@ from studies.recipe import (
     lever_effects,
     lever_rows,
     lever_table,
+    main,
     write_precision_report,
 )
 
@@ -174,3 +176,10 @@ def test_the_click_weight_report_tests_each_weight_against_its_methods_default(m
     assert "- L_in and L_ex at 3: point_naive -5.0; beyond the seed noise: point_naive (worse)" in text
     assert "- L_ex at 3: ours -5.0; beyond the seed noise: ours (worse)" in text
     assert (tmp_path / "point_weights.csv").exists()
+
+
+def test_report_only_trains_nothing_and_names_the_runs_it_lacks(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="error: 2 of 2 runs have not finished .*without --report-only"):
+        main(["--point-weights", "1", "--seeds", "0", "--report-only", "--runs-root", str(tmp_path / "runs"),
+              "--reports", str(tmp_path)])
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.glob("*.md"))
