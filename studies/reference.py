@@ -7,8 +7,9 @@
 Each entry is the ``python -m pwslib.experiments`` command its report records (``tests/studies/test_reference.py``
 reads it back from the report), so a report regenerated here is the one committed, with new provenance. The
 held-out tables made at earlier defaults (splits 2, 3 and 4) are in ``reports/archive/`` with their commands.
-``table1_quick_5000`` is the main job's Table 1 (split 1, seed 0) at 5,000 iterations instead of 3,000: how near
-the plateaus a longer main job would get, and what it costs (``reports/convergence.md``);
+``table1_quick_5000`` is the main job's Table 1 (split 1, seed 0) on both presets at 5,000 iterations, made when the
+main job trained 3,000: how near the plateaus a longer main job would get, and what it costs (``reports/convergence.md``;
+its 60 minutes of run time are why the main job now trains toy-stuff alone);
 ``table1_quick_pretraining_32000`` is the same Table 1 at 3,000 iterations from the 32,000-step backbone
 (``reports/pretraining_saturation.md``) when it was not yet the default (made at commit ``3ab1b39``, where
 ``point_naive``'s click losses weighed 1): how near the plateaus it brought the main job. These three were made
