@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pwslib.config import config_for
+from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.experiments.tables import Rows, select_rows
 from pwslib.io import DataError
 
@@ -94,9 +95,9 @@ def preset_rows(preset: str, table: str, rows: Rows) -> Rows:
 
 
 def table_datasets(preset: str, table: str) -> list[str]:
-    """The datasets ``preset`` trains ``table`` on (``PRESET_TABLES``; both toy presets where it names none)."""
+    """The datasets ``preset`` trains ``table`` on (``PRESET_TABLES``; every toy preset where it names none)."""
     plan = PRESET_TABLES.get(preset, {}).get(table)
-    return list(plan.datasets) if plan else ["toy-stuff", "toy-scene"]
+    return list(plan.datasets) if plan else list(TOY_PRESETS)
 
 
 def table_iterations(preset: str, table: str | None) -> int:
