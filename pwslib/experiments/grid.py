@@ -7,13 +7,16 @@ interrupted reproduction continues where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
+import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 import torch
@@ -146,14 +149,51 @@ def train_all(configs: list[TrainConfig], runs_root: Path, progress: bool, worke
         pretrained_backbone(recipe)  # once, before the workers would race to pretrain it
     for data in {_training_data(config) for config in pending}:
         ensure_points(*data[:5], data_seed=data[5], **json.loads(data[6]))  # the toy scenes and clicks, once too
+    train_in_processes(pending, runs_root, progress, workers)
+    return {config.key(): run_cached(config, runs_root, progress) for config in configs}
+
+
+def train_in_processes(configs: list[TrainConfig], runs_root: Path, progress: bool, workers: int) -> None:
+    """Train ``configs`` in ``workers`` spawned processes, longest first, so that no core idles at the end.
+
+    If this process stops early (Ctrl-C, a SIGTERM, a run that failed), its workers are stopped at once: each
+    interrupted run keeps its last checkpoint, and the next call resumes it. Left alone, a worker would train on
+    after its parent died, and a restarted reproduction would train the same run twice, side by side."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-        longest_first = sorted(pending, key=lambda config: -config.iterations)  # so that no core idles at the end
-        futures = [pool.submit(run_cached, config, runs_root, False) for config in longest_first]
-        for future in tqdm(futures, desc=f"runs ({workers} processes)", disable=not progress):
-            future.result()
-    return {config.key(): run_cached(config, runs_root, progress) for config in configs}
+    others = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(workers, context, initializer=torch.set_num_threads, initargs=(threads,))
+    try:
+        with sigterm_interrupts():
+            longest_first = sorted(configs, key=lambda config: -config.iterations)
+            futures = [pool.submit(run_cached, config, runs_root, False) for config in longest_first]
+            for future in tqdm(futures, desc=f"runs ({workers} processes)", disable=not progress):
+                future.result()
+    except BaseException:
+        for worker in set(multiprocessing.active_children()) - others:
+            worker.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, a SIGTERM to this process raises ``KeyboardInterrupt`` (as Ctrl-C does) instead of
+    killing it outright, so that the code around can stop what it started. Only the main thread receives
+    signals; elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signal_number, frame):
+        raise KeyboardInterrupt(f"stopped by signal {signal_number} (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _training_data(config: TrainConfig) -> tuple:

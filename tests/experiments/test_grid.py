@@ -128,3 +128,65 @@ def test_integer_given_for_a_float_field_hashes_like_the_float():
         == TrainConfig.from_dict({"consistency_weight": 0.0}).key()
     )
     assert config_for("ours", consistency_weight=0).key() == config_for("ours", consistency_weight=0.0).key()
+
+
+
+def _live_children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``, zombies left out."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue  # gone while being read
+        if state != "Z" and int(parent) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_a_sigterm_to_a_parallel_grid_stops_its_workers_and_keeps_their_checkpoints(tmp_path, toy_root):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom pwslib.config import config_for\n"
+        "from pwslib.experiments.grid import train_all\n"
+        "configs = [config_for('point_naive', seed=seed, iterations=100000, batch_size=4, "
+        f"toy_options={SMALL_TOY!r}, pretrained_backbone=False) for seed in (0, 1)]\n"
+        "train_all(configs, Path(sys.argv[1]), progress=False, workers=2)\n"
+    )
+    runs, log = tmp_path / "runs", tmp_path / "stderr.txt"
+    environment = {**os.environ, "PWSLIB_DATA": str(toy_root), "PYTHONPATH": str(ROOT)}
+    with log.open("w") as stderr:  # a file, not a pipe: workers that outlive the parent would hold a pipe open
+        parent = subprocess.Popen([sys.executable, "-c", script, str(runs)], env=environment, stderr=stderr)
+    workers = set()
+    try:
+        deadline = time.monotonic() + 120  # the first checkpoint of a run comes after 10 s
+        while len(list(runs.glob("*/checkpoint.pt"))) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.5)
+        workers = _live_children(parent.pid)
+        assert len(list(runs.glob("*/checkpoint.pt"))) == 2 and len(workers) >= 2, log.read_text()[-2000:]
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) != 0
+        assert "KeyboardInterrupt" in log.read_text()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not [pid for pid in workers if _alive(pid)], "the workers trained on after their parent stopped"
+        assert len(list(runs.glob("*/checkpoint.pt"))) == 2 and not list(runs.glob("*/metrics.json"))
+    finally:
+        for pid in [parent.pid, *workers]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
