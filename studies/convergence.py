@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from pwslib.config import TrainConfig, config_for, parse_overrides
-from pwslib.data.toy import GENERATOR_VERSION
+from pwslib.data.toy import GENERATOR_VERSION, PRESETS
 from pwslib.metrics import evaluate_model
 from pwslib.experiments.report import markdown_table
 from pwslib.experiments.schedules import PRESET_SPLITS
@@ -49,7 +49,7 @@ from pwslib.viz.figures import convergence_figure
 
 ROOT = CHECKOUT
 METHODS = ("full_supervision", "point_naive", "ours")
-DATASETS = ("toy-stuff", "toy-scene")
+DATASETS = tuple(PRESETS)  # the embedded toy presets
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 SCORE_NAMES = {"base_miou": "base", "novel_miou": "novel", "total_miou": "total", "hiou": "hIoU"}
 FLAT_GAIN = 1.0  # a curve is flat when it gained at most this many points of total mIoU over its last quarter
