@@ -137,6 +137,8 @@ TOY_STUFF = ToyPreset(
         ("cow", "flower", "arrow", "car", "moon", "grass"),
         # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check: no run has seen it
         ("plane", "kite", "boat", "heart", "tyre", "sky"),
+        # split 6, preregistered (reports/protocol.md) before the check at today's recipe: no run has seen it
+        ("ball", "sign", "lamp", "plane", "heart", "sand"),
     ),
     stuff_per_image=(2, 3),
     things_per_image=(1, 4),
@@ -188,6 +190,8 @@ TOY_SCENE = ToyPreset(
         ("boat", "window", "vase", "pillow", "chair", "water", "wall", "ceiling"),
         # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check: no run has seen it
         ("car", "bed", "chair", "person", "bird", "road", "grass", "floor"),
+        # split 6, preregistered (reports/protocol.md) before the check at today's recipe: no run has seen it
+        ("rock", "flag", "lamp", "table", "vase", "mountain", "snow", "ceiling"),
     ),
     stuff_per_image=(3, 5),
     things_per_image=(2, 6),
