@@ -72,8 +72,8 @@ class TablePlan:
 # its plateau; reports/convergence.md). Tables 2-3 keep, on toy-stuff, the rows the held-out tables found to
 # matter beyond the seed noise (L_con: the transfer; L_in: it hurts; the keypoint head phi) at a fifth of Table
 # 1's iterations: an ablation compares each row with `ours` at the same schedule. `full` trains every row of
-# every table at its schedule: Table 1 on both presets, the ablations
-# of Tables 2-3 on toy-stuff (their notebooks' default dataset).
+# every table at its schedule: Table 1 on both presets, the ablations of Tables 2-3 on toy-stuff (their
+# notebooks' default dataset).
 PRESET_TABLES: dict[str, dict[str, TablePlan]] = {
     "quick": {
         "table1": TablePlan(("toy-stuff",), ("full_supervision", "point_naive", "ours")),

@@ -131,24 +131,28 @@ def test_integer_given_for_a_float_field_hashes_like_the_float():
 
 
 
+def _state_and_parent(stat: Path) -> tuple[str, int] | None:
+    """A process's state letter and parent pid from its ``/proc/<pid>/stat``; None once it is gone."""
+    try:
+        state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+    except (OSError, ValueError):
+        return None
+    return state, int(parent)
+
+
 def _live_children(pid: int) -> set[int]:
     """The processes whose parent is ``pid``, zombies left out."""
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
-        except (OSError, ValueError):
-            continue  # gone while being read
-        if state != "Z" and int(parent) == pid:
+        read = _state_and_parent(stat)
+        if read and read[0] != "Z" and read[1] == pid:
             found.add(int(stat.parent.name))
     return found
 
 
 def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    read = _state_and_parent(Path(f"/proc/{pid}/stat"))
+    return read is not None and read[0] != "Z"
 
 
 @pytest.mark.slow
