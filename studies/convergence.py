@@ -12,8 +12,11 @@ with the recipe's defaults and the learning-rate schedule stretched over ``--ite
 every ``--every`` iterations on a fixed subset of the test images (the first ``--test-images``).
 
 The **plateau** of a curve is the mean total mIoU of its last two evaluations; the report also gives
-the gain over the last quarter of the run, which says whether the curve had stopped rising (a curve is
-*flat* when it gained at most 1 point). A (dataset, method) may have curves of several lengths and recipes (a
+the gain over the last quarter of the run, which says whether the curve had stopped rising. The gain is read
+from a least-squares line through every evaluation of the last quarter (a curve is *flat* when that line rose
+at most 1 point); the difference between the last evaluation and the one at 3/4 of the run, the rule before,
+is shown beside it: it reads one evaluation at each end, and consecutive evaluations differ by up to 2.4 points,
+so one dip could decide it. A (dataset, method) may have curves of several lengths and recipes (a
 curve's name is ``dataset/method/iterations``, followed by ``/field=value, ...`` where its config differs from
 today's defaults); its plateau is the highest of theirs. The report (``reports/convergence.md``, ``.json``, ``figures/convergence.png``)
 says where each method levels off at today's defaults (every score at its plateau, how far a run of each length
@@ -52,7 +55,7 @@ METHODS = ("full_supervision", "point_naive", "ours")
 DATASETS = tuple(PRESETS)  # the embedded toy presets
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 SCORE_NAMES = {"base_miou": "base", "novel_miou": "novel", "total_miou": "total", "hiou": "hIoU"}
-FLAT_GAIN = 1.0  # a curve is flat when it gained at most this many points of total mIoU over its last quarter
+FLAT_GAIN = 1.0  # a curve is flat when its fitted line gained at most this many points of total mIoU over its last quarter
 TARGET_RATIO = 0.9  # a preset's run is near its plateau at this share of it
 SOURCE_KEYS = ("git_commit", "machine", "date_utc", "note")  # where a curve was trained, recorded with it
 # The Table 1 results divided by the plateaus: (key in convergence.json, heading, CSV under the reports folder, split)
@@ -197,19 +200,30 @@ def finished_curves(runs_root: Path, datasets, methods, recorded: dict[str, dict
 
 
 def plateau(curve: list[dict], score: str = "total_miou") -> dict:
-    """The plateau (mean of the last two evaluations) and the gain over the last quarter of the run."""
-    values = np.array([point[score] for point in curve])
-    iterations = np.array([point["iteration"] for point in curve])
-    quarter = values[iterations <= iterations[-1] * 0.75]
+    """The plateau (mean of the last two evaluations) and the gain over the last quarter of the run, two ways:
+    ``fitted_quarter_gain``, the rise of the least-squares line through the evaluations from the last one at or
+    before 3/4 of the run to the end, and ``last_quarter_gain``, the last evaluation minus that first one."""
+    values = np.array([point[score] for point in curve], dtype=np.float64)
+    iterations = np.array([point["iteration"] for point in curve], dtype=np.float64)
+    before = np.flatnonzero(iterations <= iterations[-1] * 0.75)
+    start = before[-1] if len(before) else 0
+    quarter_x, quarter_y = iterations[start:], values[start:]
+    slope = np.polyfit(quarter_x, quarter_y, 1)[0] if len(quarter_x) > 1 else 0.0
     return {
         "plateau": float(values[-2:].mean()),
-        "last_quarter_gain": float(values[-1] - (quarter[-1] if len(quarter) else values[0])),
+        "fitted_quarter_gain": float(slope * (quarter_x[-1] - quarter_x[0])),
+        "last_quarter_gain": float(values[-1] - values[start]),
         "best": float(values.max()),
     }
 
 
 def is_flat(level: dict) -> bool:
-    """Whether a curve's ``plateau`` gained at most ``FLAT_GAIN`` over its last quarter."""
+    """Whether a curve's fitted line gained at most ``FLAT_GAIN`` over its last quarter."""
+    return level["fitted_quarter_gain"] <= FLAT_GAIN
+
+
+def flat_by_endpoints(level: dict) -> bool:
+    """The rule before the fitted line: the last evaluation minus the one at 3/4 of the run, at most ``FLAT_GAIN``."""
     return level["last_quarter_gain"] <= FLAT_GAIN
 
 
@@ -375,8 +389,10 @@ def write_report(
                 "recipe": difference or "default",
                 "train minutes": round(last["train_seconds"] / 60, 1),
                 "plateau total mIoU": round(plateaus[name]["plateau"], 1),
-                "gain over last quarter": round(plateaus[name]["last_quarter_gain"], 1),
+                "gain over last quarter (fit)": round(plateaus[name]["fitted_quarter_gain"], 1),
                 "flat": "yes" if is_flat(plateaus[name]) else "no",
+                "gain (endpoints)": round(plateaus[name]["last_quarter_gain"], 1),
+                "flat (endpoints)": "yes" if flat_by_endpoints(plateaus[name]) else "no",
                 "final hIoU": round(last["hiou"], 1),
             }
         )
@@ -390,6 +406,12 @@ def write_report(
         if rising
         else "Every curve gained at most 1 point over the last quarter of its run: these are plateaus.\n\n"
     )
+    disagree = [name for name, level in plateaus.items() if is_flat(level) != flat_by_endpoints(level)]
+    if disagree:
+        verdict += (
+            f"**The two rules disagree** on {'; '.join(shown(name) for name in disagree)}: `flat` (the fitted line) "
+            "decides, `flat (endpoints)` is the rule these curves were first judged by.\n\n"
+        )
     todays = todays_curves(curves)
     untested = [key for key in levels if key not in todays]
     if untested:
@@ -436,7 +458,8 @@ def write_report(
         + "Split 1, seed 0, the recipe's "
         f"defaults with the schedule stretched over the run; total mIoU on the first {meta['test_images']} "
         f"test images {evaluation_intervals(curves)}. Plateau = mean of the last two evaluations; a curve is flat "
-        f"when it gained at most {FLAT_GAIN:.0f} point over its last quarter; a method's plateau (for the ratios) is "
+        f"when the least-squares line through the evaluations of its last quarter rose at most {FLAT_GAIN:.0f} point "
+        "(`gain (endpoints)`: the last evaluation minus the one at 3/4 of the run, the rule before); a method's plateau (for the ratios) is "
         "the highest of its curves', whatever their recipe (`recipe`: how a curve differs from today's defaults).\n\n"
         f"- today's defaults: `{json.dumps(meta['recipe'])}`\n"
         f"- commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC; "

@@ -6,7 +6,15 @@ from conftest import SMALL_TOY
 
 from pwslib.config import config_for
 from pwslib.data.toy import GENERATOR_VERSION
-from studies.convergence import curve_run, method_plateaus, plateau, preset_ratios, write_report
+from studies.convergence import (
+    curve_run,
+    flat_by_endpoints,
+    is_flat,
+    method_plateaus,
+    plateau,
+    preset_ratios,
+    write_report,
+)
 
 
 def test_a_curve_run_scores_the_test_subset_every_few_steps_and_is_cached(tmp_path, toy_root, monkeypatch):
@@ -33,6 +41,18 @@ def test_plateau_is_the_mean_of_the_last_two_evaluations_with_the_last_quarter_g
     level = plateau(curve)
     assert level["plateau"] == 48 and level["best"] == 48
     assert level["last_quarter_gain"] == 48 - 47  # the last evaluation at or before 75 % of 900 iterations is 600
+    # the line through (600, 47), (700, 48), (800, 48), (900, 48): slope 150 / 50,000 per iteration, over 300
+    assert level["fitted_quarter_gain"] == pytest.approx(0.9)
+
+
+def test_one_dip_at_three_quarters_does_not_decide_flatness_but_a_rise_does():
+    noisy = [40.0] * 47 + [48.0] + [49.0, 50.0] * 8  # 64 evaluations; the one at 3/4 (4,800) dips
+    level = plateau([{"iteration": (i + 1) * 100, "total_miou": v} for i, v in enumerate(noisy)])
+    assert level["last_quarter_gain"] == 2.0 and not flat_by_endpoints(level)
+    assert level["fitted_quarter_gain"] < 1.0 and is_flat(level)
+    rising = [40.0 + 0.15 * i for i in range(64)]  # 0.15 per evaluation: 2.4 over the last 16 intervals
+    level = plateau([{"iteration": (i + 1) * 100, "total_miou": v} for i, v in enumerate(rising)])
+    assert level["fitted_quarter_gain"] == pytest.approx(2.4) and not is_flat(level)
 
 
 def test_a_methods_plateau_is_the_highest_of_its_curves_whatever_their_recipe():
@@ -218,7 +238,7 @@ def test_where_each_method_levels_off_uses_its_longest_flat_curve_at_todays_defa
         "toy-stuff/ours/400": curve(40.0, 45.0, 50.0, 50.5),
         "toy-stuff/ours/800/pretraining_steps=8000": curve(40.0, 50.0, 60.0, 70.0, 70.0, 70.0, 70.0, 70.0),
         "toy-stuff/point_naive/400": curve(30.0, 35.0, 40.0, 49.0),  # rising: the end of a run, not a plateau
-        "toy-stuff/point_naive/800": curve(30.0, 35.0, 40.0, 45.0, 48.0, 49.0, 50.0, 50.0, base=62.0),
+        "toy-stuff/point_naive/800": curve(30.0, 35.0, 40.0, 45.0, 48.0, 49.5, 50.0, 50.0, base=62.0),
     }
     levels = method_plateaus({name: plateau(c) for name, c in curves.items()})
     levelled = levelling_off(curves, levels).set_index("method")
