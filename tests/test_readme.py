@@ -58,7 +58,7 @@ def test_the_quick_presets_share_of_the_plateaus_is_the_convergence_reports():
 
 def test_the_earlier_main_jobs_share_of_the_plateaus_is_the_convergence_reports():
     ratios = [row["ratio"] for row in json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick_3000"]]
-    stated = re.search(r"Before \(3,000 iterations per run on both presets\) the runs reached (\d\.\d+)-(\d\.\d+) of", WORDS)
+    stated = re.search(r"Before \(3,000 iterations per run on both presets\), runs reached (\d\.\d+)-(\d\.\d+) of", WORDS)
     assert stated and (float(stated[1]), float(stated[2])) == (min(ratios), max(ratios))
 
 
