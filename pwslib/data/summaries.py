@@ -53,16 +53,50 @@ def first_object_click(
     for novel_only, things_only in [*passes, (True, False), (False, False)]:
         for index in candidates:
             _, label = dataset.source.load(index)
-            present = [int(c) for c in np.unique(label) if c != 255 and c != avoid]
+            present = [int(c) for c in np.unique(label) if c != IGNORE_INDEX and c != avoid]
             ordered = sorted(present, key=lambda c: c not in novel)  # novel classes first
             for cls in ordered:
                 if (novel_only and cls not in novel) or (things_only and cls not in things):
                     continue
-                depth = ndimage.distance_transform_edt(np.pad(label == cls, 1))[1:-1, 1:-1]
-                if depth.max() >= 2:
-                    y, x = np.unravel_index(depth.argmax(), depth.shape)
-                    return index, (int(y), int(x)), cls
+                click = deepest_pixel(label, cls)
+                if click is not None:
+                    return index, click, cls
     raise ValueError("no object large enough for a click in the chosen test images")
+
+
+def deepest_pixel(label: np.ndarray, cls: int) -> tuple[int, int] | None:
+    """The pixel of class ``cls`` farthest from its border in ``label`` (H, W), where a user would click it;
+    None when the class is absent or too thin (less than 2 pixels from its border everywhere)."""
+    depth = ndimage.distance_transform_edt(np.pad(label == cls, 1))[1:-1, 1:-1]
+    if depth.max() < 2:
+        return None
+    y, x = np.unravel_index(depth.argmax(), depth.shape)
+    return int(y), int(x)
+
+
+def novel_object_pairs(dataset, split, things: set[int] | None = None):
+    """The test images that hold two novel objects (of ``things`` when given: things, not stuff regions), in
+    order: yields (image index, (click, class), (click, class)) for the first two novel classes present (by
+    class id) with each click at its object's deepest pixel."""
+    wanted = set(split.novel_classes) & (things if things else set(range(split.num_classes)))
+    for index in range(len(dataset)):
+        _, label = dataset.source.load(index)
+        present = sorted(wanted & set(np.unique(label).tolist()))
+        clicks = [(click, cls) for cls in present if (click := deepest_pixel(label, cls)) is not None]
+        if len(clicks) >= 2:
+            yield index, clicks[0], clicks[1]
+
+
+def first_object_pair(dataset, split, things: set[int] | None = None) -> tuple:
+    """(image index, (click, class), (click, class)): two objects of different classes in one test image, to
+    click one and then the other. The first image with two novel objects (``novel_object_pairs``), else the
+    first novel object (``first_object_click``) and another object of its image."""
+    pair = next(novel_object_pairs(dataset, split, things), None)
+    if pair is not None:
+        return pair
+    index, click, cls = first_object_click(dataset, split, things=things)
+    _, other, other_cls = first_object_click(dataset, split, image_index=index, avoid=cls, things=things)
+    return index, (click, cls), (other, other_cls)
 
 
 def clicked_object(label: np.ndarray, click: tuple[int, int]) -> np.ndarray:

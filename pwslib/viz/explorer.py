@@ -27,7 +27,7 @@ from pwslib.method.matching import CostWeights, cost_terms, matching_cost, sampl
 from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.data.splits import IGNORE_INDEX
-from pwslib.data.summaries import first_object_click, mask_coverage
+from pwslib.data.summaries import clicked_object, first_object_click, mask_coverage, novel_object_pairs
 from pwslib.method.targets import Targets, downsample_labels
 from pwslib.viz.figures import colourise, label_palette
 
@@ -155,13 +155,34 @@ class KeypointMaskExplorer:
                 continue
             if class_id not in self.split.novel_classes or (things and class_id not in things):
                 continue
-            result = self.compute(run, image_index, [(*click, class_id)], class_id)
-            coverage = mask_coverage(result["class_mask"], result["ground_truth"], click)
+            coverage = self.click_coverage(run, image_index, click, class_id)
             rows.append(
                 {"image": image_index, "class": self.split.class_names[class_id], "object %": round(coverage["object"]),
                  "rest %": round(coverage["rest"])}
             )
         return pd.DataFrame(rows)
+
+    def moved_click_survey(self, run: str, things: set[int] | None, images: int = 20):
+        """A click on one novel object, then the click moved to another novel object of the same image, in each of
+        the first ``images`` test images holding two (``novel_object_pairs``): how much of the new object, and of
+        the first one, the moved click's class union covers. A DataFrame with one row per image."""
+        rows = []
+        for image_index, (first, first_class), (moved, moved_class) in novel_object_pairs(self.dataset, self.split, things):
+            if len(rows) == images:
+                break
+            label = self.dataset.source.load(image_index)[1]
+            coverage = self.click_coverage(run, image_index, moved, moved_class, other=clicked_object(label, first))
+            names = self.split.class_names
+            rows.append(
+                {"image": image_index, "first": names[first_class], "moved to": names[moved_class],
+                 "new object %": round(coverage["object"]), "first object %": round(coverage["other object"])}
+            )
+        return pd.DataFrame(rows)
+
+    def click_coverage(self, run: str, image_index: int, click: tuple[int, int], class_id: int, other=None) -> dict:
+        """``mask_coverage`` of the class union that one click of ``class_id`` gives in run ``run``."""
+        result = self.compute(run, image_index, [(*click, class_id)], class_id)
+        return mask_coverage(result["class_mask"], result["ground_truth"], click, other=other)
 
     def figure(self, result: dict, run: str, class_id: int, figure=None):
         """Draw ``result`` on ``figure`` (a new 11 x 7.4 inch one by default): six large panels, clicks on the image."""

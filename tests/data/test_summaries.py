@@ -67,3 +67,21 @@ def test_a_thing_is_clicked_before_a_stuff_region(toy_root):
     index, click, cls = first_object_click(test, test.split, things=things)
     if any(things & set(np.unique(test.source.load(i)[1]).tolist()) for i in range(len(test))):
         assert cls in things
+
+
+def test_a_novel_object_pair_is_two_novel_things_of_one_image_each_clicked_inside(toy_root):
+    from pwslib.data.summaries import first_object_pair, novel_object_pairs
+
+    test = build_dataset("toy-stuff", "test", root=toy_root, augment=False, **SMALL_TOY)
+    things, novel = thing_classes("toy-stuff"), set(test.split.novel_classes)
+    pairs = list(novel_object_pairs(test, test.split, things))
+    assert pairs, "the small toy test set holds images with two novel things"
+    for index, (click, cls), (other, other_cls) in pairs:
+        label = test.source.load(index)[1]
+        assert cls < other_cls and {cls, other_cls} <= novel & things
+        assert label[click] == cls and label[other] == other_cls
+    assert first_object_pair(test, test.split, things) == pairs[0]
+    lone = pairs[0][1][1]  # with one novel thing allowed, no pair: the first object of that class and another one
+    index, (click, cls), (other, other_cls) = first_object_pair(test, test.split, {lone})
+    label = test.source.load(index)[1]
+    assert cls == lone and other_cls != lone and label[click] == cls and label[other] == other_cls

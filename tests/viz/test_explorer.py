@@ -5,7 +5,7 @@ import torch
 from conftest import SMALL_TOY
 
 from pwslib.config import config_for
-from pwslib.data.summaries import first_object_click
+from pwslib.data.summaries import clicked_object, first_object_click
 from pwslib.method.matching import CostWeights, cost_terms, matching_cost
 from pwslib.train import Trainer
 from pwslib.viz.explorer import PANEL_RECTS, PANELS, KeypointMaskExplorer
@@ -141,3 +141,19 @@ def test_the_coverage_survey_clicks_the_first_novel_thing_of_each_image(explorer
     index, click, cls = first_object_click(explorer.dataset, explorer.split, image_index=int(first["image"]), things=things)
     result = explorer.compute("ours", index, [(*click, cls)], cls)
     assert round(mask_coverage(result["class_mask"], result["ground_truth"], click)["object"]) == first["object %"]
+
+
+def test_the_moved_click_survey_moves_one_click_between_two_novel_objects_of_each_image(explorer):
+    from pwslib.data.summaries import novel_object_pairs, thing_classes
+
+    things = thing_classes("toy-stuff")
+    pairs = list(novel_object_pairs(explorer.dataset, explorer.split, things))[:2]
+    survey = explorer.moved_click_survey("ours", things, images=2)
+    names = explorer.split.class_names
+    assert survey["image"].tolist() == [index for index, _, _ in pairs]
+    assert survey["moved to"].tolist() == [names[moved[1]] for _, _, moved in pairs]
+    index, (first, _), (moved, moved_class) = pairs[0]
+    result = explorer.compute("ours", index, [(*moved, moved_class)], moved_class)
+    on_first = result["class_mask"][clicked_object(result["ground_truth"], first)] > 0.5
+    assert survey.loc[0, "first object %"] == round(100 * on_first.mean())
+    assert survey[["new object %", "first object %"]].isin(range(101)).all().all()
