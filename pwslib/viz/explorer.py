@@ -160,12 +160,13 @@ class KeypointMaskExplorer:
                 {"image": image_index, "class": self.split.class_names[class_id], "object %": round(coverage["object"]),
                  "rest %": round(coverage["rest"])}
             )
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=["image", "class", "object %", "rest %"])
 
     def moved_click_survey(self, run: str, things: set[int] | None, images: int = 20):
         """A click on one novel object, then the click moved to another novel object of the same image, in each of
         the first ``images`` test images holding two (``novel_object_pairs``): how much of the new object, and of
-        the first one, the moved click's class union covers. A DataFrame with one row per image."""
+        the first one, the moved click's class union covers. A DataFrame with one row per image (none when no test
+        image holds two)."""
         rows = []
         for image_index, (first, first_class), (moved, moved_class) in novel_object_pairs(self.dataset, self.split, things):
             if len(rows) == images:
@@ -177,7 +178,7 @@ class KeypointMaskExplorer:
                 {"image": image_index, "first": names[first_class], "moved to": names[moved_class],
                  "new object %": round(coverage["object"]), "first object %": round(coverage["other object"])}
             )
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=["image", "first", "moved to", "new object %", "first object %"])
 
     def click_coverage(self, run: str, image_index: int, click: tuple[int, int], class_id: int, other=None) -> dict:
         """``mask_coverage`` of the class union that one click of ``class_id`` gives in run ``run``."""

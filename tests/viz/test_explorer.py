@@ -157,3 +157,8 @@ def test_the_moved_click_survey_moves_one_click_between_two_novel_objects_of_eac
     on_first = result["class_mask"][clicked_object(result["ground_truth"], first)] > 0.5
     assert survey.loc[0, "first object %"] == round(100 * on_first.mean())
     assert survey[["new object %", "first object %"]].isin(range(101)).all().all()
+
+
+def test_a_survey_without_any_image_to_click_is_an_empty_table_with_its_columns(explorer):
+    assert explorer.moved_click_survey("ours", things={-1}).columns.tolist()[-2:] == ["new object %", "first object %"]
+    assert explorer.coverage_survey("ours", things={-1}).empty
