@@ -68,7 +68,7 @@ class TablePlan:
 
 # `quick` spends its 30 minutes on the three methods that carry Table 1's story (full supervision above, naive
 # point supervision below, `ours` between), trained near their plateaus on toy-stuff: 5,000 iterations, which on
-# 2 cores leaves no time for a second dataset (at 3,000 iterations on both presets `point_naive` reached 0.87 of
+# 2 cores leaves no time for a second dataset (at 3,000 iterations on both presets `point_naive` reached 0.86 of
 # its plateau; reports/convergence.md). Tables 2-3 keep, on toy-stuff, the rows the held-out tables found to
 # matter beyond the seed noise (L_con: the transfer; L_in: it hurts; the keypoint head phi) at a fifth of Table
 # 1's iterations: an ablation compares each row with `ours` at the same schedule. `full` trains every row of
