@@ -59,27 +59,38 @@ def _process_alive(pid: int) -> bool:
 @contextlib.contextmanager
 def run_lock(out: Path) -> Iterator[None]:
     """Hold ``out/.lock`` (created exclusively) while a process trains into ``out``: a second process given the same
-    folder stops with a line naming the first, and a lock left by a process that died says how to clear it."""
+    folder stops with a line naming the first. A lock left on this machine by a process that no longer runs (killed
+    by a signal, out of memory) is taken over with a line saying so: the folder's checks (``check_run_folder``)
+    still decide whether the run may continue. The stale lock is first renamed aside, which only one process can
+    do, so two processes that find it at once never both train."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK
-    try:
-        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
+    while True:
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            pass
         try:
             holder = json.loads(path.read_text())
             pid, host, since = int(holder["pid"]), str(holder["host"]), str(holder["since"])
+        except FileNotFoundError:  # its holder finished meanwhile
+            continue
         except (OSError, ValueError, KeyError, TypeError):
             raise DataError(f"{path} exists but is unreadable; if no process trains into {out}, delete it") from None
-        if host == socket.gethostname() and not _process_alive(pid):
+        if host != socket.gethostname() or _process_alive(pid):
             raise DataError(
-                f"{path} was left by process {pid} (started {since} UTC), which no longer runs: it was killed before "
-                f"it could clean up. Delete {path}, then continue the run with --resume"
+                f"{out} is in use: process {pid} on {host} has been training into it since {since} UTC; wait for it "
+                f"to finish, stop it, or choose another --out"
             ) from None
-        raise DataError(
-            f"{out} is in use: process {pid} on {host} has been training into it since {since} UTC; wait for it to "
-            f"finish, stop it, or choose another --out"
-        ) from None
+        aside = path.with_name(f"{LOCK}.stale-{os.getpid()}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:  # another process took it over first
+            continue
+        aside.unlink()
+        print(f"{path} was left by process {pid} (started {since} UTC), which no longer runs: taken over", flush=True)
     since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     with os.fdopen(descriptor, "w") as handle:
         json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": since}, handle)

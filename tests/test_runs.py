@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -53,18 +54,31 @@ def test_a_second_process_on_the_same_folder_is_refused_while_the_first_trains(t
         holder.wait()
 
 
-def test_a_lock_left_by_a_dead_process_says_how_to_clear_it(tmp_path):
+def test_a_lock_left_by_a_dead_process_is_taken_over_and_the_run_resumes(tmp_path, capsys):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / LOCK).write_text(json.dumps({"pid": dead.pid, "host": __import__("socket").gethostname(),
                                              "since": "2026-01-01 00:00:00"}))
-    with pytest.raises(DataError, match=rf"process {dead.pid} .* no longer runs.*Delete .*\.lock"):
-        with run_lock(tmp_path):
-            pass
-    (tmp_path / LOCK).unlink()
     with run_lock(tmp_path):
-        assert json.loads((tmp_path / LOCK).read_text())["pid"] > 0
-    assert not (tmp_path / LOCK).exists()
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+    assert f"process {dead.pid} (started 2026-01-01 00:00:00 UTC), which no longer runs: taken over" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # neither the lock nor the stale one set aside is left
+
+
+def test_a_killed_run_resumes_without_touching_its_lock(tmp_path):
+    folder = tmp_path / "run"
+    killed = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pwslib.runs import run_lock\nwith run_lock(sys.argv[1]):\n"
+         "    print('held', flush=True)\n    time.sleep(60)", str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert killed.stdout.readline().strip() == "held"
+    killed.terminate()  # SIGTERM: the process dies without unlocking
+    killed.wait()
+    assert (folder / LOCK).exists()
+    run(tiny_config(iterations=1), folder, resume=True, progress=False)
+    assert (folder / "metrics.json").exists() and not (folder / LOCK).exists()
 
 
 def test_an_empty_out_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
