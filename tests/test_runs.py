@@ -35,17 +35,23 @@ def test_any_run_file_makes_a_folder_taken_and_a_file_is_not_a_folder(tmp_path):
         check_run_folder(tmp_path / "file", resume=False)
 
 
-def test_a_second_process_on_the_same_folder_is_refused_while_the_first_trains(tmp_path, toy_root, monkeypatch):
-    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
-    folder = tmp_path / "run"
+def lock_holder(folder) -> subprocess.Popen:
+    """A process that holds ``folder``'s run lock for a minute, started once it holds it."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom pwslib.runs import run_lock\nwith run_lock(sys.argv[1]):\n"
          "    print('held', flush=True)\n    time.sleep(60)", str(folder)],
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_process_on_the_same_folder_is_refused_while_the_first_trains(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    folder = tmp_path / "run"
+    holder = lock_holder(folder)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(DataError, match=rf"in use: process {holder.pid} "):
             run(tiny_config(iterations=1), folder, resume=True, progress=False)
         assert not (folder / "config.json").exists()
@@ -65,15 +71,10 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_and_the_run_resumes(tmp_pat
     assert list(tmp_path.iterdir()) == []  # neither the lock nor the stale one set aside is left
 
 
-def test_a_killed_run_resumes_without_touching_its_lock(tmp_path):
+def test_a_killed_run_resumes_without_touching_its_lock(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
     folder = tmp_path / "run"
-    killed = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pwslib.runs import run_lock\nwith run_lock(sys.argv[1]):\n"
-         "    print('held', flush=True)\n    time.sleep(60)", str(folder)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert killed.stdout.readline().strip() == "held"
+    killed = lock_holder(folder)
     killed.terminate()  # SIGTERM: the process dies without unlocking
     killed.wait()
     assert (folder / LOCK).exists()
