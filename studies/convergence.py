@@ -73,14 +73,14 @@ RATIO_TABLES = (
         "quick_5000",
         "`quick` preset at 5,000 iterations, measured for the main job's budget (the 16,000-step backbone, `point_naive`'s "
         "click losses at 1: the recipe before steps 14-15 of reports/protocol.md)",
-        "table1_quick_5000.csv",
+        "archive/quick_variants/table1_quick_5000.csv",
         PRESET_SPLITS["quick"],
     ),
     (
         "quick_pretraining_32000",
         "`quick` preset from the 32,000-step backbone, `point_naive`'s click losses still at 1 (the recipe between steps "
         "14 and 15 of reports/protocol.md)",
-        "table1_quick_pretraining_32000.csv",
+        "archive/quick_variants/table1_quick_pretraining_32000.csv",
         PRESET_SPLITS["quick"],
     ),
 )

@@ -6,15 +6,8 @@
 
 Each entry is the ``python -m pwslib.experiments`` command its report records (``tests/studies/test_reference.py``
 reads it back from the report), so a report regenerated here is the one committed, with new provenance. The
-held-out tables made at earlier defaults (splits 2, 3 and 4) are in ``reports/archive/`` with their commands.
-``table1_quick_5000`` is the main job's Table 1 (split 1, seed 0) on both presets at 5,000 iterations, made when the
-main job trained 3,000: how near the plateaus a longer main job would get, and what it costs (``reports/convergence.md``;
-its 60 minutes of run time are why the main job now trains toy-stuff alone);
-``table1_quick_pretraining_32000`` is the same Table 1 at 3,000 iterations from the 32,000-step backbone
-(``reports/pretraining_saturation.md``) when it was not yet the default (made at commit ``3ab1b39``, where
-``point_naive``'s click losses weighed 1): how near the plateaus it brought the main job. These three were made
-before the defaults of reports/protocol.md's steps 14-15 (the 32,000-step backbone, ``point_naive``'s click
-losses at 0.3): run here they train today's recipe; each report names the commit that makes it as committed.
+held-out tables made at earlier defaults (splits 2, 3 and 4) and the main job's Table 1 at earlier schedules and
+backbones are in ``reports/archive/`` with their commands.
 """
 
 from __future__ import annotations
@@ -29,15 +22,6 @@ REFERENCE = {
     "table1_split5": (
         "table1 --datasets toy-stuff toy-scene --split 5 --seeds 6 7 8 --iterations 3000 --rows point_naive "
         "full_supervision --name table1_split5 --workers 2 --threads 1 --runs-root runs"
-    ),
-    "table1_quick_5000": (
-        "table1 --datasets toy-stuff toy-scene --iterations 5000 --rows point_naive full_supervision "
-        "--name table1_quick_5000 --workers 2 --threads 1 --runs-root runs/quick_5000"
-    ),
-    "table1_quick_pretraining_32000": (
-        "table1 --datasets toy-stuff toy-scene --iterations 3000 --rows point_naive full_supervision "
-        "--set pretraining_steps=32000 --name table1_quick_pretraining_32000 --workers 2 --threads 1 "
-        "--runs-root runs/quick_pretraining_32000"
     ),
 }
 
