@@ -92,8 +92,9 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
     ]
     meta = {"test_images": 5, "every": 100, "recipe": {}, "git_commit": "abc", "machine": "m", "date_utc": "d"}
     meta.update(threads=1, note="alone")
-    (tmp_path / "archive" / "quick_variants").mkdir(parents=True)
-    (tmp_path / "archive" / "quick_variants" / "table1_quick_5000.csv").write_text((tmp_path / "table1.csv").read_text())  # a longer main job
+    variants = tmp_path / "archive" / "quick_variants"  # where the main job's earlier variants are archived
+    variants.mkdir(parents=True)
+    (variants / "table1_quick_5000.csv").write_text((tmp_path / "table1.csv").read_text())  # a longer main job
     text = write_report({"toy-stuff/ours/300": curve}, meta, tmp_path)
     assert "| toy-stuff | ours | 300 |" in text and "0.9" in text and "Not flat yet" in text
     assert "Every run reaches 0.9" in text  # 45.0 of a 50.0 plateau
