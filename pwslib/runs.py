@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import fcntl
 import json
 import os
 import socket
@@ -46,58 +47,61 @@ def check_run_folder(out: Path, resume: bool) -> None:
         )
 
 
-def _process_alive(pid: int) -> bool:
+def _holder(descriptor: int) -> dict | None:
+    """The record a lock file holds (pid, host, since), None when it holds none yet or is damaged."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        holder = json.loads(os.pread(descriptor, 4096, 0))
+        return {"pid": int(holder["pid"]), "host": str(holder["host"]), "since": str(holder["since"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _is_current(descriptor: int, path: Path) -> bool:
+    """Whether ``descriptor`` is still the file at ``path`` (its holder may have removed it since it was opened)."""
+    try:
+        return os.fstat(descriptor).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
         return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
 
 
 @contextlib.contextmanager
 def run_lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` (created exclusively) while a process trains into ``out``: a second process given the same
-    folder stops with a line naming the first. A lock left on this machine by a process that no longer runs (killed
-    by a signal, out of memory) is taken over with a line saying so: the folder's checks (``check_run_folder``)
-    still decide whether the run may continue. The stale lock is first renamed aside, which only one process can
-    do, so two processes that find it at once never both train."""
+    """Hold an exclusive ``flock`` on ``out/.lock`` while a process trains into ``out``: a second process given the
+    same folder stops with a line naming the first (the file records its pid, host and start). The kernel releases
+    the lock when its holder dies, however it dies (a signal, out of memory), so a lock file left behind holds no
+    lock: it is taken over with a line saying so, and the folder's checks (``check_run_folder``) still decide
+    whether the run may continue."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK
     while True:
+        descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(descriptor)
+            os.close(descriptor)
+            who = (
+                f"process {holder['pid']} on {holder['host']} has been training into it since {holder['since']} UTC"
+                if holder
+                else "another process is starting to train into it"
+            )
+            raise DataError(f"{out} is in use: {who}; wait for it to finish, stop it, or choose another --out") from None
+        if _is_current(descriptor, path):
             break
-        except FileExistsError:
-            pass
-        try:
-            holder = json.loads(path.read_text())
-            pid, host, since = int(holder["pid"]), str(holder["host"]), str(holder["since"])
-        except FileNotFoundError:  # its holder finished meanwhile
-            continue
-        except (OSError, ValueError, KeyError, TypeError):
-            raise DataError(f"{path} exists but is unreadable; if no process trains into {out}, delete it") from None
-        if host != socket.gethostname() or _process_alive(pid):
-            raise DataError(
-                f"{out} is in use: process {pid} on {host} has been training into it since {since} UTC; wait for it "
-                f"to finish, stop it, or choose another --out"
-            ) from None
-        aside = path.with_name(f"{LOCK}.stale-{os.getpid()}")
-        try:
-            os.rename(path, aside)
-        except FileNotFoundError:  # another process took it over first
-            continue
-        aside.unlink()
-        print(f"{path} was left by process {pid} (started {since} UTC), which no longer runs: taken over", flush=True)
+        os.close(descriptor)  # locked a file its last holder had just removed: open the folder's lock file again
+    left = _holder(descriptor)
+    if left:
+        print(f"{path} was left by process {left['pid']} (started {left['since']} UTC), which no longer runs: taken over",
+              flush=True)
     since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": since}, handle)
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode(), 0)
     try:
         yield
     finally:
         path.unlink(missing_ok=True)
+        os.close(descriptor)
 
 
 def run_folder(runs_root: Path, config: TrainConfig) -> Path:

@@ -18,7 +18,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import tempfile
 import traceback
 from pathlib import Path
@@ -31,6 +30,7 @@ from pwslib.data import ensure_points
 from studies.datacard import main as datacard_main
 from pwslib.evaluate import main as evaluate_main
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_text_atomic
+from pwslib.runs import run_lock
 from pwslib.train import main as train_main
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--set", 'toy_options={"num_train": 24, "num_test": 8}']
@@ -137,8 +137,8 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
 
     def second_process_on_the_same_out():
         copy = copy_of_finished("locked")
-        (copy / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
-        _train("--out", str(copy), "--resume")
+        with run_lock(copy):  # the first process, training into it
+            _train("--out", str(copy), "--resume")
 
     def flipped_checkpoint_bytes():
         copy = copy_of_finished("flipped")

@@ -71,6 +71,20 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_and_the_run_resumes(tmp_pat
     assert list(tmp_path.iterdir()) == []  # neither the lock nor the stale one set aside is left
 
 
+def test_the_held_lock_not_the_record_in_its_file_decides(tmp_path):
+    holder = lock_holder(tmp_path)
+    try:  # a record naming a dead process does not free a lock that a live one holds
+        (tmp_path / LOCK).write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": "2026-01-01 00:00:00"}))
+        with pytest.raises(DataError, match="in use: process 1 on elsewhere"):
+            with run_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(tmp_path):  # released by the kernel when its holder was killed
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+
+
 def test_a_killed_run_resumes_without_touching_its_lock(tmp_path, toy_root, monkeypatch):
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
     folder = tmp_path / "run"
