@@ -314,6 +314,13 @@ def run_generator(row: pd.Series) -> int | None:
     return TrainConfig.from_saved(json.loads(config.read_text())).toy_generator if config.exists() else None
 
 
+def trained_at(table_csv: Path) -> str:
+    """The commits a Table 1 CSV's runs were trained at, as its ``git_commit`` column names them."""
+    if not table_csv.exists():
+        return "unknown"
+    return ", ".join(f"`{commit}`" for commit in sorted(set(pd.read_csv(table_csv)["git_commit"].astype(str))))
+
+
 def preset_ratios(table_csv: Path, plateaus: dict) -> pd.DataFrame:
     """Total mIoU of every run of a Table 1 CSV divided by its (dataset, method) plateau (``method_plateaus``);
     only runs on the toy generator of the plateaus' curves (this code's) count."""
@@ -437,7 +444,7 @@ def write_report(
         caveat = (
             ""
             if split == 1
-            else f": its runs are on split {split} and may predate the recipe above (its provenance is in "
+            else f": its runs are on split {split}, trained at commit(s) {trained_at(csv)} (provenance in "
             f"{csv.relative_to(reports).with_suffix('.md')}), so the ratios to split 1's plateaus are indicative"
         )
         if ratios.empty and csv.exists():

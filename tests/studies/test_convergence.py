@@ -105,6 +105,25 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
     assert (tmp_path / "figures" / "convergence.png").exists()
 
 
+def test_a_table_on_another_split_names_the_commits_its_runs_were_trained_at(tmp_path):
+    (tmp_path / "full").mkdir()
+    pd.DataFrame(
+        [
+            {"dataset": "toy-stuff", "method": "ours", "seed": seed, "total_miou": 40.0, "git_commit": commit,
+             "toy_generator": GENERATOR_VERSION}
+            for seed, commit in ((0, "bbb222"), (1, "aaa111"), (2, "bbb222"))
+        ]
+    ).to_csv(tmp_path / "full" / "table1.csv", index=False)
+    curve = [
+        {"iteration": i, "train_seconds": i / 10, "base_miou": 1, "novel_miou": 1, "total_miou": 50.0, "hiou": 1}
+        for i in (100, 200, 300)
+    ]
+    meta = {"test_images": 5, "every": 100, "recipe": {}, "git_commit": "abc", "machine": "m", "date_utc": "d"}
+    meta.update(threads=1, note="alone")
+    text = write_report({"toy-stuff/ours/300": curve}, meta, tmp_path)
+    assert "its runs are on split 2, trained at commit(s) `aaa111`, `bbb222` (provenance in full/table1.md)" in text
+
+
 def test_the_report_reads_every_finished_curve_named_by_how_its_recipe_differs(tmp_path):
     from pwslib.io import DataError
     from studies.convergence import finished_curves
