@@ -172,8 +172,8 @@ def recorded_curves(report_json: Path) -> dict[str, dict]:
 
 def finished_curves(runs_root: Path, datasets, methods, recorded: dict[str, dict] | None = None) -> dict[str, dict]:
     """Every finished curve of ``datasets`` x ``methods`` on this toy generator, by ``curve_name``: those under
-    ``runs_root`` (``{"config", "curve"}``, and ``"source"`` where ``curve_run`` saved one) and those ``recorded`` by
-    an earlier report (``recorded_curves``; a curve trained here replaces its record); per (dataset, method), today's recipe first, shortest first. A
+    ``runs_root`` (``{"config", "curve"}``, and ``"source"`` where ``curve_run`` saved one, else the record's) and
+    those ``recorded`` by an earlier report (``recorded_curves``; a curve trained here replaces its record); per (dataset, method), today's recipe first, shortest first. A
     (dataset, method) without one is an error."""
     curves: dict[str, dict] = {}
     for dataset in datasets:
@@ -187,8 +187,10 @@ def finished_curves(runs_root: Path, datasets, methods, recorded: dict[str, dict
                 saved = json.loads(path.read_text())
                 config = TrainConfig.from_saved(saved["config"])
                 if saved["curve"] and saved["curve"][-1]["iteration"] == config.iterations:
-                    source = {"source": saved["source"]} if "source" in saved else {}
-                    found[curve_name(config)] = {"config": config, "curve": saved["curve"], **source}
+                    name = curve_name(config)
+                    # a run saved before curves carried their source keeps the one its record names
+                    source = saved.get("source") or found.get(name, {}).get("source")
+                    found[name] = {"config": config, "curve": saved["curve"], **({"source": source} if source else {})}
             found = {name: entry for name, entry in found.items() if entry["config"].toy_generator == GENERATOR_VERSION}
             if not found:
                 raise DataError(f"no finished curve of {dataset}/{method} in {runs_root}: run python -m studies.convergence")

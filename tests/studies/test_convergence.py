@@ -227,6 +227,9 @@ def test_the_next_report_keeps_recorded_curves_whose_runs_are_gone_and_a_new_run
     assert list(found) == ["toy-stuff/ours/200", name]
     assert found[name]["curve"][-1]["total_miou"] == 55.0 and found[name]["source"] == trained_at  # replaced its record
     assert "source" not in found["toy-stuff/ours/200"]  # saved before curves carried their source: the report's own
+    (folder / "curve.json").write_text(json.dumps({"config": earlier.to_dict(), "curve": points}))
+    found = finished_curves(runs, ["toy-stuff"], ["ours"], recorded)
+    assert found[name]["source"]["machine"] == "m1"  # no source saved with the run: its record's, not the report's own
 
     assert list(finished_curves(tmp_path / "nowhere", ["toy-stuff"], ["ours"], recorded)) == [name]
     meta_now = {**meta, "git_commit": "new", "date_utc": "d2", "machine": "m2"}
