@@ -135,9 +135,9 @@ TOY_STUFF = ToyPreset(
         ("kite", "flower", "nut", "lamp", "frame", "wood"),
         # split 4, preregistered (reports/protocol.md) before its first run
         ("cow", "flower", "arrow", "car", "moon", "grass"),
-        # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check: no run has seen it
+        # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check
         ("plane", "kite", "boat", "heart", "tyre", "sky"),
-        # split 6, preregistered (reports/protocol.md) before the check at today's recipe: no run has seen it
+        # split 6, preregistered (reports/protocol.md) before the check at the 32,000-step backbone
         ("ball", "sign", "lamp", "plane", "heart", "sand"),
     ),
     stuff_per_image=(2, 3),
@@ -188,9 +188,9 @@ TOY_SCENE = ToyPreset(
         ("painting", "chair", "table", "ball", "rock", "sky", "mountain", "carpet"),
         # split 4, preregistered (reports/protocol.md) before its first run
         ("boat", "window", "vase", "pillow", "chair", "water", "wall", "ceiling"),
-        # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check: no run has seen it
+        # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check
         ("car", "bed", "chair", "person", "bird", "road", "grass", "floor"),
-        # split 6, preregistered (reports/protocol.md) before the check at today's recipe: no run has seen it
+        # split 6, preregistered (reports/protocol.md) before the check at the 32,000-step backbone
         ("rock", "flag", "lamp", "table", "vase", "mountain", "snow", "ceiling"),
     ),
     stuff_per_image=(3, 5),
