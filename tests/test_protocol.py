@@ -37,20 +37,25 @@ def check_outcome(text: str, found: dict, states_gaps: bool) -> None:
             assert f"{numbers['gap']:+.1f} on {dataset}" in text, f"{dataset}: gap {numbers['gap']:+.1f}"
 
 
-SPLIT4 = "archive/split4/"
+SPLIT4, SPLIT5 = "archive/split4/", "archive/split5/"
 
 
 @pytest.mark.parametrize(
     "report, states_gaps",
-    [("table1_split5.md", True), (SPLIT4 + "table1_split4.md", False), (SPLIT4 + "table1_split4_3000.md", True)],
+    [
+        ("table1_split6.md", True),
+        (SPLIT5 + "table1_split5.md", True),
+        (SPLIT4 + "table1_split4.md", False),
+        (SPLIT4 + "table1_split4_3000.md", True),
+    ],
 )
 def test_each_preregistered_outcome_states_the_numbers_of_its_table(report, states_gaps):
     check_outcome(outcome(report), results_of(report), states_gaps)
 
 
 def test_the_outcome_check_fails_when_the_table_moves():
-    found = results_of("table1_split5.md")
-    text = outcome("table1_split5.md")
+    found = results_of("table1_split6.md")
+    text = outcome("table1_split6.md")
     for dataset, change in (("toy-scene", {"share": 0.95}), ("toy-stuff", {"gap": 6.0}), ("toy-scene", {"p": 0.2})):
         moved = {**found, dataset: {**found[dataset], **change}}
         with pytest.raises(AssertionError):
