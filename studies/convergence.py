@@ -173,8 +173,8 @@ def recorded_curves(report_json: Path) -> dict[str, dict]:
 def finished_curves(runs_root: Path, datasets, methods, recorded: dict[str, dict] | None = None) -> dict[str, dict]:
     """Every finished curve of ``datasets`` x ``methods`` on this toy generator, by ``curve_name``: those under
     ``runs_root`` (``{"config", "curve"}``, and ``"source"`` where ``curve_run`` saved one, else the record's) and
-    those ``recorded`` by an earlier report (``recorded_curves``; a curve trained here replaces its record); per (dataset, method), today's recipe first, shortest first. A
-    (dataset, method) without one is an error."""
+    those ``recorded`` by an earlier report (``recorded_curves``; a curve trained here replaces its record); per
+    (dataset, method), today's recipe first, shortest first. A (dataset, method) without one is an error."""
     curves: dict[str, dict] = {}
     for dataset in datasets:
         for method in methods:

@@ -137,7 +137,7 @@ TOY_STUFF = ToyPreset(
         ("cow", "flower", "arrow", "car", "moon", "grass"),
         # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check
         ("plane", "kite", "boat", "heart", "tyre", "sky"),
-        # split 6, preregistered (reports/protocol.md) before the check at the 32,000-step backbone
+        # split 6, preregistered (reports/protocol.md) before the 32,000-step backbone's check
         ("ball", "sign", "lamp", "plane", "heart", "sand"),
     ),
     stuff_per_image=(2, 3),
@@ -190,7 +190,7 @@ TOY_SCENE = ToyPreset(
         ("boat", "window", "vase", "pillow", "chair", "water", "wall", "ceiling"),
         # split 5, preregistered (reports/protocol.md) before the 16,000-step backbone's check
         ("car", "bed", "chair", "person", "bird", "road", "grass", "floor"),
-        # split 6, preregistered (reports/protocol.md) before the check at the 32,000-step backbone
+        # split 6, preregistered (reports/protocol.md) before the 32,000-step backbone's check
         ("rock", "flag", "lamp", "table", "vase", "mountain", "snow", "ceiling"),
     ),
     stuff_per_image=(3, 5),

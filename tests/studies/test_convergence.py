@@ -107,13 +107,11 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
 
 def test_a_table_on_another_split_names_the_commits_its_runs_were_trained_at(tmp_path):
     (tmp_path / "full").mkdir()
-    pd.DataFrame(
-        [
-            {"dataset": "toy-stuff", "method": "ours", "seed": seed, "total_miou": 40.0, "git_commit": commit,
-             "toy_generator": GENERATOR_VERSION}
-            for seed, commit in ((0, "bbb222"), (1, "aaa111"), (2, "bbb222"))
-        ]
-    ).to_csv(tmp_path / "full" / "table1.csv", index=False)
+    run = {"dataset": "toy-stuff", "method": "ours", "total_miou": 40.0, "toy_generator": GENERATOR_VERSION}
+    commits = ("bbb222", "aaa111", "bbb222")  # seeds 0, 1, 2
+    pd.DataFrame([{**run, "seed": seed, "git_commit": c} for seed, c in enumerate(commits)]).to_csv(
+        tmp_path / "full" / "table1.csv", index=False
+    )
     curve = [
         {"iteration": i, "train_seconds": i / 10, "base_miou": 1, "novel_miou": 1, "total_miou": 50.0, "hiou": 1}
         for i in (100, 200, 300)
