@@ -75,10 +75,10 @@ def deepest_pixel(label: np.ndarray, cls: int) -> tuple[int, int] | None:
 
 
 def novel_object_pairs(dataset, split, things: set[int] | None = None):
-    """The test images that hold two novel objects (of ``things`` when given: things, not stuff regions), in
-    order: yields (image index, (click, class), (click, class)) for the first two novel classes present (by
-    class id) with each click at its object's deepest pixel."""
-    wanted = set(split.novel_classes) & (things if things else set(range(split.num_classes)))
+    """The test images that hold two novel objects (of ``things`` when given: things, not stuff regions; an empty
+    set allows none), in order: yields (image index, (click, class), (click, class)) for the first two novel
+    classes present (by class id) with each click at its object's deepest pixel."""
+    wanted = set(split.novel_classes) & (things if things is not None else set(range(split.num_classes)))
     for index in range(len(dataset)):
         _, label = dataset.source.load(index)
         present = sorted(wanted & set(np.unique(label).tolist()))

@@ -153,7 +153,7 @@ class KeypointMaskExplorer:
                 image_index, click, class_id = first_object_click(self.dataset, self.split, image_index=index, things=things)
             except ValueError:  # no object large enough to click in this image
                 continue
-            if class_id not in self.split.novel_classes or (things and class_id not in things):
+            if class_id not in self.split.novel_classes or (things is not None and class_id not in things):
                 continue
             coverage = self.click_coverage(run, image_index, click, class_id)
             rows.append(
@@ -171,8 +171,7 @@ class KeypointMaskExplorer:
         for image_index, (first, first_class), (moved, moved_class) in novel_object_pairs(self.dataset, self.split, things):
             if len(rows) == images:
                 break
-            label = self.dataset.source.load(image_index)[1]
-            coverage = self.click_coverage(run, image_index, moved, moved_class, other=clicked_object(label, first))
+            coverage = self.click_coverage(run, image_index, moved, moved_class, other_click=first)
             names = self.split.class_names
             rows.append(
                 {"image": image_index, "first": names[first_class], "moved to": names[moved_class],
@@ -180,10 +179,15 @@ class KeypointMaskExplorer:
             )
         return pd.DataFrame(rows, columns=["image", "first", "moved to", "new object %", "first object %"])
 
-    def click_coverage(self, run: str, image_index: int, click: tuple[int, int], class_id: int, other=None) -> dict:
-        """``mask_coverage`` of the class union that one click of ``class_id`` gives in run ``run``."""
+    def click_coverage(
+        self, run: str, image_index: int, click: tuple[int, int], class_id: int, other_click: tuple[int, int] | None = None
+    ) -> dict:
+        """``mask_coverage`` of the class union that one click of ``class_id`` gives in run ``run``; with
+        ``other_click``, also of the object under that (unclicked) pixel."""
         result = self.compute(run, image_index, [(*click, class_id)], class_id)
-        return mask_coverage(result["class_mask"], result["ground_truth"], click, other=other)
+        label = result["ground_truth"]
+        other = clicked_object(label, other_click) if other_click is not None else None
+        return mask_coverage(result["class_mask"], label, click, other=other)
 
     def figure(self, result: dict, run: str, class_id: int, figure=None):
         """Draw ``result`` on ``figure`` (a new 11 x 7.4 inch one by default): six large panels, clicks on the image."""

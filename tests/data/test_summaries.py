@@ -81,6 +81,7 @@ def test_a_novel_object_pair_is_two_novel_things_of_one_image_each_clicked_insid
         assert cls < other_cls and {cls, other_cls} <= novel & things
         assert label[click] == cls and label[other] == other_cls
     assert first_object_pair(test, test.split, things) == pairs[0]
+    assert list(novel_object_pairs(test, test.split, set())) == []  # no thing allowed, not every class
     lone = pairs[0][1][1]  # with one novel thing allowed, no pair: the first object of that class and another one
     index, (click, cls), (other, other_cls) = first_object_pair(test, test.split, {lone})
     label = test.source.load(index)[1]
