@@ -318,8 +318,6 @@ def run_generator(row: pd.Series) -> int | None:
 
 def trained_at(table_csv: Path) -> str:
     """The commits a Table 1 CSV's runs were trained at, as its ``git_commit`` column names them."""
-    if not table_csv.exists():
-        return "unknown"
     return ", ".join(f"`{commit}`" for commit in sorted(set(pd.read_csv(table_csv)["git_commit"].astype(str))))
 
 
@@ -443,17 +441,17 @@ def write_report(
         csv = reports / csv
         ratios = preset_ratios(csv, levels)
         preset_ratio_records[label] = ratios.to_dict("records")
-        caveat = (
-            ""
-            if split == 1
-            else f": its runs are on split {split}, trained at commit(s) {trained_at(csv)} (provenance in "
-            f"{csv.relative_to(reports).with_suffix('.md')}), so the ratios to split 1's plateaus are indicative"
-        )
         if ratios.empty and csv.exists():
             ratio_sections.append(
                 f"### {heading} ({csv.relative_to(reports)}): no runs of toy generator {GENERATOR_VERSION}\n"
             )
         if not ratios.empty:
+            caveat = (
+                ""
+                if split == 1
+                else f": its runs are on split {split}, trained at commit(s) {trained_at(csv)} (provenance in "
+                f"{csv.relative_to(reports).with_suffix('.md')}), so the ratios to split 1's plateaus are indicative"
+            )
             short = [f"{r.dataset}/{r.method} ({r.ratio:.3f})" for r in ratios.itertuples() if r.ratio < TARGET_RATIO]
             verdict_line = (
                 f"\n**Below {TARGET_RATIO}**: {', '.join(short)}.\n" if short else f"\nEvery run reaches {TARGET_RATIO}.\n"
