@@ -103,7 +103,7 @@ class TrainConfig:
     gradient_clip: float = 1.0
     weight_average_decay: float = 0.0  # 0: off; else the scored model is an exponential moving average of the weights
     pseudo_label_share: float = 0.5  # keypoint_pseudo: share of iterations spent in the first stage (our choice)
-    toy_options: dict = field(default_factory=dict)  # num_train / num_test / size overrides of a toy preset
+    toy_options: dict = field(default_factory=dict)  # num_train / num_test / num_validation / size overrides of a toy preset
 
     def __post_init__(self):
         validate(self)
@@ -216,7 +216,7 @@ POSITIVE = (
 AT_MOST_ONE = ("bank_momentum", "pseudo_label_share", "weight_average_decay")
 SEEDS = ("seed", "data_seed", "point_seed")
 SIZE_MULTIPLE = 32  # image and crop sizes: the backbone downsamples by 32
-TOY_OPTIONS = ("num_train", "num_test", "size")
+TOY_OPTIONS = ("num_train", "num_test", "num_validation", "size")
 
 
 def validate(config: "TrainConfig") -> None:

@@ -1,7 +1,11 @@
 """Re-score a finished run's checkpoint (``load_model`` restores its model and test set; the scoring is
 ``metrics.evaluate_model``).
 
-python -m pwslib.evaluate runs/ours_s0          # writes runs/ours_s0/evaluation.json
+python -m pwslib.evaluate runs/ours_s0                       # writes runs/ours_s0/evaluation.json
+python -m pwslib.evaluate runs/ours_s0 --subset validation   # the tuning images: runs/ours_s0/validation.json
+
+The test images are for reporting; every tuning decision is scored on the toy presets' validation images
+(``validation_scores``, which the recipe studies and ``pwslib.experiments --scored-on validation`` read).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from pwslib.model.maskformer import PointWeakShotMaskFormer
 from pwslib.runs import CHECKPOINT, load_checkpoint, scored_weights
 from pwslib.train import build_model, test_dataset
 
+VALIDATION_RECORD = "validation.json"
+
 
 @dataclass
 class LoadedRun:
@@ -32,13 +38,14 @@ class LoadedRun:
 
     config: TrainConfig
     model: PointWeakShotMaskFormer  # in eval mode, the checkpoint's scored weights (the weight average when on)
-    test_set: Dataset
+    test_set: Dataset  # the images it is scored on: the test subset, or the validation subset when asked for
     split: ClassSplit
     step: int  # the training step of the checkpoint
 
 
-def load_model(folder: Path) -> LoadedRun:
-    """The model of a run folder, restored from its checkpoint (checksum and config checked), with its test set."""
+def load_model(folder: Path, subset: str = "test") -> LoadedRun:
+    """The model of a run folder, restored from its checkpoint (checksum and config checked), with the images of
+    ``subset`` (``test``, or ``validation``) to score it on."""
     folder = Path(folder)
     if not (folder / "config.json").exists():
         raise DataError(f"{folder} has no config.json: is it a run folder written by pwslib.train?")
@@ -52,27 +59,51 @@ def load_model(folder: Path) -> LoadedRun:
     except ValueError as error:  # JSONDecodeError, or a value the config refuses
         raise DataError(f"{folder / 'config.json'} is not a valid run config ({error})") from error
     state = load_checkpoint(folder / CHECKPOINT, config)
-    test = test_dataset(config)
+    test = test_dataset(config, subset)
     # the checkpoint holds every weight: no pretrained backbone is loaded (or pretrained) first
     model = build_model(dataclasses.replace(config, pretrained_backbone=False), test.split.num_classes)
     model.load_state_dict(scored_weights(state))
     return LoadedRun(config, model.eval(), test, test.split, int(state["step"]))
 
 
+def validation_scores(folder: Path) -> dict:
+    """A finished run's scores on its validation images: read from ``validation.json`` when it was made from the
+    run's final checkpoint, else computed from that checkpoint and saved there (the run's own files are untouched)."""
+    folder = Path(folder)
+    record = folder / VALIDATION_RECORD
+    if not (folder / "metrics.json").exists():
+        raise DataError(f"{folder} has not finished training (no metrics.json): finish it before scoring it")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    final_step = metrics.get("config", {}).get("iterations")
+    if record.exists():
+        saved = json.loads(record.read_text())
+        if isinstance(saved, dict) and saved.get("step") == final_step and "hiou" in saved:
+            return saved
+    loaded = load_model(folder, "validation")
+    scores = evaluate_model(loaded.model, loaded.test_set, loaded.split)
+    scores = {**scores, "step": loaded.step, "images": len(loaded.test_set), **provenance()}
+    write_json_atomic(record, scores)
+    return scores
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a run folder written by pwslib.train")
+    parser.add_argument(
+        "--subset", choices=("test", "validation"), default="test", help="the images to score on (default: test)"
+    )
     args = parser.parse_args(argv)
     try:
-        loaded = load_model(args.run)
+        loaded = load_model(args.run, args.subset)
         scores = evaluate_model(loaded.model, loaded.test_set, loaded.split)
     except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
     print(format_scores(scores))  # first, so a failed write loses nothing
+    out = args.run / ("evaluation.json" if args.subset == "test" else VALIDATION_RECORD)
     try:
-        write_json_atomic(args.run / "evaluation.json", {**scores, "step": loaded.step, **provenance()})
+        write_json_atomic(out, {**scores, "step": loaded.step, **provenance()})
     except OSError as error:
-        sys.exit(f"error: the scores above could not be written to {args.run / 'evaluation.json'} ({error.strerror})")
+        sys.exit(f"error: the scores above could not be written to {out} ({error.strerror})")
 
 
 if __name__ == "__main__":

@@ -121,14 +121,15 @@ def _datasets(config: TrainConfig):
     return train, test
 
 
-def test_dataset(config: TrainConfig):
-    """The test set a run of ``config`` is scored on (full label maps, no clicks, no augmentation)."""
+def test_dataset(config: TrainConfig, subset: str = "test"):
+    """The test set a run of ``config`` is scored on (full label maps, no clicks, no augmentation); ``subset``
+    ``validation``: the toy preset's validation images, on which every tuning decision is scored."""
     if config.dataset in TOY_PRESETS and config.toy_generator != GENERATOR_VERSION:
         raise DataError(
             f"this run was trained on toy generator {config.toy_generator}, and this code draws the toy scenes of "
             f"generator {GENERATOR_VERSION}: its data no longer exists; train a new run"
         )
-    return build_dataset(config.dataset, "test", split=config.split, data_seed=config.data_seed, **config.toy_options)
+    return build_dataset(config.dataset, subset, split=config.split, data_seed=config.data_seed, **config.toy_options)
 
 
 class Trainer:

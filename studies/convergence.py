@@ -52,7 +52,7 @@ from pwslib.viz.figures import convergence_figure
 
 ROOT = CHECKOUT
 METHODS = ("full_supervision", "point_naive", "ours")
-DATASETS = tuple(PRESETS)  # the embedded toy presets
+DATASETS = ("toy-stuff", "toy-scene")  # the presets whose split-1 plateaus the tables are judged by
 SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 SCORE_NAMES = {"base_miou": "base", "novel_miou": "novel", "total_miou": "total", "hiou": "hIoU"}
 FLAT_GAIN = 1.0  # a curve is flat when its fitted line gained at most this many points of total mIoU over its last quarter

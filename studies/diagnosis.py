@@ -27,7 +27,6 @@ import pandas as pd
 
 from pwslib.config import config_for
 from pwslib.data.splits import ClassSplit
-from pwslib.data.toy import PRESETS
 from pwslib.evaluate import load_model
 from pwslib.metrics import confusion_matrix, segmentation_scores
 from pwslib.experiments.report import markdown_table, mean_std
@@ -191,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", choices=["quick", "full"])
     parser.add_argument("--runs-root", type=Path, default=None, help="default: runs/<preset>")
-    parser.add_argument("--datasets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--datasets", nargs="+", default=["toy-stuff", "toy-scene"])
     args = parser.parse_args(argv)
     runs_root = args.runs_root or ROOT / "runs" / args.preset
     records, calibration, logs, missing = diagnose(args.preset, runs_root, args.datasets)

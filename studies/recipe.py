@@ -13,7 +13,8 @@ reference row (p < 0.05). The reference is the recipe the levers were measured a
 defaults with the 8,000-step backbone, which was the default then; the 16,000-step row won and became the
 default, and 32,000 since (``--pretraining-lengths``). The tables (``reports/recipe.md``, ``pretraining_saturation.md``,
 ``point_weights.md``) are what the defaults in ``config.py`` cite. Only split 1 is used, so no held-out split
-informs a default.
+informs a default. A row is scored on toy-stuff's validation images (``--scored-on validation``, the default since
+they exist); the reports made before were scored on the test images and say so (``--scored-on test`` remakes them).
 """
 
 from __future__ import annotations
@@ -105,9 +106,15 @@ def runs_provenance(results: pd.DataFrame) -> str:
     was written, the machine and what the runs computed in."""
     meta = provenance()
     commits = ", ".join(f"`{c}`" for c in sorted(set(results["git_commit"].dropna())))
+    scored = set(results["scored_on"]) if "scored_on" in results else {"test"}
+    images = (
+        "the validation images (the ones to tune on)"
+        if scored == {"validation"}
+        else "the test images (made before the validation images existed; a new study scores the validation images)"
+    )
     return (
         f"- runs trained at commit(s) {commits}; table written at `{meta['git_commit']}` on {meta['date_utc']} UTC\n"
-        f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}\n\n"
+        f"- machine: {meta['machine']}; the runs computed in {precisions_ran(results)}; scored on {images}\n\n"
     )
 
 
@@ -342,6 +349,11 @@ def main(argv: list[str] | None = None) -> None:
         "--report-only", action="store_true",
         help="train nothing: the report from finished runs (a run not finished is an error naming it)",
     )
+    parser.add_argument(
+        "--scored-on", choices=("validation", "test"), default="validation",
+        help="the images a row is scored on: validation (default: a decision is tuned there) or test (the reports "
+        "made before the validation images existed)",
+    )
     args = parser.parse_args(argv)
     if args.levers and set(args.levers) - set(LEVERS):
         parser.error(f"unknown levers {sorted(set(args.levers) - set(LEVERS))}; choose from {list(LEVERS)}")
@@ -358,7 +370,8 @@ def run_study(args: argparse.Namespace) -> None:
         weights = sorted(set(args.point_weights))
         schedule = Schedule(seeds=tuple(args.seeds), iterations=args.iterations)
         results = run_grid(
-            point_weight_rows(weights), ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers, train=train
+            point_weight_rows(weights), ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers, train=train,
+            scored_on=args.scored_on,
         )
         print(write_point_weight_report(results, args.iterations, args.reports))
         return
@@ -366,7 +379,9 @@ def run_study(args: argparse.Namespace) -> None:
         lengths = sorted(set(args.pretraining_lengths) | {TrainConfig.pretraining_steps})
         rows = {f"{method}: {length_row(steps)}": (method, {"pretraining_steps": steps}) for method in METHODS for steps in lengths}
         schedule = Schedule(seeds=tuple(args.seeds), iterations=args.iterations)
-        results = run_grid(rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers, train=train)
+        results = run_grid(
+            rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers, train=train, scored_on=args.scored_on
+        )
         print(write_saturation_report(results, lengths, args.iterations, args.reports))
         return
     if args.precision:
@@ -375,7 +390,9 @@ def run_study(args: argparse.Namespace) -> None:
         return
     schedule = Schedule(seeds=tuple(args.seeds), iterations=args.iterations)
     rows = lever_rows(args.iterations, args.levers)
-    results = run_grid(rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers, train=train)
+    results = run_grid(
+        rows, ["toy-stuff"], 1, schedule, args.runs_root, workers=args.workers, train=train, scored_on=args.scored_on
+    )
     write_text_atomic(args.reports / "recipe.csv", results.to_csv(index=False))
     text = (
         report_header("Which lever learns more per CPU second (development split, toy-stuff split 1)", "`python -m studies.recipe`")

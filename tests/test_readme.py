@@ -82,3 +82,12 @@ def test_the_gaps_at_the_plateaus_are_the_convergence_reports():
         f"{gap('toy-stuff', 'total')} / {gap('toy-scene', 'total')} total mIoU"
     )
     assert stated in WORDS
+
+
+def test_the_click_probe_ratios_and_the_literature_band_are_the_data_cards():
+    from studies.datacard import CLICK_BAND
+
+    cards = {card["preset"]: card for card in json.loads((ROOT / "reports" / "toy_datacard.json").read_text())["presets"]}
+    ratios = " / ".join(f"{cards[name]['click_probe']['novel_ratio']:.2f}" for name in ("toy-stuff", "toy-scene"))
+    assert f"click probe {ratios} of full masks" in WORDS
+    assert f"on PASCAL VOC, {CLICK_BAND[0]:.2f}-{CLICK_BAND[1]:.2f} (Bearman et al.)" in WORDS

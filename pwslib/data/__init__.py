@@ -15,7 +15,7 @@ import numpy as np
 from pwslib.data.dataset import ArraySource, Augmentation, FolderSource, PointSupervisionDataset, Source, collate
 from pwslib.data.points import MAX_SEED, cooccurrence, points_filename, simulate_points
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit, real_benchmark_split
-from pwslib.data.toy import PRESETS, load_toy
+from pwslib.data.toy import PRESETS, SUBSETS, load_toy
 from pwslib.io import DataError, default_data_root, write_json_atomic
 
 REAL_BENCHMARKS = ("coco_stuff_10k", "ade20k")
@@ -37,7 +37,7 @@ __all__ = [
 
 
 def _check_name(dataset: str) -> None:
-    if dataset not in DATASETS:
+    if dataset not in PRESETS and dataset not in REAL_BENCHMARKS:  # PRESETS, not DATASETS: a study may add a preset
         raise DataError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
 
 
@@ -48,11 +48,16 @@ def class_split(dataset: str, split: int = 1) -> ClassSplit:
 
 
 def open_source(dataset: str, subset: str, root: Path | None = None, data_seed: int = 0, **toy_options) -> Source:
-    """The images and full label maps of ``subset`` (``train`` or ``test``); the toy benchmark is generated
-    (once, then cached under ``root``) with ``data_seed`` and ``toy_options``."""
+    """The images and full label maps of ``subset`` (``train``, ``test``, or ``validation``: the toy presets' tuning
+    images); the toy benchmark is generated (once, then cached under ``root``) with ``data_seed`` and ``toy_options``."""
     _check_name(dataset)
-    if subset not in ("train", "test"):
-        raise DataError(f"unknown subset {subset!r}; choose 'train' or 'test'")
+    if subset not in SUBSETS:
+        raise DataError(f"unknown subset {subset!r}; choose one of {list(SUBSETS)}")
+    if subset == "validation" and dataset not in PRESETS:
+        raise DataError(
+            f"{dataset} has no validation subset here: its recipe is tuned on the toy presets' validation images, "
+            "and its own splits are only reported on"
+        )
     if dataset in PRESETS:
         toy = load_toy(dataset, data_seed, root, **toy_options)
         return ArraySource(toy.images[subset], toy.labels[subset], subset, toy.folder)

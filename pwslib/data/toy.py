@@ -19,6 +19,13 @@ What makes it hard (and what the data card measures):
 - like the real datasets, a few percent of pixels carry no label (boundary bands between stuff
   regions and unlabelled clutter), so the ignore region of a base label map is more than the union of
   the novel objects.
+
+Each preset has three subsets, three streams of one generator: ``train`` (2,000 images), ``test`` (500, the
+reported scores) and ``validation`` (500, every tuning decision since it was added; never trained on).
+The generator can also make a click more ambiguous than these two presets do (``studies/click_ambiguity.py``
+measures each lever): things that draw each part's look from a pool shared with other classes (``looks``),
+things that wear the texture of the stuff under them (``camouflage``), things placed against each other
+(``touching_probability``), and thin ones (the ``rod`` shape).
 """
 
 from __future__ import annotations
@@ -60,11 +67,23 @@ class ThingClass:
     partner: str | None = None  # a stuff class this thing almost always sits on
     partner_probability: float = 0.0
     parts: tuple[tuple[str, float], ...] = ()  # further parts (pattern, frequency), stacked along the object's axis
+    looks: tuple[tuple[str, float], ...] = ()  # a pool of (pattern, frequency): each part of each instance draws one
+    part_count: int = 0  # with ``looks``: how many parts (bands) an instance is cut into
 
     @property
     def appearances(self) -> tuple[tuple[str, float], ...]:
-        """(pattern, frequency) of every part, the first part's from ``pattern`` / ``frequency``."""
+        """(pattern, frequency) of every part, the first part's from ``pattern`` / ``frequency`` (without ``looks``)."""
         return ((self.pattern, self.frequency),) + self.parts
+
+    @property
+    def num_parts(self) -> int:
+        return self.part_count if self.looks else len(self.appearances)
+
+    def draw_appearances(self, rng: np.random.Generator) -> tuple[tuple[str, float], ...]:
+        """(pattern, frequency) of each part of one instance: fixed, or drawn from ``looks`` (no draw without it)."""
+        if not self.looks:
+            return self.appearances
+        return tuple(self.looks[i] for i in rng.integers(0, len(self.looks), size=self.part_count))
 
 
 @dataclass(frozen=True)
@@ -77,8 +96,12 @@ class ToyPreset:
     things_per_image: tuple[int, int]
     clutter_probability: float = 0.35
     thing_scale: float = 1.15  # multiplies every thing's radius range
+    touching_probability: float = 0.0  # a thing is placed against the one drawn before it (no draw when 0)
+    camouflage: float = 0.0  # the chance that a part of a thing wears the look of the stuff it sits on (no draw when 0)
+    reporting_splits: tuple[int, ...] = ()  # splits to report on: none of their novel classes is novel in split 1
     num_train: int = 2000
     num_test: int = 500
+    num_validation: int = 500  # tuning images: a third stream of the generator, never trained on nor reported
     image_size: int = 96
 
     @property
@@ -139,9 +162,12 @@ TOY_STUFF = ToyPreset(
         ("plane", "kite", "boat", "heart", "tyre", "sky"),
         # split 6, preregistered (reports/protocol.md) before the 32,000-step backbone's check
         ("ball", "sign", "lamp", "plane", "heart", "sand"),
+        # split 7, preregistered (reports/protocol.md) before the learning curves: no class of split 1
+        ("nut", "lamp", "car", "heart", "flower", "wood"),
     ),
     stuff_per_image=(2, 3),
     things_per_image=(1, 4),
+    reporting_splits=(2, 3, 7),
 )
 
 TOY_SCENE = ToyPreset(
@@ -192,9 +218,12 @@ TOY_SCENE = ToyPreset(
         ("car", "bed", "chair", "person", "bird", "road", "grass", "floor"),
         # split 6, preregistered (reports/protocol.md) before the 32,000-step backbone's check
         ("rock", "flag", "lamp", "table", "vase", "mountain", "snow", "ceiling"),
+        # split 7, preregistered (reports/protocol.md) before the learning curves: no class of split 1
+        ("table", "rock", "car", "plant", "clock", "carpet", "mountain", "field"),
     ),
     stuff_per_image=(3, 5),
     things_per_image=(2, 6),
+    reporting_splits=(2, 3, 7),
 )
 
 PRESETS: dict[str, ToyPreset] = {p.name: p for p in (TOY_STUFF, TOY_SCENE)}
@@ -329,6 +358,8 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return (r < 1) & (v < 0.1)
     if shape == "bar":
         return (au < 1) & (av < 0.4)
+    if shape == "rod":  # thin: a pole, a rope, a railing
+        return (au < 1) & (av < 0.1)
     if shape == "hull":
         return (v > -0.1) & (v < 0.5) & (au < 1 - 0.8 * (v + 0.1))
     if shape == "trapezoid":
@@ -451,11 +482,18 @@ def render_scene(preset: ToyPreset, rng: np.random.Generator, size: int) -> tupl
         label[blob] = IGNORE_INDEX
 
     # Things, in order: later ones occlude earlier ones.
+    previous = None  # (cy, cx, radius) of the thing drawn before
     for t in thing_ids:
         thing = preset.things[t]
         radius = rng.uniform(*thing.radius) * scale * preset.thing_scale
         partner_region = [i for i, c in enumerate(region_classes) if preset.stuff[c].name == thing.partner]
-        if partner_region and (region == partner_region[0]).any():
+        if preset.touching_probability and previous and rng.random() < preset.touching_probability:
+            # against the previous thing: centres a little closer than the two radii, so they touch or overlap
+            direction = rng.uniform(0, 2 * np.pi)
+            reach = (previous[2] + radius) * rng.uniform(0.55, 0.85)
+            cy = float(np.clip(previous[0] + reach * np.sin(direction), 0, size - 1))
+            cx = float(np.clip(previous[1] + reach * np.cos(direction), 0, size - 1))
+        elif partner_region and (region == partner_region[0]).any():
             ys, xs = np.nonzero(region == partner_region[0])
             pick = rng.integers(len(ys))
             cy, cx = ys[pick], xs[pick]
@@ -471,17 +509,28 @@ def render_scene(preset: ToyPreset, rng: np.random.Generator, size: int) -> tupl
         where = shape_mask(thing.shape, u, v)
         if not where.any():
             continue
-        part = part_index(v, where, len(thing.appearances))
-        for index, (pattern, frequency) in enumerate(thing.appearances):
+        looks = [(pattern, frequency, np.rad2deg(angle)) for pattern, frequency in thing.draw_appearances(rng)]
+        if preset.camouflage:
+            # a part takes the look of the stuff under the thing's centre (its texture and orientation, not its colour)
+            under = preset.stuff[region_classes[region[int(cy), int(cx)]]]
+            looks = [
+                (under.pattern, under.frequency, under.angle) if rng.random() < preset.camouflage else look
+                for look in looks
+            ]
+        part = part_index(v, where, len(looks))
+        for index, (pattern, frequency, orientation) in enumerate(looks):
             piece = where & (part == index)
-            _paint(canvas, piece, texture(pattern, frequency / scale, np.rad2deg(angle), yy, xx, rng), rng)
+            _paint(canvas, piece, texture(pattern, frequency / scale, orientation, yy, xx, rng), rng)
         label[where] = num_stuff + t
+        previous = (cy, cx, radius)
 
     canvas += rng.normal(0, 5, size=canvas.shape)
     return np.clip(canvas, 0, 255).astype(np.uint8), label
 
 
-SUBSETS = ("train", "test")
+SUBSETS = ("train", "test", "validation")  # the generator's streams 0, 1, 2: disjoint draws of one generator
+PAIRED = ("train", "test")  # cached together under meta.json; every run's key was made with this pair
+VALIDATION_META = "validation_meta.json"
 
 
 def generate_subset(
@@ -527,7 +576,8 @@ def toy_folder(
     return root / "toy" / f"{preset.name}_seed{seed}_{size}px_{num_train}-{num_test}_v{GENERATOR_VERSION}"
 
 
-CACHE_FILES = tuple(f"{subset}_{kind}.npy" for subset in SUBSETS for kind in ("images", "labels"))
+CACHE_FILES = tuple(f"{subset}_{kind}.npy" for subset in PAIRED for kind in ("images", "labels"))
+VALIDATION_FILES = ("validation_images.npy", "validation_labels.npy")
 _VERIFIED: set[Path] = set()  # cache folders checked by this process (the check reads every byte once)
 
 
@@ -558,7 +608,7 @@ def verify_cache(folder: Path, num_classes: int) -> None:
                 f"the cached toy file {folder / name} does not match the checksum written when it was generated "
                 f"(changed or damaged on disk); {advice}"
             )
-    for subset in SUBSETS:
+    for subset in PAIRED:
         labels = np.load(folder / f"{subset}_labels.npy", mmap_mode="r")
         bad = np.unique(labels[(labels != IGNORE_INDEX) & (labels >= num_classes)])
         if bad.size:
@@ -576,9 +626,12 @@ def load_toy(
     num_train: int | None = None,
     num_test: int | None = None,
     progress: bool = True,
+    num_validation: int | None = None,
 ) -> ToyData:
     """The toy benchmark ``name`` (or the scenes of a ``ToyPreset``, such as the backbone's pretraining set)
-    generated with ``seed``; generated and cached on first use."""
+    generated with ``seed``; generated and cached on first use. Its ``validation`` subset (``num_validation``
+    images of the generator's third stream, cached beside the other two under ``validation_meta.json``) is the
+    one to tune on: a cache made before it existed keeps its training and test arrays, and gains it."""
     preset = get_preset(name) if isinstance(name, str) else name
     size = size or preset.image_size
     counts = {"train": num_train or preset.num_train, "test": num_test or preset.num_test}
@@ -589,7 +642,7 @@ def load_toy(
         warnings.warn(f"{folder} was cached without checksums: generating it again")
         meta_path.unlink()
     if not meta_path.exists():
-        for subset in SUBSETS:
+        for subset in PAIRED:
             images, labels = generate_subset(preset, subset, seed, counts[subset], size, progress)
             save_array_atomic(folder / f"{subset}_images.npy", images)
             save_array_atomic(folder / f"{subset}_labels.npy", labels)
@@ -608,8 +661,10 @@ def load_toy(
     if folder.resolve() not in _VERIFIED:
         verify_cache(folder, len(preset.class_names))
         _VERIFIED.add(folder.resolve())
+    validation_count = num_validation or num_test or preset.num_validation  # a test-sized set for a shrunk preset
+    validation = _validation_subset(preset, seed, folder, size, validation_count, progress)
     data = ToyData(preset, folder)
-    for subset in SUBSETS:
+    for subset in PAIRED:
         try:
             data.images[subset] = np.load(folder / f"{subset}_images.npy", mmap_mode="r")
             data.labels[subset] = np.load(folder / f"{subset}_labels.npy", mmap_mode="r")
@@ -618,4 +673,41 @@ def load_toy(
                 f"the cached toy data in {folder} is unreadable ({error}); delete that folder and "
                 f"it will be generated again"
             ) from error
+    data.images["validation"], data.labels["validation"] = validation
     return data
+
+
+def _validation_subset(
+    preset: ToyPreset, seed: int, folder: Path, size: int, count: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The validation images and labels of a cache folder: read when ``validation_meta.json`` vouches for ``count``
+    of them (SHA-256 checked once per process), generated and written (meta last) otherwise."""
+    meta_path = folder / VALIDATION_META
+    advice = f"delete {meta_path} and the validation images will be generated again"
+    meta = None
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), dict) or "count" not in meta:
+                raise ValueError("not a validation record")
+        except ValueError as error:
+            raise DataError(f"{meta_path} is unreadable ({error}); {advice}") from error
+    if meta is None or meta["count"] != count:
+        images, labels = generate_subset(preset, "validation", seed, count, size, progress)
+        for name, array in zip(VALIDATION_FILES, (images, labels)):
+            save_array_atomic(folder / name, array)
+        meta = {"count": count, "sha256": {name: _array_digest(folder / name) for name in VALIDATION_FILES}}
+        write_json_atomic(meta_path, meta)
+    key = (folder / VALIDATION_META).resolve()
+    try:
+        if key not in _VERIFIED:
+            for name in VALIDATION_FILES:
+                if _array_digest(folder / name) != meta["sha256"].get(name):
+                    raise DataError(f"{folder / name} does not match the checksum written when it was generated; {advice}")
+            labels = np.load(folder / VALIDATION_FILES[1], mmap_mode="r")
+            if np.any((labels != IGNORE_INDEX) & (labels >= len(preset.class_names))):
+                raise DataError(f"{folder / VALIDATION_FILES[1]} holds label ids out of range; {advice}")
+            _VERIFIED.add(key)
+        return tuple(np.load(folder / name, mmap_mode="r") for name in VALIDATION_FILES)
+    except (OSError, ValueError) as error:
+        raise DataError(f"the validation images in {folder} are unreadable ({error}); {advice}") from error

@@ -34,6 +34,7 @@ from pwslib.experiments.schedules import (
     table_iterations,
 )
 from pwslib.experiments.tables import TABLES
+from pwslib.evaluate import validation_scores
 from pwslib.io import DataError, default_data_root
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.runs import run_folder
@@ -93,6 +94,7 @@ def run_grid(
     workers: int | None = None,
     overrides: dict[str, Any] | None = None,
     train: bool = True,
+    scored_on: str = "test",
 ) -> pd.DataFrame:
     """Train (or reuse) every (row, dataset, seed); one result row per run.
 
@@ -102,8 +104,12 @@ def run_grid(
     many processes, each with ``cores / workers`` torch threads: on 2 cores two 1-thread runs side by
     side deliver 1.2-1.3x the images/s of one 2-thread run (small convolutions do not use 2 threads fully).
     ``train=False`` reads finished runs only: a run not finished is an error that names it (a report made again
-    from its runs never trains by surprise).
+    from its runs never trains by surprise). ``scored_on="validation"`` scores every run on its toy preset's
+    validation images (``evaluate.validation_scores``): the scores to tune on; ``"test"`` (the default) reads the
+    reported test scores of ``metrics.json``.
     """
+    if scored_on not in ("test", "validation"):
+        raise DataError(f"scored_on must be 'test' or 'validation', got {scored_on!r}")
     workers = workers or int(os.environ.get("PWSLIB_WORKERS", "1"))
     planned = []
     for dataset in datasets:
@@ -115,6 +121,10 @@ def run_grid(
                 planned.append((name, config, method == "ours" and not row_overrides))
     configs = list({config.key(): config for _, config, _ in planned}.values())
     metrics = train_all(configs, Path(runs_root), progress, workers, train)
+    if scored_on == "validation":
+        for config in configs:
+            scores = validation_scores(run_folder(runs_root, config))
+            metrics[config.key()] = {**metrics[config.key()], **{k: scores[k] for k in SCORES}}
     records = [
         {
             "row": name,
@@ -127,6 +137,7 @@ def run_grid(
             "toy_generator": config.toy_generator,
             "run": str(run_folder(runs_root, config)),
             "reference": reference,  # `ours` with its defaults: the row the others are tested against
+            "scored_on": scored_on,
         }
         for name, config, reference in planned
     ]

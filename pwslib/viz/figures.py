@@ -380,3 +380,58 @@ def table_chart(scores, title: str = ""):
     fig.suptitle(title + "\n* differs from the reference row beyond the seed noise (Welch, p < 0.05)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def learning_curves_figure(curves, score: str = "hiou", budget: int | None = None):
+    """One panel per preset: ``score`` against iterations per method, the seed mean as a line and the range over
+    seeds as a band, each method's plateau (mean of the last two evaluations) dotted, the budget marked.
+    ``curves``: a DataFrame with preset, method, seed, iteration and ``score`` columns."""
+    plt = _pyplot()
+    presets = list(dict.fromkeys(curves["preset"]))
+    fig, axes = plt.subplots(1, len(presets), figsize=(4.6 * len(presets), 3.8), squeeze=False)
+    for ax, preset in zip(axes[0], presets):
+        for index, (method, group) in enumerate(curves[curves.preset == preset].groupby("method", sort=False)):
+            by_iteration = group.groupby("iteration")[score]
+            mean, low, high = by_iteration.mean(), by_iteration.min(), by_iteration.max()
+            colour = f"C{index}"
+            seeds = group["seed"].nunique()
+            ax.plot(mean.index, mean.values, color=colour, label=f"{method} ({seeds} seed{'s' * (seeds > 1)})")
+            ax.fill_between(mean.index, low.values, high.values, color=colour, alpha=0.2, linewidth=0)
+            ax.axhline(mean.values[-2:].mean(), color=colour, linestyle=":", linewidth=1)
+        if budget:
+            ax.axvline(budget, color="grey", linestyle="--", linewidth=1)
+            ax.text(budget, ax.get_ylim()[0], " main job's budget", color="grey", fontsize=7, va="bottom")
+        ax.set_title(preset)
+        ax.set_xlabel("iterations")
+        ax.set_ylabel(f"{'hIoU' if score == 'hiou' else score} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def transfer_gain_figure(summary):
+    """The gain of ``ours`` over ``point_naive`` (hIoU points, at the budget and at the plateau) against the click
+    probe's ratio (what one click per novel class gives a per-pixel network, over full masks), one point per
+    preset. ``summary``: ``studies.learning_curves.summary``'s table."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for column, marker in (("ours − point_naive at budget", "o"), ("ours − point_naive at plateau", "s")):
+        xs, ys, names = [], [], []
+        for _, row in summary.iterrows():
+            if row["click probe ratio"] == "-" or row[column] == "-":
+                continue
+            xs.append(float(row["click probe ratio"]))
+            ys.append(float(row[column].split()[0]))
+            names.append(row["preset"])
+        ax.scatter(xs, ys, marker=marker, label=column.replace("ours − point_naive ", ""))
+        for x, y, name in zip(xs, ys, names):
+            ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0, color="grey", linewidth=1)
+    ax.set_xlabel("click probe: novel mIoU with one click / with full masks")
+    ax.set_ylabel("ours − point_naive (hIoU points)")
+    ax.set_title("transfer gain against click ambiguity")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

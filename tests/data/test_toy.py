@@ -50,6 +50,52 @@ def test_train_and_test_subsets_are_different_images():
     assert not np.array_equal(train[0], test[0])
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_validation_images_are_none_of_the_training_or_test_images(name, tmp_path):
+    data = load_toy(name, 0, tmp_path, num_train=40, num_test=20, progress=False)
+    assert len(data.images["validation"]) == 20  # a shrunk preset gets a test-sized validation set
+    seen = {digest(image) for subset in ("train", "test") for image in np.asarray(data.images[subset])}
+    assert not seen & {digest(image) for image in np.asarray(data.images["validation"])}
+    labels = np.asarray(data.labels["validation"])
+    assert ((labels < len(data.preset.class_names)) | (labels == 255)).all()
+
+
+def test_the_validation_subset_joins_an_existing_cache_without_touching_its_arrays(tmp_path):
+    from pwslib.data.toy import VALIDATION_META
+
+    data = load_toy("toy-stuff", 0, tmp_path, num_train=6, num_test=3, progress=False)
+    meta_before = (data.folder / "meta.json").read_text()
+    stamp = (data.folder / "train_images.npy").stat().st_mtime_ns
+    for name in ("validation_images.npy", "validation_labels.npy", VALIDATION_META):  # a cache made before it existed
+        (data.folder / name).unlink()
+    again = load_toy("toy-stuff", 0, tmp_path, num_train=6, num_test=3, progress=False)
+    assert (data.folder / "meta.json").read_text() == meta_before
+    assert (data.folder / "train_images.npy").stat().st_mtime_ns == stamp
+    assert np.array_equal(np.asarray(data.images["validation"]), np.asarray(again.images["validation"]))
+    larger = load_toy("toy-stuff", 0, tmp_path, num_train=6, num_test=3, num_validation=5, progress=False)
+    assert len(larger.images["validation"]) == 5
+    assert np.array_equal(np.asarray(larger.images["validation"][:3]), np.asarray(again.images["validation"]))
+
+
+def test_a_damaged_validation_file_is_refused_by_its_checksum(tmp_path):
+    from pwslib.data import toy
+
+    data = load_toy("toy-scene", 0, tmp_path, num_train=4, num_test=2, progress=False)
+    images = np.load(data.folder / "validation_images.npy")
+    images[0, 0, 0] ^= 255
+    np.save(data.folder / "validation_images.npy", images)
+    toy._VERIFIED.clear()
+    with pytest.raises(DataError, match="validation_images.npy does not match the checksum"):
+        load_toy("toy-scene", 0, tmp_path, num_train=4, num_test=2, progress=False)
+
+
+def test_real_benchmarks_have_no_validation_subset_here():
+    from pwslib.data import open_source
+
+    with pytest.raises(DataError, match="no validation subset"):
+        open_source("ade20k", "validation")
+
+
 def test_cache_is_reused_without_regenerating(tmp_path):
     data = load_toy("toy-scene", 0, tmp_path, num_train=5, num_test=2, progress=False)
     stamp = (data.folder / "train_images.npy").stat().st_mtime_ns
@@ -164,12 +210,12 @@ def test_part_index_cuts_an_object_into_equal_bands_along_its_axis():
 def test_multi_part_things_show_different_textures_in_their_parts(name):
     """Every split has novel things of 2-3 parts, and the parts of one object are painted differently."""
     preset = get_preset(name)
-    multi = {t.name for t in preset.things if len(t.appearances) > 1}
-    assert all(len(t.appearances) <= 3 for t in preset.things)
+    multi = {t.name for t in preset.things if t.num_parts > 1}
+    assert all(t.num_parts <= 3 for t in preset.things)
     assert all(len(multi & set(novel)) >= 2 for novel in preset.novel_splits)
     for t in preset.things:
-        patterns = [pattern for pattern, _ in t.appearances]
-        assert len(set(patterns)) == len(patterns), t.name  # each part its own texture
+        patterns = [pattern for pattern, _ in (t.looks or t.appearances)]
+        assert len(set(patterns)) == len(patterns), t.name  # each part (or each look of a pool) its own texture
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -188,3 +234,22 @@ def test_unseparated_partners_leave_a_novel_thing_surrounded_by_unlabelled_pixel
     shares = unlabelled_surroundings(labels, preset.split(1))
     assert set(shares) == {"boat", "cow", "ball", "sign", "moon", "sand"}
     assert shares["ball"] > 50 > shares["boat"]  # ball sits on novel sand, boat on base water
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_reporting_splits_share_no_novel_class_with_the_development_split(name):
+    preset = get_preset(name)
+    assert preset.reporting_splits, "every preset names the splits it is reported on"
+    development = set(preset.novel_splits[0])
+    for number in preset.reporting_splits:
+        assert not set(preset.novel_splits[number - 1]) & development, number
+
+
+@pytest.mark.parametrize(
+    "name, expected", [("toy-stuff", "11f8cd5f27e8c360"), ("toy-scene", "b0dedfcc126c5d07")]
+)
+def test_the_scenes_of_both_presets_are_those_every_cached_run_was_trained_on(name, expected):
+    """The generator's extra levers (looks pools, touching, camouflage) draw nothing for a preset that does not use
+    them: the first scenes of seed 0 keep the digest they had before the levers existed."""
+    scenes = [render_scene(get_preset(name), np.random.default_rng([0, 0, i]), 96) for i in range(5)]
+    assert digest(*[array for scene in scenes for array in scene])[:16] == expected

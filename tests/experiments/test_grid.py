@@ -32,6 +32,26 @@ def test_grid_reuses_finished_runs_and_writes_tables(tmp_path, toy_root, monkeyp
     assert len(pd.read_csv(tmp_path / "reports" / "table_test.csv")) == 4
 
 
+def test_a_grid_scored_on_validation_reads_the_validation_images_and_keeps_the_run_files(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    schedule = Schedule(seeds=(0,), iterations=2, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)
+    rows = {"ours": ("ours", {})}
+    tested = run_grid(rows, ["toy-stuff"], 1, schedule, tmp_path / "runs", progress=False)
+    metrics = next((tmp_path / "runs").glob("*/metrics.json"))
+    before = metrics.read_text()
+    validated = run_grid(rows, ["toy-stuff"], 1, schedule, tmp_path / "runs", progress=False, scored_on="validation")
+    assert metrics.read_text() == before  # the run's own record is untouched
+    record = json.loads((metrics.parent / "validation.json").read_text())
+    assert record["images"] == SMALL_TOY["num_test"] and record["step"] == 2
+    assert validated["hiou"].tolist() == [record["hiou"]] and list(validated["scored_on"]) == ["validation"]
+    assert tested["total_miou"].tolist() != validated["total_miou"].tolist()  # other images, other scores
+    stamp = (metrics.parent / "validation.json").stat().st_mtime_ns
+    run_grid(rows, ["toy-stuff"], 1, schedule, tmp_path / "runs", progress=False, scored_on="validation")
+    assert (metrics.parent / "validation.json").stat().st_mtime_ns == stamp  # read back, not scored again
+    with pytest.raises(DataError, match="scored_on"):
+        run_grid(rows, ["toy-stuff"], 1, schedule, tmp_path / "runs", progress=False, scored_on="train")
+
+
 def test_grid_overrides_reach_every_run_and_rows_override_them(tmp_path, toy_root, monkeypatch):
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
     schedule = Schedule(seeds=(0,), iterations=1, batch_size=4, toy_options=SMALL_TOY, pretrained_backbone=False)

@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+
+from pwslib.data.toy import PRESETS, generate_subset, render_scene, shape_mask
+from studies import click_ambiguity
+from studies.click_ambiguity import CANDIDATE, registered, render, variants, with_pools
+
+
+def digest(*arrays):
+    import hashlib
+
+    h = hashlib.sha256()
+    for array in arrays:
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def test_the_candidate_is_deterministic_with_valid_labels_and_things_that_wear_other_classes_looks():
+    first = generate_subset(CANDIDATE, "train", seed=1, count=8, size=96, progress=False)
+    assert digest(*first) == digest(*generate_subset(CANDIDATE, "train", seed=1, count=8, size=96, progress=False))
+    labels = first[1]
+    assert ((labels < len(CANDIDATE.class_names)) | (labels == 255)).all()
+    stuff_looks = {(s.pattern, s.frequency) for s in CANDIDATE.stuff}
+    for thing in CANDIDATE.things:
+        assert len(thing.looks) >= 3 and set(thing.looks) <= stuff_looks, thing.name  # a click's texture is a stuff's
+    shared = {a.name for a in CANDIDATE.things for b in CANDIDATE.things if a is not b and set(a.looks) & set(b.looks)}
+    assert shared == {t.name for t in CANDIDATE.things}  # every pool overlaps another class's
+    assert any(t.shape == "rod" for t in CANDIDATE.things)  # thin
+    assert max(t.radius[1] for t in CANDIDATE.things) >= 2 * min(t.radius[1] for t in CANDIDATE.things)  # large, small
+    development = set(CANDIDATE.novel_splits[0])
+    assert all(not set(CANDIDATE.novel_splits[n - 1]) & development for n in CANDIDATE.reporting_splits)
+
+
+def test_each_instance_draws_its_own_looks_and_things_are_put_against_each_other():
+    cow = next(t for t in CANDIDATE.things if t.name == "cow")
+    drawn = {cow.draw_appearances(np.random.default_rng(i)) for i in range(30)}
+    assert len(drawn) > 3 and all(len(looks) == cow.part_count for looks in drawn)
+    thin = shape_mask("rod", *np.meshgrid(np.linspace(-1.2, 1.2, 97), np.linspace(-1.2, 1.2, 97)))
+    assert thin.any(1).sum() < thin.any(0).sum() / 5  # far longer than wide
+    touching = 0
+    for i in range(40):
+        labels = render_scene(CANDIDATE, np.random.default_rng([5, 0, i]), 96)[1]
+        things = labels >= len(CANDIDATE.stuff)
+        down = things[1:] & things[:-1] & (labels[1:] != labels[:-1])
+        right = things[:, 1:] & things[:, :-1] & (labels[:, 1:] != labels[:, :-1])
+        touching += bool(down.any() or right.any())
+    assert touching >= 10  # two things of different classes share a border in many images
+
+
+def test_camouflage_paints_things_with_the_texture_of_the_stuff_under_them():
+    """With camouflage 1 every part of a thing is painted with the pattern of the stuff at its centre: the image of
+    a one-thing scene then has about the texture statistics of that stuff inside the thing."""
+    import dataclasses
+
+    hidden = dataclasses.replace(CANDIDATE, camouflage=1.0, things_per_image=(1, 1))
+    plain = dataclasses.replace(CANDIDATE, things_per_image=(1, 1))
+    changed = 0
+    for i in range(6):
+        image, labels = render_scene(hidden, np.random.default_rng([3, 0, i]), 96)
+        assert ((labels < len(CANDIDATE.class_names)) | (labels == 255)).all()
+        changed += not np.array_equal(image, render_scene(plain, np.random.default_rng([3, 0, i]), 96)[0])
+    assert changed >= 3
+
+
+def test_the_variants_grow_pools_and_parts_and_register_only_for_their_probe():
+    grown = with_pools(CANDIDATE, parts=3, pool=5)
+    assert all(len(t.looks) == 5 and len(set(t.looks)) == 5 and t.part_count == 3 for t in grown.things)
+    assert {"toy-stuff (reference)", "toy-scene (reference)"} <= set(variants())
+    with registered(CANDIDATE, "toy-candidate-test") as name:
+        assert PRESETS[name].things == CANDIDATE.things
+    assert "toy-candidate-test" not in PRESETS
+
+
+def test_the_report_marks_the_ratios_inside_the_literature_band(tmp_path):
+    rows = [
+        {"variant": "a", "ratio": 0.98, "novel_clicks": 27.0, "novel_full_masks": 27.5, "total_full_masks": 50.0},
+        {"variant": "b", "ratio": 0.65, "novel_clicks": 20.0, "novel_full_masks": 30.8, "total_full_masks": 48.0},
+    ]
+    meta = {"git_commit": "abc", "machine": "m", "date_utc": "d", "steps": 1000, "wall_seconds": 1.0}
+    text = render(rows, meta)
+    assert "| a | 0.98 | no |" in text and "| b | 0.65 | yes |" in text and "0.60-0.73" in text
+    (tmp_path / "click_ambiguity.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+    click_ambiguity.main(["--report-only", "--reports", str(tmp_path)])
+    assert (tmp_path / "click_ambiguity.md").read_text() == text
