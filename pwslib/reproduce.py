@@ -33,6 +33,7 @@ from pwslib.io import (
     write_json_atomic,
 )
 from pwslib.experiments.notebook import preset_values
+from pwslib.train import positive_whole
 
 ROOT = CHECKOUT
 NOTEBOOKS = (
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", choices=NOTEBOOKS, default=list(NOTEBOOKS))
     parser.add_argument(
         "--workers",
-        type=int,
+        type=positive_whole,
         default=min(2, os.cpu_count() or 1),
         help="training processes side by side (PWSLIB_WORKERS for the notebooks' kernels; see run_grid)",
     )

@@ -376,8 +376,18 @@ def positive_seconds(text: str) -> float:
 
 
 def positive_whole(text: str) -> int:
-    """``--threads``: a whole number >= 1."""
+    """``--threads``, ``--workers``: a whole number >= 1."""
     return _flag_value(text, int, lambda v: v >= 1, "a whole number of at least 1")
+
+
+def refuse_repeats(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
+    """A table's seeds, rows and datasets are sets: a value given twice would count one run twice in its mean and
+    in Welch's test, so ``parser`` stops with one line naming the flag."""
+    for name in names:
+        values = getattr(args, name) or []
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            parser.error(f"--{name.replace('_', '-')} repeats {', '.join(repeated)}: give each value once")
 
 
 def output_folder(text: str) -> Path:

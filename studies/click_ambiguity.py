@@ -36,6 +36,7 @@ import torch
 
 from pwslib.data.toy import PRESETS, ThingClass, ToyPreset, _stuff
 from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
+from pwslib.train import positive_whole
 from studies.datacard import CLICK_BAND, click_probe
 
 ROOT = CHECKOUT
@@ -167,7 +168,7 @@ def render(rows: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1000, help="training steps of each probe network")
-    parser.add_argument("--workers", type=int, default=2, help="probes side by side, 1 torch thread each")
+    parser.add_argument("--workers", type=positive_whole, default=2, help="probes side by side, 1 torch thread each")
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     parser.add_argument("--report-only", action="store_true", help="the report from reports/click_ambiguity.json")
     args = parser.parse_args(argv)

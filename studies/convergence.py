@@ -47,7 +47,7 @@ from pwslib.experiments.report import markdown_table
 from pwslib.experiments.schedules import PRESET_SPLITS
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import CHECKPOINT, load_checkpoint
-from pwslib.train import Trainer
+from pwslib.train import Trainer, positive_whole, refuse_repeats
 from pwslib.viz.figures import convergence_figure
 
 ROOT = CHECKOUT
@@ -505,9 +505,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     parser.add_argument("--report-only", action="store_true", help="train nothing: the report from the finished curves")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides of every run")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_whole, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--note", default="one run at a time", help="how the runs shared the machine")
     args = parser.parse_args(argv)
+    refuse_repeats(parser, args, "datasets", "methods", "iterations")
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = parse_overrides(args.set)

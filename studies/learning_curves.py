@@ -38,6 +38,7 @@ from pwslib.experiments.grid import run_cached
 from pwslib.experiments.report import differs, markdown_table, mean_std, welch_p
 from pwslib.io import CHECKOUT, DataError, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import run_folder
+from pwslib.train import positive_whole, refuse_repeats
 from studies.convergence import curve_run, plateau, source_of
 
 ROOT = CHECKOUT
@@ -216,12 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     parser.add_argument("--report-only", action="store_true", help="train nothing: the report from the finished runs")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides of every run")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_whole, default=None, help="torch threads (default: all cores)")
     args = parser.parse_args(argv)
-    for name in ("seeds", "presets", "methods"):
-        values = getattr(args, name)
-        if len(set(values)) != len(values):
-            parser.error(f"--{name} repeats a value: {values}")
+    refuse_repeats(parser, args, "seeds", "presets", "methods")
     with one_line_errors("the learning curves"):
         run_study(args)
 

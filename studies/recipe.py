@@ -33,6 +33,7 @@ from pwslib.experiments.report import differs, markdown_table, mean_std, summari
 from pwslib.experiments.schedules import Schedule
 from pwslib.pretraining import PretrainingRecipe, pretraining_report
 from pwslib.runs import run_folder
+from pwslib.train import positive_whole, refuse_repeats
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_text_atomic
 
 ROOT = CHECKOUT
@@ -332,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=1000, help="the reference row's iterations")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every row")
-    parser.add_argument("--workers", type=int, default=2, help="runs side by side (1 torch thread each on 2 cores)")
+    parser.add_argument("--workers", type=positive_whole, default=2, help="runs side by side (1 torch thread each on 2 cores)")
     parser.add_argument("--levers", nargs="+", default=None, metavar="LEVER", help="only these rows (and the reference)")
     parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "recipe")
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
@@ -355,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         "made before the validation images existed)",
     )
     args = parser.parse_args(argv)
+    refuse_repeats(parser, args, "seeds", "levers")
     if args.levers and set(args.levers) - set(LEVERS):
         parser.error(f"unknown levers {sorted(set(args.levers) - set(LEVERS))}; choose from {list(LEVERS)}")
     try:

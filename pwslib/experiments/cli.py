@@ -24,6 +24,7 @@ from pwslib.experiments.tables import (
     select_rows,
 )
 from pwslib.io import DataError, check_writable
+from pwslib.train import positive_whole, refuse_repeats
 from pwslib.viz.figures import annotation_budget_figure, table_chart
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-root", type=Path, default=Path("runs/tables"))
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
     parser.add_argument("--name", default=None, help="file name of the table (default: the table's name)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: $PWSLIB_WORKERS, else 1)")
+    parser.add_argument("--threads", type=positive_whole, default=None)
+    parser.add_argument("--workers", type=positive_whole, default=None, help="processes (default: $PWSLIB_WORKERS, else 1)")
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="config fields of every run, e.g. precision=float32"
     )
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         help="validation: score on the toy preset's validation images, the ones to tune on (default: test, to report)",
     )
     args = parser.parse_args(argv)
+    refuse_repeats(parser, args, "seeds", "datasets", "rows")
     if args.threads:
         torch.set_num_threads(args.threads)
     rows, title = TABLES[args.table]

@@ -214,3 +214,23 @@ def test_a_sigterm_to_a_parallel_grid_stops_its_workers_and_keeps_their_checkpoi
         for pid in [parent.pid, *workers]:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--seeds", "0", "0"], "--seeds repeats 0"),
+        (["--datasets", "toy-stuff", "toy-stuff"], "--datasets repeats toy-stuff"),
+        (["--rows", "point_naive", "point_naive"], "--rows repeats point_naive"),
+        (["--workers", "0"], "--workers: must be a whole number of at least 1"),
+        (["--workers", "-3"], "--workers: must be a whole number of at least 1"),
+        (["--threads", "-1"], "--threads: must be a whole number of at least 1"),
+    ],
+)
+def test_a_table_refuses_repeated_inputs_and_impossible_process_counts_in_one_line(flags, says, tmp_path, capsys):
+    from pwslib.experiments.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["table1", "--runs-root", str(tmp_path / "runs"), *flags])
+    assert stopped.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before any folder is made
