@@ -80,10 +80,14 @@ def validation_scores(folder: Path) -> dict:
         if isinstance(saved, dict) and saved.get("step") == final_step and "hiou" in saved:
             return saved
     loaded = load_model(folder, "validation")
-    scores = evaluate_model(loaded.model, loaded.test_set, loaded.split)
-    scores = {**scores, "step": loaded.step, "images": len(loaded.test_set), **provenance()}
+    scores = scored_record(loaded, evaluate_model(loaded.model, loaded.test_set, loaded.split))
     write_json_atomic(record, scores)
     return scores
+
+
+def scored_record(loaded: LoadedRun, scores: dict) -> dict:
+    """What an evaluation file holds: the scores, the checkpoint's step, how many images, and the provenance."""
+    return {**scores, "step": loaded.step, "images": len(loaded.test_set), **provenance()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_scores(scores))  # first, so a failed write loses nothing
     out = args.run / ("evaluation.json" if args.subset == "test" else VALIDATION_RECORD)
     try:
-        write_json_atomic(out, {**scores, "step": loaded.step, **provenance()})
+        write_json_atomic(out, scored_record(loaded, scores))
     except OSError as error:
         sys.exit(f"error: the scores above could not be written to {out} ({error.strerror})")
 

@@ -39,7 +39,7 @@ from pwslib.experiments.report import differs, markdown_table, mean_std, welch_p
 from pwslib.io import CHECKOUT, DataError, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import run_folder
 from pwslib.train import positive_whole, refuse_repeats
-from studies.convergence import curve_run, plateau, source_of
+from studies.convergence import FLAT_GAIN, curve_run, plateau, source_of
 
 ROOT = CHECKOUT
 METHODS = ("point_naive", "ours", "full_supervision")
@@ -140,15 +140,14 @@ def _gap(ours: pd.Series, other: pd.Series) -> str:
 def summary(curves: pd.DataFrame, budget: pd.DataFrame, probes: dict) -> pd.DataFrame:
     """One row per preset: hIoU at the budget and at the plateau per method, the gaps, ours / full and the
     iterations to 0.9x full's plateau, beside the click probe's ratio on the same split."""
-    levels = curve_plateaus(curves) if not curves.empty else pd.DataFrame(columns=["preset", "method", "plateau"])
+    columns = ["preset", "method", "seed"]
+    levels = curve_plateaus(curves) if not curves.empty else pd.DataFrame(columns=[*columns, "plateau", "fitted_quarter_gain"])
+    budget = budget if not budget.empty else pd.DataFrame(columns=[*columns, SCORE])
     rows = []
-    for preset in sorted(set(levels.preset) | set(budget.get("preset", pd.Series(dtype=str)))):
+    for preset in sorted(set(levels.preset) | set(budget.preset)):
         row = {"preset": preset, "split": reporting_split(preset)}
         plateau_of = {m: levels[(levels.preset == preset) & (levels.method == m)]["plateau"] for m in METHODS}
-        budget_of = {
-            m: budget[(budget.preset == preset) & (budget.method == m)][SCORE] if not budget.empty else pd.Series(dtype=float)
-            for m in METHODS
-        }
+        budget_of = {m: budget[(budget.preset == preset) & (budget.method == m)][SCORE] for m in METHODS}
         for method in METHODS:
             reference = None if method == "ours" else budget_of["ours"]
             row[f"{method} at {BUDGET}"] = _cell(budget_of[method], reference) if len(budget_of[method]) else "-"
@@ -163,7 +162,7 @@ def summary(curves: pd.DataFrame, budget: pd.DataFrame, probes: dict) -> pd.Data
         for method in ("point_naive", "ours"):
             reached = iterations_to_reach(curves, preset, method, TARGET_SHARE * full.mean()) if len(full) else None
             row[f"{method}: iterations to 0.9x full"] = "-" if reached is None else f"{reached:,}"
-        flat = levels[levels.preset == preset]["fitted_quarter_gain"] <= 1.0 if not levels.empty else pd.Series([])
+        flat = levels[levels.preset == preset]["fitted_quarter_gain"] <= FLAT_GAIN
         row["curves flat"] = f"{int(flat.sum())} of {len(flat)}"
         ratio = probes.get(preset, {}).get(row["split"])
         row["click probe ratio"] = "-" if ratio is None else f"{ratio:.2f}"
@@ -233,11 +232,10 @@ def run_study(args: argparse.Namespace) -> None:
     budget_configs = grid_configs(args.presets, args.methods, args.seeds, BUDGET, overrides)
     if not args.report_only:
         source = source_of(provenance(note=f"{torch.get_num_threads()} torch thread(s)"))
-        for index, config in enumerate(curve_configs, 1):
+        for index, (config, budget) in enumerate(zip(curve_configs, budget_configs), 1):  # the same grid, in order
             print(f"curve {index} of {len(curve_configs)}: {config.dataset} split {config.split} {config.method} seed {config.seed}")
             curve_run(config, curve_folder(args.runs_root, config), args.every, args.test_images, source=source)
             if not args.no_budget:
-                budget = next(c for c in budget_configs if (c.dataset, c.method, c.seed) == (config.dataset, config.method, config.seed))
                 run_cached(budget, Path(args.runs_root) / "budget")
     curves = read_curves(args.runs_root, curve_configs)
     budget = read_budget_runs(args.runs_root, budget_configs)

@@ -595,26 +595,30 @@ def cache_meta(folder: Path) -> dict:
 
 
 def verify_cache(folder: Path, num_classes: int) -> None:
-    """Check every cached array against the SHA-256 written when it was generated, and every label id."""
-    meta = cache_meta(folder)
-    advice = f"delete {folder} and it will be generated again"
+    """Check every cached training and test array against the SHA-256 written when it was generated, and every label id."""
+    verify_arrays(folder, cache_meta(folder)["sha256"], num_classes, f"delete {folder} and it will be generated again")
+
+
+def verify_arrays(folder: Path, recorded: dict[str, str], num_classes: int, advice: str) -> None:
+    """Check each array of ``recorded`` (file name -> the SHA-256 written when it was generated) and the class ids
+    of its label files; a failure is a ``DataError`` that ends with ``advice``."""
     try:
-        digests = {name: _array_digest(folder / name) for name in CACHE_FILES}
+        digests = {name: _array_digest(folder / name) for name in recorded}
     except (OSError, ValueError) as error:
         raise DataError(f"the cached toy data in {folder} is unreadable ({error}); {advice}") from error
-    for name, digest in meta["sha256"].items():
-        if digests.get(name) != digest:
+    for name, digest in recorded.items():
+        if digests[name] != digest:
             raise DataError(
                 f"the cached toy file {folder / name} does not match the checksum written when it was generated "
                 f"(changed or damaged on disk); {advice}"
             )
-    for subset in PAIRED:
-        labels = np.load(folder / f"{subset}_labels.npy", mmap_mode="r")
+    for name in (name for name in recorded if name.endswith("_labels.npy")):
+        labels = np.load(folder / name, mmap_mode="r")
         bad = np.unique(labels[(labels != IGNORE_INDEX) & (labels >= num_classes)])
         if bad.size:
             raise DataError(
-                f"{folder / f'{subset}_labels.npy'} holds label ids {bad.tolist()[:5]} outside 0..{num_classes - 1} "
-                f"and {IGNORE_INDEX}; {advice}"
+                f"{folder / name} holds label ids {bad.tolist()[:5]} outside 0..{num_classes - 1} and {IGNORE_INDEX}; "
+                f"{advice}"
             )
 
 
@@ -681,7 +685,7 @@ def _validation_subset(
     preset: ToyPreset, seed: int, folder: Path, size: int, count: int, progress: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """The validation images and labels of a cache folder: read when ``validation_meta.json`` vouches for ``count``
-    of them (SHA-256 checked once per process), generated and written (meta last) otherwise."""
+    of them (checked by ``verify_arrays`` once per process), generated and written (meta last) otherwise."""
     meta_path = folder / VALIDATION_META
     advice = f"delete {meta_path} and the validation images will be generated again"
     meta = None
@@ -698,16 +702,10 @@ def _validation_subset(
             save_array_atomic(folder / name, array)
         meta = {"count": count, "sha256": {name: _array_digest(folder / name) for name in VALIDATION_FILES}}
         write_json_atomic(meta_path, meta)
-    key = (folder / VALIDATION_META).resolve()
+    if meta_path.resolve() not in _VERIFIED:
+        verify_arrays(folder, meta["sha256"], len(preset.class_names), advice)
+        _VERIFIED.add(meta_path.resolve())
     try:
-        if key not in _VERIFIED:
-            for name in VALIDATION_FILES:
-                if _array_digest(folder / name) != meta["sha256"].get(name):
-                    raise DataError(f"{folder / name} does not match the checksum written when it was generated; {advice}")
-            labels = np.load(folder / VALIDATION_FILES[1], mmap_mode="r")
-            if np.any((labels != IGNORE_INDEX) & (labels >= len(preset.class_names))):
-                raise DataError(f"{folder / VALIDATION_FILES[1]} holds label ids out of range; {advice}")
-            _VERIFIED.add(key)
         return tuple(np.load(folder / name, mmap_mode="r") for name in VALIDATION_FILES)
     except (OSError, ValueError) as error:
         raise DataError(f"the validation images in {folder} are unreadable ({error}); {advice}") from error
