@@ -1,12 +1,13 @@
 """Can the toy pose the click ambiguity of real photographs? The data card's click probe on generator levers.
 
-    python -m studies.click_ambiguity                 # every variant below, two probes at a time (~20 min on 2 cores)
+    python -m studies.click_ambiguity                 # the variants not yet in the record, two probes at a time
+    python -m studies.click_ambiguity --fresh         # every variant again (~1 h on 2 cores)
     python -m studies.click_ambiguity --report-only   # the report from reports/click_ambiguity.json
 
 On PASCAL VOC 2012, one click per class leaves a network at 0.60-0.73 of what full masks give (Bearman et al., ECCV
 2016, Table 1: 35.1 mIoU with one point per class, 42.7 with an objectness prior, 58.3 fully supervised). The data
 card's click probe (``studies.datacard.click_probe``: a per-pixel network trained 1,000 steps on split 1's base masks
-plus one click per novel class per image, against the same network on full masks) gives 0.98 on toy-stuff and 0.89
+plus one click per novel class per image, against the same network on full masks) gives 0.97 on toy-stuff and 0.89
 on toy-scene. This study measures that probe on a candidate third preset and on variants of it, each adding one of
 the properties that make a click ambiguous on photographs:
 
@@ -14,7 +15,14 @@ the properties that make a click ambiguous on photographs:
   its look from its class's pool of stuff textures, the pools overlap), so a click's texture names no class;
 - things of 2-3 parts, things placed against each other (``touching_probability``), thin (``rod``) and large ones;
 - ``camouflage``: a part wears the texture of the stuff under the thing (not its colour);
-- more parts, larger pools and fewer things per image (fewer clicks per novel class).
+- more parts, larger pools and fewer things per image (fewer clicks per novel class);
+- clicks where annotators put them, at the deepest pixel of a mask (``centre``), not anywhere on it;
+- an outline band in a stuff look around each thing (``rim_looks``): a centre click never lands on it; with halos,
+  on every other class the band belongs to the stuff, so the click does not say where the thing ends;
+- the probe trained four times longer (is the ratio a probe too short to learn either?).
+
+Uniform clicks are an unbiased sample of a mask's pixels under the probe's class-balanced loss, so only what a
+click cannot sample (the centre rule) or too few samples can pull the ratio down.
 
 A variant is chosen from these data statistics alone; no method has run on any of them. Each probe is one seed, so
 a ratio moves by a few hundredths between seeds. Writes ``reports/click_ambiguity.{md,json}``.
@@ -100,16 +108,49 @@ def with_pools(preset: ToyPreset, parts: int, pool: int) -> ToyPreset:
     return dataclasses.replace(preset, things=tuple(things))
 
 
-def variants() -> dict[str, ToyPreset]:
-    """The presets whose click probe is measured, by what they add; every name is its own data folder."""
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One probe: a preset, where its clicks land (``uniform`` or ``centre``) and how long the probe trains."""
+
+    preset: ToyPreset
+    point_rule: str = "uniform"
+    steps: int = 1000
+
+
+def with_outline_bands(preset: ToyPreset, width: float = 0.5, halos: bool = False) -> ToyPreset:
+    """``preset`` with every thing's outline band (``width`` of its depth) in a stuff look drawn per instance; with
+    ``halos`` every other class's band is a ring of the stuff under it, not part of the thing."""
+    looks = tuple((s.pattern, s.frequency) for s in preset.stuff)
+    things = tuple(
+        dataclasses.replace(
+            thing, part_count=1, rim_looks=looks, rim_width=width, rim_labelled=not (halos and index % 2)
+        )
+        for index, thing in enumerate(preset.things)
+    )
+    return dataclasses.replace(preset, things=things)
+
+
+def variants() -> dict[str, Variant]:
+    """The probes, by what they add; every preset that is not the benchmark's is generated under its own name."""
     rarer = dataclasses.replace(with_pools(CANDIDATE, parts=3, pool=5), things_per_image=(1, 3))
+    outlined, haloed = with_outline_bands(CANDIDATE), with_outline_bands(CANDIDATE, halos=True)
     return {
-        "toy-stuff (reference)": PRESETS["toy-stuff"],
-        "toy-scene (reference)": PRESETS["toy-scene"],
-        "candidate: shared looks, parts, touching, thin and large things": CANDIDATE,
-        "candidate + camouflage 0.6": dataclasses.replace(CANDIDATE, camouflage=0.6),
-        "candidate, 3 parts, pools of 5, 1-3 things per image": rarer,
-        "candidate, 3 parts, pools of 5, 1-3 things per image, camouflage 0.3": dataclasses.replace(rarer, camouflage=0.3),
+        "toy-stuff (reference)": Variant(PRESETS["toy-stuff"]),
+        "toy-scene (reference)": Variant(PRESETS["toy-scene"]),
+        "candidate: shared looks, parts, touching, thin and large things": Variant(CANDIDATE),
+        "candidate + camouflage 0.6": Variant(dataclasses.replace(CANDIDATE, camouflage=0.6)),
+        "candidate, 3 parts, pools of 5, 1-3 things per image": Variant(rarer),
+        "candidate, 3 parts, pools of 5, 1-3 things per image, camouflage 0.3": Variant(
+            dataclasses.replace(rarer, camouflage=0.3)
+        ),
+        "toy-stuff, clicks at the centre": Variant(PRESETS["toy-stuff"], "centre"),
+        "candidate, clicks at the centre": Variant(CANDIDATE, "centre"),
+        "candidate, outline bands in stuff looks": Variant(outlined),
+        "candidate, outline bands in stuff looks, clicks at the centre": Variant(outlined, "centre"),
+        "candidate, outline bands, every other class's a halo of stuff": Variant(haloed),
+        "candidate, outline bands, every other class's a halo of stuff, clicks at the centre": Variant(haloed, "centre"),
+        "toy-stuff (reference), probe trained 4x longer": Variant(PRESETS["toy-stuff"], steps=4000),
+        "candidate, probe trained 4x longer": Variant(CANDIDATE, steps=4000),
     }
 
 
@@ -123,66 +164,80 @@ def registered(preset: ToyPreset, name: str) -> Iterator[str]:
         del PRESETS[name]
 
 
-def probe_variant(label: str, preset: ToyPreset, steps: int) -> dict:
+def probe_variant(label: str, variant: Variant) -> dict:
     """The click probe of one variant (1 torch thread), its data generated under its own name."""
     torch.set_num_threads(1)
     start = time.perf_counter()
-    if PRESETS.get(preset.name) is preset:  # a preset of the benchmark: its own data
-        result = click_probe(preset.name, steps)
+    preset = variant.preset
+    if PRESETS.get(preset.name) == preset:  # a preset of the benchmark: its own data
+        result = click_probe(preset.name, variant.steps, point_rule=variant.point_rule)
     else:
-        with registered(preset, "toy-candidate-" + hashlib.sha256(label.encode()).hexdigest()[:8]) as name:
-            result = click_probe(name, steps)
+        with registered(preset, "toy-candidate-" + hashlib.sha256(repr(preset).encode()).hexdigest()[:8]) as name:
+            result = click_probe(name, variant.steps, point_rule=variant.point_rule)
     return {
         "variant": label,
+        "point_rule": variant.point_rule,
+        "steps": variant.steps,
         "ratio": result["novel_ratio"],
         "novel_clicks": result["clicks"]["novel_miou"],
         "novel_full_masks": result["full_masks"]["novel_miou"],
         "total_full_masks": result["full_masks"]["total_miou"],
         "seconds": round(time.perf_counter() - start, 1),
+        **{key: value for key, value in provenance().items() if key in ("git_commit", "date_utc")},
     }
 
 
 def render(rows: list[dict], meta: dict) -> str:
+    """The report; a row without its own commit (probed before rows carried one) was made at the record's first."""
     low, high = CLICK_BAND
     lines = [
         report_header("Click ambiguity: the data card's click probe on generator levers", "`python -m studies.click_ambiguity`")
-        + f"Provenance: commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC, "
-        f"{meta['steps']} probe steps, split 1, data seed 0, one seed per probe, wall time {meta['wall_seconds']:.0f} s.",
+        + f"Provenance: {meta['machine']}, split 1, data seed 0, one seed per probe, each probe on one thread; "
+        f"the commit and date of each row are in its last column (the first rows: commit `{meta['git_commit']}`, "
+        f"{meta['date_utc']} UTC).",
         "",
         f"Ratio = novel mIoU with one click per novel class / with full masks; the band of real photographs: "
         f"{low:.2f}-{high:.2f} (Bearman et al., ECCV 2016, PASCAL VOC 2012 val: one point per class 35.1, with an "
-        "objectness prior 42.7, full supervision 58.3 mIoU).",
+        "objectness prior 42.7, full supervision 58.3 mIoU). Clicks land anywhere on a class's mask (`uniform`) or "
+        "at its deepest pixel, where an annotator tends to click (`centre`).",
         "",
-        "| variant | ratio | in the band | novel mIoU, clicks | novel mIoU, full masks | total mIoU, full masks |",
-        "|---|---|---|---|---|---|",
+        "| variant | clicks | probe steps | ratio | in the band | novel mIoU, clicks | novel mIoU, full masks | "
+        "total mIoU, full masks | commit, date |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         inside = "yes" if low <= row["ratio"] <= high else "no"
         lines.append(
-            f"| {row['variant']} | {row['ratio']:.2f} | {inside} | {row['novel_clicks']:.1f} | "
-            f"{row['novel_full_masks']:.1f} | {row['total_full_masks']:.1f} |"
+            f"| {row['variant']} | {row.get('point_rule', 'uniform')} | {row.get('steps', meta['steps'])} | "
+            f"{row['ratio']:.2f} | {inside} | {row['novel_clicks']:.1f} | {row['novel_full_masks']:.1f} | "
+            f"{row['total_full_masks']:.1f} | `{row.get('git_commit', meta['git_commit'])}`, "
+            f"{row.get('date_utc', meta['date_utc'])[:10]} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1000, help="training steps of each probe network")
     parser.add_argument("--workers", type=positive_whole, default=2, help="probes side by side, 1 torch thread each")
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     parser.add_argument("--report-only", action="store_true", help="the report from reports/click_ambiguity.json")
+    parser.add_argument("--fresh", action="store_true", help="probe every variant again, not only those not yet in the record")
     args = parser.parse_args(argv)
     with one_line_errors("the click-ambiguity study"):
         record_path = args.reports / "click_ambiguity.json"
-        if args.report_only:
-            record = json.loads(record_path.read_text())
-        else:
-            start = time.perf_counter()
+        record = json.loads(record_path.read_text()) if record_path.exists() and not args.fresh else None
+        if args.report_only and record is None:
+            raise FileNotFoundError(f"{record_path} does not exist: run the study without --report-only first")
+        if not args.report_only:
+            record = record or {"meta": provenance(steps=1000), "rows": []}
+            done = {row["variant"] for row in record["rows"]}
+            todo = {label: variant for label, variant in variants().items() if label not in done}
             with ProcessPoolExecutor(args.workers) as pool:
-                futures = [pool.submit(probe_variant, label, preset, args.steps) for label, preset in variants().items()]
-                rows = [future.result() for future in futures]
-            record = {"meta": provenance(steps=args.steps, wall_seconds=time.perf_counter() - start), "rows": rows}
-            write_json_atomic(record_path, record)
+                futures = {label: pool.submit(probe_variant, label, variant) for label, variant in todo.items()}
+                for label, future in futures.items():
+                    record["rows"].append(future.result())
+                    write_json_atomic(record_path, record)  # a probe finished is kept if a later one fails
+                    print(f"{label}: ratio {record['rows'][-1]['ratio']:.2f}", flush=True)
         text = render(record["rows"], record["meta"])
         write_text_atomic(args.reports / "click_ambiguity.md", text)
         print(text)

@@ -160,13 +160,14 @@ def clicked_labels(batch: dict) -> torch.Tensor:
     return labels
 
 
-def click_probe(preset: str, steps: int, split: int = 1, seed: int = 0) -> dict:
+def click_probe(preset: str, steps: int, split: int = 1, seed: int = 0, point_rule: str = "uniform") -> dict:
     """A method-blind measure of how much one click per novel class tells: the per-pixel probe trained for
     ``steps`` on base masks + novel clicks (``points_per_class`` 1) against the same probe on full masks.
     ``novel_ratio`` = novel mIoU with clicks / with full masks (on PASCAL VOC, one click per class reached
     far below full supervision: Bearman et al., ECCV 2016). Both use the class-balanced loss: with plain
-    cross-entropy a class known at one pixel per image is never predicted (novel mIoU 0 on the toy)."""
-    train = build_dataset(preset, "train", split=split, seed=seed)
+    cross-entropy a class known at one pixel per image is never predicted (novel mIoU 0 on the toy). ``point_rule``
+    places the clicks: anywhere on the mask (``uniform``) or at its deepest pixel, as annotators tend to (``centre``)."""
+    train = build_dataset(preset, "train", split=split, seed=seed, point_rule=point_rule)
     test = build_dataset(preset, "test", split=split)
     scores = {}
     for name, target_of in (("clicks", clicked_labels), ("full_masks", lambda batch: batch["full_label"])):
@@ -177,7 +178,7 @@ def click_probe(preset: str, steps: int, split: int = 1, seed: int = 0) -> dict:
         scores[name].pop("per_class_iou")
     full_novel = scores["full_masks"]["novel_miou"]
     scores.update(
-        steps=steps, split=split, novel_ratio=scores["clicks"]["novel_miou"] / full_novel if full_novel else 0.0
+        steps=steps, split=split, point_rule=point_rule, novel_ratio=scores["clicks"]["novel_miou"] / full_novel if full_novel else 0.0
     )
     return scores
 

@@ -25,7 +25,9 @@ reported scores) and ``validation`` (500, every tuning decision since it was add
 The generator can also make a click more ambiguous than these two presets do (``studies/click_ambiguity.py``
 measures each lever): things that draw each part's look from a pool shared with other classes (``looks``),
 things that wear the texture of the stuff under them (``camouflage``), things placed against each other
-(``touching_probability``), and thin ones (the ``rod`` shape).
+(``touching_probability``), thin ones (the ``rod`` shape), and things with an outline band in a look of their own
+that a centre click never lands on (``rim_looks``; with ``rim_labelled`` off the band is a halo of the stuff under
+the thing).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from tqdm.auto import tqdm
 
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
@@ -69,6 +72,9 @@ class ThingClass:
     parts: tuple[tuple[str, float], ...] = ()  # further parts (pattern, frequency), stacked along the object's axis
     looks: tuple[tuple[str, float], ...] = ()  # a pool of (pattern, frequency): each part of each instance draws one
     part_count: int = 0  # with ``looks``: how many parts (bands) an instance is cut into
+    rim_looks: tuple[tuple[str, float], ...] = ()  # a pool the outline band draws its look from (no draw when empty)
+    rim_width: float = 0.0  # the outline band: pixels nearer the outline than this share of the object's greatest depth
+    rim_labelled: bool = True  # the band is part of the object (limbs), or a ring of the stuff under it (a halo)
 
     @property
     def appearances(self) -> tuple[tuple[str, float], ...]:
@@ -521,6 +527,14 @@ def render_scene(preset: ToyPreset, rng: np.random.Generator, size: int) -> tupl
         for index, (pattern, frequency, orientation) in enumerate(looks):
             piece = where & (part == index)
             _paint(canvas, piece, texture(pattern, frequency / scale, orientation, yy, xx, rng), rng)
+        if thing.rim_looks:
+            # an outline band in a look of its own (limbs around a body): a click at the centre never lands on it
+            depth = ndimage.distance_transform_edt(np.pad(where, 1))[1:-1, 1:-1]
+            rim = where & (depth < thing.rim_width * depth.max())
+            pattern, frequency = thing.rim_looks[rng.integers(len(thing.rim_looks))]
+            _paint(canvas, rim, texture(pattern, frequency / scale, np.rad2deg(angle), yy, xx, rng), rng)
+            if not thing.rim_labelled:
+                where = where & ~rim
         label[where] = num_stuff + t
         previous = (cy, cx, radius)
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -5,7 +6,7 @@ import pytest
 
 from pwslib.data.toy import PRESETS, generate_subset, render_scene, shape_mask
 from studies import click_ambiguity
-from studies.click_ambiguity import CANDIDATE, registered, render, variants, with_pools
+from studies.click_ambiguity import CANDIDATE, registered, render, variants, with_outline_bands, with_pools
 
 
 def digest(*arrays):
@@ -80,7 +81,61 @@ def test_the_report_marks_the_ratios_inside_the_literature_band(tmp_path):
     ]
     meta = {"git_commit": "abc", "machine": "m", "date_utc": "d", "steps": 1000, "wall_seconds": 1.0}
     text = render(rows, meta)
-    assert "| a | 0.98 | no |" in text and "| b | 0.65 | yes |" in text and "0.60-0.73" in text
+    assert "| a | uniform | 1000 | 0.98 | no |" in text and "| b | uniform | 1000 | 0.65 | yes |" in text
+    assert "0.60-0.73" in text and "`abc`, d |" in text
     (tmp_path / "click_ambiguity.json").write_text(json.dumps({"meta": meta, "rows": rows}))
     click_ambiguity.main(["--report-only", "--reports", str(tmp_path)])
     assert (tmp_path / "click_ambiguity.md").read_text() == text
+
+
+def test_outline_bands_are_painted_in_a_stuff_look_and_a_halo_leaves_the_band_to_the_stuff():
+    one = dataclasses.replace(CANDIDATE, things_per_image=(1, 1), touching_probability=0.0)
+    outlined, haloed = with_outline_bands(one), with_outline_bands(one, halos=True)
+    assert all(t.rim_looks and t.rim_labelled for t in outlined.things)
+    assert [t.rim_labelled for t in haloed.things[:4]] == [True, False, True, False]
+    thing_pixels = {"plain": 0, "outlined": 0, "haloed": 0}
+    repainted = 0
+    for i in range(12):
+        images = {}
+        for name, preset in (("plain", one), ("outlined", outlined), ("haloed", haloed)):
+            images[name], labels = render_scene(preset, np.random.default_rng([4, 0, i]), 96)
+            thing_pixels[name] += int((labels >= len(one.stuff)).sum())
+        repainted += not np.array_equal(images["plain"], images["outlined"])
+    assert repainted >= 10  # the band repaints the thing
+    assert thing_pixels["outlined"] == thing_pixels["plain"]  # a band of the thing keeps its label
+    assert thing_pixels["haloed"] < thing_pixels["plain"]  # a halo's band is labelled as the stuff
+
+
+def test_the_study_probes_only_the_variants_not_yet_in_its_record(tmp_path, monkeypatch):
+    probed = []
+
+    def fake_probe(label, variant):
+        probed.append(label)
+        return {"variant": label, "ratio": 0.9, "novel_clicks": 1.0, "novel_full_masks": 1.0, "total_full_masks": 1.0}
+
+    class InProcess:
+        def __init__(self, workers):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, function, *args):
+            from concurrent.futures import Future
+
+            future = Future()
+            future.set_result(function(*args))
+            return future
+
+    monkeypatch.setattr(click_ambiguity, "probe_variant", fake_probe)
+    monkeypatch.setattr(click_ambiguity, "ProcessPoolExecutor", InProcess)
+    monkeypatch.setattr(click_ambiguity, "variants", lambda: {"a": None, "b": None})
+    click_ambiguity.main(["--reports", str(tmp_path)])
+    click_ambiguity.main(["--reports", str(tmp_path)])
+    assert probed == ["a", "b"]
+    assert [row["variant"] for row in json.loads((tmp_path / "click_ambiguity.json").read_text())["rows"]] == ["a", "b"]
+    click_ambiguity.main(["--reports", str(tmp_path), "--fresh"])
+    assert probed == ["a", "b", "a", "b"]
