@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from pwslib.schedule import DECAYS
 from pwslib.data.points import MAX_SEED
 from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.data.toy import PRESETS as TOY_PRESETS
@@ -206,7 +207,7 @@ CHOICES: dict[str, tuple] = {
     "point_cost": ("probability", "log"),
     "backbone": ("small_resnet", "resnet50"),
     "precision": ("auto", "float32", "bfloat16"),
-    "learning_rate_decay": ("poly", "cosine"),
+    "learning_rate_decay": DECAYS,
     "pixel_decoder_kernel": (1, 3),
 }
 POSITIVE = (

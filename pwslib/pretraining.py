@@ -55,6 +55,7 @@ from pwslib.io import (
 )
 from pwslib.metrics import ConfusionMatrix, intersection_over_union
 from pwslib.model.per_pixel import PerPixelSegmenter
+from pwslib.schedule import learning_rate_at
 
 PRETRAINING_SCENES = ToyPreset(
     name="pretraining",
@@ -117,8 +118,7 @@ class PretrainingRecipe:
 
 
 def _learning_rate(recipe: PretrainingRecipe, step: int) -> float:
-    warmup = min(1.0, (step + 1) / max(recipe.warmup_steps, 1))
-    return recipe.learning_rate * warmup * (1 - step / recipe.steps) ** 0.9
+    return learning_rate_at(recipe.learning_rate, step / recipe.steps, step, recipe.warmup_steps)
 
 
 @torch.no_grad()

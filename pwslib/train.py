@@ -41,6 +41,7 @@ from pwslib.method.memory_bank import MemoryBank
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
 from pwslib.method.pseudo_labels import pseudo_labels
+from pwslib.schedule import learning_rate_at
 from pwslib.runs import (
     CHECKPOINT,
     LOG_FIELDS,
@@ -82,13 +83,15 @@ def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up over ``warmup_iterations``, times the decay: poly, lr · (1 − step / iterations) ^ power,
-    or cosine, lr · ½ (1 + cos(π step / iterations))."""
-    warmup = min(1.0, (step + 1) / config.warmup_iterations) if config.warmup_iterations else 1.0
-    progress = step / config.iterations
-    if config.learning_rate_decay == "cosine":
-        return warmup * config.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
-    return warmup * config.learning_rate * (1 - progress) ** config.poly_power
+    """The config's schedule at ``step``: warm-up over ``warmup_iterations``, then its decay over ``iterations``."""
+    return learning_rate_at(
+        config.learning_rate,
+        step / config.iterations,
+        step,
+        config.warmup_iterations,
+        config.learning_rate_decay,
+        config.poly_power,
+    )
 
 
 def parameter_groups(model: PointWeakShotMaskFormer, config: TrainConfig) -> list[dict]:

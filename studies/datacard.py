@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from pwslib.data import build_dataset, class_split, collate, training_cooccurrence
 from pwslib.data.summaries import UNSEPARATED_SHARE, unlabelled_surroundings
+from pwslib.schedule import learning_rate_at
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
 from pwslib.data.toy import PRESETS, load_toy
 from pwslib.io import one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
@@ -128,7 +129,7 @@ def train_per_pixel(
             if done >= 1:
                 break
             for group in optimiser.param_groups:
-                group["lr"] = lr * (1 - done) ** 0.9
+                group["lr"] = learning_rate_at(lr, done)
             loss = loss_of(model(batch["image"]), target_of(batch))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -14,20 +14,63 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def imported_modules(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Every module ``source`` (the text of ``module``) names in an import: absolute, relative (``from . import x``,
+    resolved against ``module``'s package) or dynamic (``importlib.import_module("...")`` or ``__import__("...")``
+    with a literal name), each with the names it takes from it (``from a import b`` -> ``a`` and ``a.b``)."""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            imported.add(base)
+            imported.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            function = node.func
+            name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+            if name in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                imported.add(node.args[0].value)
+    return {name for name in imported if name.startswith(PACKAGES)}
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the pwslib and studies modules it imports anywhere in its source."""
     modules = {module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
     graph = {}
     for name, path in modules.items():
-        imported = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGES):
-                imported.add(node.module)
-                imported.update(f"{node.module}.{alias.name}" for alias in node.names)
-            elif isinstance(node, ast.Import):
-                imported.update(alias.name for alias in node.names if alias.name.startswith(PACKAGES))
+        imported = imported_modules(path.read_text(), name, is_package=path.name == "__init__.py")
         graph[name] = {module for module in imported if module in modules and module != name}
     return graph
+
+
+def test_relative_and_dynamic_imports_are_seen():
+    """A planted upward import in each form the graph must not miss."""
+    planted = (
+        "from ..experiments import grid\n"
+        "from . import targets\n"
+        "def late():\n"
+        "    import importlib\n"
+        "    importlib.import_module('studies.datacard')\n"
+        "    __import__('pwslib.reproduce')\n"
+    )
+    seen = imported_modules(planted, "pwslib.method.losses")
+    assert {"pwslib.experiments", "pwslib.experiments.grid", "pwslib.method.targets", "studies.datacard"} <= seen
+    assert "pwslib.reproduce" in seen
+    graph = {"pwslib.method.losses": seen & {"pwslib.experiments.grid", "studies.datacard", "pwslib.reproduce"}}
+    assert upward_imports(graph) == [
+        "pwslib.method.losses -> pwslib.experiments.grid",
+        "pwslib.method.losses -> pwslib.reproduce",
+        "pwslib.method.losses -> studies.datacard",
+    ]
+    assert imported_modules("from .toy import PRESETS\n", "pwslib.data", is_package=True) == {
+        "pwslib.data.toy",
+        "pwslib.data.toy.PRESETS",
+    }
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -66,7 +109,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 # The layers of docs/architecture.md, bottom first: a module imports only modules of its own layer or below.
 LAYERS = {
-    "foundations": ("pwslib", "io", "config", "distributed", "data", "model"),
+    "foundations": ("pwslib", "io", "schedule", "config", "distributed", "data", "model"),
     "method": ("method", "pretraining", "metrics"),  # method/: targets, matching, losses, memory_bank, pseudo_labels
     "runs": ("runs", "train", "evaluate"),
     "figures": ("viz",),  # the package: figures, explorer
@@ -115,3 +158,14 @@ def test_the_architecture_page_draws_the_same_layers():
     studies = {path.stem for path in (ROOT / "studies").glob("*.py")} - {"__init__"}
     drawn = {word.removesuffix(".py") for word in page.split("```")[1].split() if word.endswith(".py")}
     assert studies <= drawn, f"docs/architecture.md's studies/ row lacks {studies - drawn}"
+
+
+def test_every_test_file_the_docs_cite_exists():
+    """The recipes name the test that fails while a step is missing: a moved test must not leave a dead name."""
+    import re
+
+    cited = set()
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        cited.update(re.findall(r"`(tests/[\w/]+\.py)", page.read_text()))
+    assert "tests/method/test_losses.py" in cited
+    assert sorted(path for path in cited if not (ROOT / path).exists()) == []
