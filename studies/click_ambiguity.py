@@ -167,7 +167,7 @@ def registered(preset: ToyPreset, name: str) -> Iterator[str]:
 def probe_variant(label: str, variant: Variant) -> dict:
     """The click probe of one variant (1 torch thread), its data generated under its own name."""
     torch.set_num_threads(1)
-    start = time.perf_counter()
+    start, made_by = time.perf_counter(), provenance()  # the commit the probe starts from
     preset = variant.preset
     if PRESETS.get(preset.name) == preset:  # a preset of the benchmark: its own data
         result = click_probe(preset.name, variant.steps, point_rule=variant.point_rule)
@@ -183,7 +183,7 @@ def probe_variant(label: str, variant: Variant) -> dict:
         "novel_full_masks": result["full_masks"]["novel_miou"],
         "total_full_masks": result["full_masks"]["total_miou"],
         "seconds": round(time.perf_counter() - start, 1),
-        **{key: value for key, value in provenance().items() if key in ("git_commit", "date_utc")},
+        **{key: value for key, value in made_by.items() if key in ("git_commit", "date_utc")},
     }
 
 
