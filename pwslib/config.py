@@ -11,12 +11,9 @@ import hashlib
 import json
 import math
 import typing
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import torch
 
 from pwslib.schedule import DECAYS
 from pwslib.data.points import MAX_SEED
@@ -59,7 +56,7 @@ class TrainConfig:
     no_object_weight: float = 0.1
     focal_weight: float = 20.0
     dice_weight: float = 1.0
-    inclusion_weight: float = 1.0
+    inclusion_weight: float = 0.0  # L_in: off for ours (reports/protocol.md, "Defaults changed"); Table 2 puts it back
     exclusion_weight: float = 1.0
     consistency_weight: float = 1.0
     contrastive_weight: float = 0.1
@@ -143,59 +140,6 @@ class TrainConfig:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class LossTerm:
-    """One term of the training loss: its name (a column of ``log.csv``), the config field that weighs it
-    (0 switches it off) and its equation (``losses.py`` computes it)."""
-
-    name: str
-    weight_field: str
-    equation: str
-
-
-# The one list of loss terms: ``losses.WeakShotCriterion`` weighs each by its field, ``runs.LOG_FIELDS`` logs
-# each, ``tests/test_losses.py`` fails when a ``*_weight`` field or a computed term is missing here.
-LOSS_TERMS: tuple[LossTerm, ...] = (
-    LossTerm("classification", "classification_weight", "CE(p_i, c) over matched and unmatched queries"),
-    LossTerm("pixel_classification", "pixel_classification_weight", "per-pixel CE on E over the known labels"),
-    LossTerm("focal", "focal_weight", "Focal(m_i, Y_c) for mask targets"),
-    LossTerm("dice", "dice_weight", "Dice(m_i, Y_c) for mask targets"),
-    LossTerm("inclusion", "inclusion_weight", "L_in = BCE(m_i(x), 1) at the positive clicks"),
-    LossTerm("exclusion", "exclusion_weight", "L_ex = BCE(m_i(x), 0) at the negative clicks"),
-    LossTerm("consistency", "consistency_weight", "L_con = BCE + Dice(m_i, S_c.detach() inside R)"),
-    LossTerm("contrastive", "contrastive_weight", "L_ctl = InfoNCE(proposal embedding, class prototypes)"),
-    LossTerm("keypoint", "keypoint_weight", "BCE + Dice(S_c, Y_c) on base masks; L_in / L_ex of novel S_c"),
-    LossTerm("complementary", "complementary_weight", "max over novel masks = 1 on R, 0 on base pixels"),
-)
-# Weights that scale inside a term rather than weigh a term of their own.
-INNER_WEIGHTS = ("no_object_weight",)
-
-
-@dataclass(frozen=True)
-class CostTerm:
-    """One term of the assignment cost: its name (a key of ``matching.cost_terms``), the config field that
-    weighs it (0 switches it off), the targets it prices (``all``; ``mask``: a target with a full mask;
-    ``clicks``: a novel class known by its points), its symbol and its equation (``matching.py`` computes it)."""
-
-    name: str
-    weight_field: str
-    prices: str
-    symbol: str
-    equation: str
-
-
-# The one list of cost terms: ``matching.CostWeights`` holds one weight per term, ``matching.cost_terms`` computes
-# each, ``matching.matching_cost`` sums them by ``prices``, the explorer shows the click terms;
-# ``tests/test_matching.py`` fails when a ``*_cost`` weight field or a computed term is missing here.
-COST_TERMS: tuple[CostTerm, ...] = (
-    CostTerm("classification", "classification_cost", "all", "class", "−p_i(c)"),
-    CostTerm("focal", "focal_cost", "mask", "Focal", "Focal(m_i, Y_c)"),
-    CostTerm("dice", "dice_cost", "mask", "Dice", "Dice(m_i, Y_c)"),
-    CostTerm("inclusion", "inclusion_cost", "clicks", "J_in", "how far m_i(x) is from 1 at c's positive clicks"),
-    CostTerm("exclusion", "exclusion_cost", "clicks", "J_ex", "how far m_i(x) is from 0 at c's negative clicks"),
-    CostTerm("consistency", "consistency_cost", "clicks", "J_con", "Dice(m_i, S_c·R), S_c detached"),
-)
-
 # Every field with a fixed set of values (DataError names the choices), and the numeric ranges.
 CHOICES: dict[str, tuple] = {
     "point_rule": ("uniform", "centre"),
@@ -276,7 +220,6 @@ def validate(config: "TrainConfig") -> None:
 
 
 _NO_NOVEL_TERMS = dict(
-    inclusion_weight=0.0,
     exclusion_weight=0.0,
     consistency_weight=0.0,
     contrastive_weight=0.0,
@@ -297,17 +240,17 @@ METHODS: dict[str, dict[str, Any]] = {
     "image_weakshot": dict(
         novel_supervision="image_labels", novel_matching="class_only", complementary_weight=1.0, **_NO_NOVEL_TERMS
     ),
-    # first stage: base masks + the keypoint branch; the second stage (pseudo masks) is run by the trainer
+    # first stage: base masks + the keypoint branch (its L_in on); the second stage (pseudo masks) is run by the trainer
     "keypoint_pseudo": dict(
         novel_supervision="points",
+        inclusion_weight=1.0,
         novel_proposals=False,
         consistency_weight=0.0,
         contrastive_weight=0.0,
         memory_bank="off",
     ),
-    # L_in off: on the development split it costs base and novel mIoU beyond the seed noise at 4,000
-    # iterations (reports/protocol.md, "Defaults changed"); Table 2's "+ L_in" row puts it back
-    "ours": dict(inclusion_weight=0.0),
+    # the defaults of TrainConfig, each stated there once
+    "ours": dict(),
     "full_supervision": dict(novel_supervision="full_masks", **_NO_NOVEL_TERMS),
 }
 
@@ -342,50 +285,3 @@ def config_for(method: str, **overrides: Any) -> TrainConfig:
     values.update(REAL_RECIPES.get(dataset, {}))
     values.update(overrides)
     return TrainConfig.from_dict(values)
-
-
-def resolve_precision(requested: str) -> str:
-    """The precision a run computes in: ``auto`` -> ``bfloat16`` where the hardware computes it natively, else
-    ``float32``; ``float32`` and ``bfloat16`` as asked (``bfloat16`` without native support is emulated, several
-    times slower: a warning says so)."""
-    if requested not in CHOICES["precision"]:
-        raise DataError(f"unknown precision {requested!r}; choose one of {list(CHOICES['precision'])}")
-    if requested == "auto":
-        return "bfloat16" if native_bfloat16() else "float32"
-    if requested == "bfloat16" and not native_bfloat16():
-        warnings.warn("this machine has no native bfloat16 (no CUDA bf16, no AVX512-BF16 / AMX): emulated, slow")
-    return requested
-
-
-def native_bfloat16() -> bool:
-    """Whether bfloat16 matrix products run natively here: a CUDA GPU that supports them, or a CPU with
-    AVX512-BF16 or AMX-BF16 that PyTorch is allowed to use (``ATEN_CPU_CAPABILITY=avx2`` limits it to AVX2, as
-    on the AVX2-only machines the quick preset is timed for); elsewhere PyTorch emulates bfloat16 on the CPU,
-    several times slower."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    allowed = torch.backends.cpu.get_cpu_capability().upper().startswith(("AVX512", "AMX"))
-    return allowed and bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where that file does not exist)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["class_union=noisy_or", "points_per_class=3"]`` -> typed values (JSON where it parses)."""
-    values = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise DataError(f"--set takes KEY=VALUE, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key] = raw
-    return values

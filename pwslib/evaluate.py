@@ -19,6 +19,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from pwslib.assembly import build_model, test_dataset
 from pwslib.config import TrainConfig
 from pwslib.data.splits import ClassSplit
 from pwslib.io import DataError, provenance, write_json_atomic
@@ -26,7 +27,6 @@ from pwslib.metrics import evaluate_model
 from pwslib.metrics import format_scores
 from pwslib.model.maskformer import PointWeakShotMaskFormer
 from pwslib.runs import CHECKPOINT, load_checkpoint, scored_weights
-from pwslib.train import build_model, test_dataset
 
 VALIDATION_RECORD = "validation.json"
 

@@ -33,7 +33,7 @@ from pwslib.io import (
     write_json_atomic,
 )
 from pwslib.experiments.notebook import preset_values
-from pwslib.train import positive_whole
+from pwslib.command_line import positive_whole
 
 ROOT = CHECKOUT
 NOTEBOOKS = (

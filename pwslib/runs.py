@@ -20,8 +20,9 @@ import socket
 from pathlib import Path
 from typing import Iterator
 
-from pwslib.config import LOSS_TERMS, TrainConfig
+from pwslib.config import TrainConfig
 from pwslib.io import DataError, atomic_path, read_checkpoint
+from pwslib.method import losses
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -132,15 +133,9 @@ def scored_weights(state: dict) -> dict:
     return {name[len(prefix) :]: value for name, value in average.items() if name.startswith(prefix)} or state["model"]
 
 
-LOG_FIELDS = [  # the columns of log.csv, one row per step: every loss term of config.LOSS_TERMS by name
-    "step",
-    "loss",
-    *(term.name for term in LOSS_TERMS),
-    "matched",
-    "unmatched_targets",
-    "lr",
-    "images_per_second",
-]
+def log_fields() -> list[str]:
+    """The columns of log.csv, one row per step: every loss term of ``losses.LOSS_TERMS`` by name."""
+    return ["step", "loss", *(term.name for term in losses.LOSS_TERMS), "matched", "unmatched_targets", "lr", "images_per_second"]
 
 
 def truncate_log(path: Path, step: int) -> None:
@@ -150,6 +145,6 @@ def truncate_log(path: Path, step: int) -> None:
     with open(path, newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if int(row["step"]) < step]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=log_fields())
         writer.writeheader()
         writer.writerows(rows)

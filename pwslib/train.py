@@ -18,9 +18,9 @@ import contextlib
 import csv
 import dataclasses
 import json
-import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +29,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from pwslib.config import METHODS, TrainConfig, config_for, parse_overrides, resolve_precision
-from pwslib.data import DATASETS, build_dataset, collate, training_cooccurrence
-from pwslib.data.toy import GENERATOR_VERSION
-from pwslib.data.toy import PRESETS as TOY_PRESETS
+from pwslib.assembly import build_bank, build_model, datasets
+from pwslib.command_line import output_folder, parse_overrides, positive_seconds, positive_whole
+from pwslib.config import METHODS, TrainConfig, config_for
+from pwslib.data import DATASETS, collate, training_cooccurrence
 from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, setup_distributed
 from pwslib.metrics import check_finite_parameters, evaluate_model, format_scores
 from pwslib.io import DataError, provenance, save_array_atomic, save_checkpoint, write_json_atomic
 from pwslib.method.losses import WeakShotCriterion
-from pwslib.method.memory_bank import MemoryBank
-from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
-from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
+from pwslib.model.maskformer import PointWeakShotMaskFormer
 from pwslib.method.pseudo_labels import pseudo_labels
 from pwslib.schedule import learning_rate_at
 from pwslib.runs import (
     CHECKPOINT,
-    LOG_FIELDS,
+    log_fields,
     check_run_folder,
     load_checkpoint,
     run_lock,
@@ -53,33 +51,6 @@ from pwslib.runs import (
 
 
 STEP_PHASES = ("loader", "forward", "criterion", "backward", "optimiser")  # the phases of Trainer.training_step
-
-
-def build_model(config: TrainConfig, num_classes: int) -> PointWeakShotMaskFormer:
-    """The model of ``config``: every ``ModelConfig`` field is read from the run config of the same name."""
-    shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(ModelConfig) if f.name != "num_classes"}
-    shared["backbone_widths"] = tuple(shared["backbone_widths"])
-    shared["pixel_classifier"] = config.pixel_classifier and config.pixel_classification_weight > 0
-    shared["precision"] = resolve_precision(config.precision)
-    model = PointWeakShotMaskFormer(ModelConfig(num_classes=num_classes, **shared))
-    recipe = PretrainingRecipe.of_run(config)
-    if recipe is not None:
-        model.backbone.load_state_dict(pretrained_backbone(recipe))  # copied into the channels-last parameters
-    return model
-
-
-def build_bank(config: TrainConfig, num_classes: int) -> MemoryBank | None:
-    if config.memory_bank == "off" or not config.contrastive_weight:
-        return None
-    return MemoryBank(
-        num_classes,
-        config.embedding_dim,
-        config.prototype,
-        config.bank_momentum,
-        config.queue_size,
-        config.temperature,
-        use_confidence=config.memory_bank == "confident",
-    )
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -106,41 +77,12 @@ def parameter_groups(model: PointWeakShotMaskFormer, config: TrainConfig) -> lis
     ]
 
 
-def _datasets(config: TrainConfig):
-    test = test_dataset(config)  # first: it refuses a run of another toy generator before anything is built
-    test.source.check_labels()  # a bad test label stops the run now, not after training
-    train = build_dataset(
-        config.dataset,
-        "train",
-        split=config.split,
-        data_seed=config.data_seed,
-        points_per_class=config.points_per_class,
-        point_rule=config.point_rule,
-        point_seed=config.point_seed,
-        crop_size=config.crop_size,
-        seed=config.seed,
-        **config.toy_options,
-    )
-    return train, test
-
-
-def test_dataset(config: TrainConfig, subset: str = "test"):
-    """The test set a run of ``config`` is scored on (full label maps, no clicks, no augmentation); ``subset``
-    ``validation``: the toy preset's validation images, on which every tuning decision is scored."""
-    if config.dataset in TOY_PRESETS and config.toy_generator != GENERATOR_VERSION:
-        raise DataError(
-            f"this run was trained on toy generator {config.toy_generator}, and this code draws the toy scenes of "
-            f"generator {GENERATOR_VERSION}: its data no longer exists; train a new run"
-        )
-    return build_dataset(config.dataset, subset, split=config.split, data_seed=config.data_seed, **config.toy_options)
-
-
 class Trainer:
     def __init__(self, config: TrainConfig, out: Path, distributed: Distributed | None = None, progress: bool = True):
         self.config, self.out, self.progress = config, Path(out), progress
         self.distributed = distributed or Distributed()
         torch.manual_seed(config.seed)
-        self.train_set, self.test_set = _datasets(config)
+        self.train_set, self.test_set = datasets(config)
         split = self.split = self.train_set.split
         self.model = build_model(config, split.num_classes).to(self.distributed.device)
         self.bank = build_bank(config, split.num_classes)
@@ -177,6 +119,7 @@ class Trainer:
             "weight_average": self.weight_average.state_dict() if self.weight_average is not None else {},
             "torch_rng": torch.get_rng_state(),
             "wall_seconds": self.wall_seconds(),
+            "precision_ran": self.model.config.precision,
         }
 
     def wall_seconds(self) -> float:
@@ -193,6 +136,14 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         self.seconds_before = float(state.get("wall_seconds", 0.0))
+        ran = state.get("precision_ran", self.model.config.precision)
+        if ran != self.model.config.precision:  # a run computes in one precision from its first step to its last
+            warnings.warn(
+                f"{self.out} computed in {ran} up to step {self.step}, and precision {self.config.precision!r} "
+                f"resolves to {self.model.config.precision} here: it goes on in {ran}"
+            )
+            for model in (self.model, self.scored_model()):
+                model.config = dataclasses.replace(model.config, precision=ran)
         if self.stage_switch is not None and self.step >= self.stage_switch:
             self.train_set.pseudo_labels = np.load(self.out / "pseudo_labels.npy")
 
@@ -282,7 +233,7 @@ class Trainer:
                     if writer is None:
                         new = not log_path.exists()
                         writer_file = open(log_path, "a", newline="")
-                        writer = csv.DictWriter(writer_file, fieldnames=LOG_FIELDS)  # an unlogged term raises
+                        writer = csv.DictWriter(writer_file, fieldnames=log_fields())  # an unlogged term raises
                         if new:
                             writer.writeheader()
                     writer.writerow(logged)
@@ -360,44 +311,6 @@ def _train_and_score(config, out, distributed, progress, stop_after, time_budget
     if distributed.is_main:
         write_json_atomic(out / "metrics.json", metrics)
     return metrics
-
-
-def _flag_value(text: str, convert, valid, what: str):
-    """``text`` converted by ``convert`` and accepted by ``valid``, else argparse's one-line error saying ``what``."""
-    try:
-        value = convert(text)
-    except ValueError:
-        value = None
-    if value is None or not valid(value):
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    """``--time-budget``, ``--checkpoint-every``: a finite, positive number of seconds."""
-    return _flag_value(text, float, lambda v: math.isfinite(v) and v > 0, "a finite, positive number of seconds")
-
-
-def positive_whole(text: str) -> int:
-    """``--threads``, ``--workers``: a whole number >= 1."""
-    return _flag_value(text, int, lambda v: v >= 1, "a whole number of at least 1")
-
-
-def refuse_repeats(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
-    """A table's seeds, rows and datasets are sets: a value given twice would count one run twice in its mean and
-    in Welch's test, so ``parser`` stops with one line naming the flag."""
-    for name in names:
-        values = getattr(args, name) or []
-        repeated = sorted({str(v) for v in values if values.count(v) > 1})
-        if repeated:
-            parser.error(f"--{name.replace('_', '-')} repeats {', '.join(repeated)}: give each value once")
-
-
-def output_folder(text: str) -> Path:
-    """``--out``: refused when empty (an unset shell variable would train into the current folder)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty: name a folder for the run, e.g. --out runs/ours_s0")
-    return Path(text)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,8 @@ the properties that make a click ambiguous on photographs:
 - clicks where annotators put them, at the deepest pixel of a mask (``centre``), not anywhere on it;
 - an outline band in a stuff look around each thing (``rim_looks``): a centre click never lands on it; with halos,
   on every other class the band belongs to the stuff, so the click does not say where the thing ends;
-- the probe trained four times longer (is the ratio a probe too short to learn either?).
+- the probe trained four times longer (is the ratio a probe too short to learn either?);
+- fewer training images (400, 150 of 2,000): fewer clicks per novel class, as on a rare class of a photograph set.
 
 Uniform clicks are an unbiased sample of a mask's pixels under the probe's class-balanced loss, so only what a
 click cannot sample (the centre rule) or too few samples can pull the ratio down.
@@ -44,7 +45,7 @@ import torch
 
 from pwslib.data.toy import PRESETS, ThingClass, ToyPreset, _stuff
 from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
-from pwslib.train import positive_whole
+from pwslib.command_line import positive_whole
 from studies.datacard import CLICK_BAND, click_probe
 
 ROOT = CHECKOUT
@@ -151,6 +152,8 @@ def variants() -> dict[str, Variant]:
         "candidate, outline bands, every other class's a halo of stuff, clicks at the centre": Variant(haloed, "centre"),
         "toy-stuff (reference), probe trained 4x longer": Variant(PRESETS["toy-stuff"], steps=4000),
         "candidate, probe trained 4x longer": Variant(CANDIDATE, steps=4000),
+        "candidate, 400 training images": Variant(dataclasses.replace(CANDIDATE, num_train=400)),
+        "candidate, 150 training images": Variant(dataclasses.replace(CANDIDATE, num_train=150)),
     }
 
 

@@ -40,14 +40,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pwslib.config import TrainConfig, config_for, parse_overrides
-from pwslib.data.toy import GENERATOR_VERSION, PRESETS
+from pwslib.command_line import parse_overrides
+from pwslib.config import TrainConfig, config_for
+from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.metrics import evaluate_model
 from pwslib.experiments.report import markdown_table
 from pwslib.experiments.schedules import PRESET_SPLITS
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import CHECKPOINT, load_checkpoint
-from pwslib.train import Trainer, positive_whole, refuse_repeats
+from pwslib.command_line import positive_whole, refuse_repeats
+from pwslib.train import Trainer
 from pwslib.viz.figures import convergence_figure
 
 ROOT = CHECKOUT

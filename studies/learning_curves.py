@@ -8,7 +8,7 @@ Every table compares methods at one budget. A method that learns faster from cli
 still end level (on toy-stuff split 1, ``ours`` led ``point_naive`` at 5,000 iterations and not at the plateau), so
 this study follows ``point_naive``, ``ours`` and ``full_supervision`` from the start to a flat curve, on a
 **reporting split** of each toy preset (its novel classes disjoint from the development split's:
-``ToyPreset.reporting_splits``), seeds 0, 1, 2, scored every ``--every`` iterations on the test images
+``ToyPreset.reporting_splits``), seeds 0, 1, 2, scored every ``--every`` iterations (1,000: a sixteenth of a curve) on the test images
 (``studies.convergence.curve_run``, resumable from checkpoints). The learning-rate schedule is stretched over
 ``--iterations``; the **budget** is read from separate runs trained at the main job's schedule (5,000 iterations),
 so a budget number is what the main job delivers, not a point of a longer schedule.
@@ -28,17 +28,17 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-from pwslib.config import config_for, parse_overrides
+from pwslib.command_line import parse_overrides
+from pwslib.config import config_for
 from pwslib.data.toy import PRESETS
 from pwslib.experiments.grid import run_cached
 from pwslib.experiments.report import differs, markdown_table, mean_std, welch_p
 from pwslib.io import CHECKOUT, DataError, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import run_folder
-from pwslib.train import positive_whole, refuse_repeats
+from pwslib.command_line import positive_whole, refuse_repeats
 from studies.convergence import FLAT_GAIN, curve_run, plateau, source_of
 
 ROOT = CHECKOUT
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--iterations", type=int, default=ITERATIONS, help="the length of every curve")
-    parser.add_argument("--every", type=int, default=500, help="iterations between two evaluations")
+    parser.add_argument("--every", type=positive_whole, default=1000, help="iterations between two evaluations")
     parser.add_argument("--test-images", type=int, default=500, help="the first N test images (500: all)")
     parser.add_argument("--no-budget", action="store_true", help="train the curves only, not the budget runs")
     parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "learning_curves")

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from pwslib.config import TrainConfig, config_for, native_bfloat16
+from pwslib.config import TrainConfig, config_for
+from pwslib.distributed import native_bfloat16
 from pwslib.experiments.grid import run_grid, train_all
 from pwslib.experiments.report import differs, markdown_table, mean_std, summarise, welch_p
 from pwslib.experiments.schedules import Schedule
 from pwslib.pretraining import PretrainingRecipe, pretraining_report
 from pwslib.runs import run_folder
-from pwslib.train import positive_whole, refuse_repeats
+from pwslib.command_line import positive_whole, refuse_repeats
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_text_atomic
 
 ROOT = CHECKOUT

@@ -1,59 +1,9 @@
 import pytest
 import torch
 
-import pwslib.config as config_module
-from pwslib.config import TrainConfig, config_for, resolve_precision
+from pwslib.config import TrainConfig, config_for
 from pwslib.io import DataError
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer
-
-
-def test_auto_precision_falls_back_to_float32_without_native_bfloat16(monkeypatch):
-    monkeypatch.setattr(config_module, "native_bfloat16", lambda: False)
-    assert resolve_precision("auto") == "float32"
-    with pytest.warns(UserWarning, match="no native bfloat16"):
-        assert resolve_precision("bfloat16") == "bfloat16"  # asked for: emulated, with a warning
-    assert resolve_precision("float32") == "float32"
-
-
-def test_auto_precision_uses_bfloat16_where_native(monkeypatch):
-    monkeypatch.setattr(config_module, "native_bfloat16", lambda: True)
-    assert resolve_precision("auto") == "bfloat16"
-    assert resolve_precision("float32") == "float32"
-
-
-def test_the_run_key_holds_the_precision_asked_for_not_the_machines(monkeypatch):
-    keys = {}
-    for native in (False, True):
-        monkeypatch.setattr(config_module, "native_bfloat16", lambda: native)
-        config = config_for("ours")
-        assert config.precision == "auto"
-        keys[native] = config.key()
-    assert keys[False] == keys[True]
-    assert config_for("ours", precision="float32").key() != config_for("ours", precision="bfloat16").key()
-    assert config_for("ours", precision="float32").key() != config_for("ours").key()
-    with pytest.raises(DataError, match="unknown precision"):
-        config_for("ours", precision="half")
-
-
-def test_the_model_computes_in_the_precision_resolved_on_this_machine(monkeypatch):
-    from pwslib.train import build_model
-
-    monkeypatch.setattr(config_module, "native_bfloat16", lambda: False)
-    config = config_for("ours", embedding_dim=16, backbone_widths=(8, 16, 16, 16), pretrained_backbone=False)
-    assert build_model(config, 4).config.precision == "float32"
-    monkeypatch.setattr(config_module, "native_bfloat16", lambda: True)
-    assert build_model(config, 4).config.precision == "bfloat16"
-
-
-def test_native_bfloat16_reads_the_cpu_flags_and_the_instruction_set_torch_may_use(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
-    monkeypatch.setattr(config_module, "cpu_flags", lambda: {"avx2", "fma"})
-    assert not config_module.native_bfloat16()
-    monkeypatch.setattr(config_module, "cpu_flags", lambda: {"avx2", "amx_bf16"})
-    assert config_module.native_bfloat16()
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # ATEN_CPU_CAPABILITY=avx2
-    assert not config_module.native_bfloat16()
 
 
 def test_a_bfloat16_model_returns_float32_outputs_close_to_float32():

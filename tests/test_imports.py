@@ -111,7 +111,7 @@ def test_the_cycle_finder_finds_a_cycle():
 LAYERS = {
     "foundations": ("pwslib", "io", "schedule", "config", "distributed", "data", "model"),
     "method": ("method", "pretraining", "metrics"),  # method/: targets, matching, losses, memory_bank, pseudo_labels
-    "runs": ("runs", "train", "evaluate"),
+    "runs": ("command_line", "runs", "assembly", "train", "evaluate"),
     "figures": ("viz",),  # the package: figures, explorer
     "experiments": ("experiments",),  # the package: tables, schedules, grid, report, analysis, notebook, cli
     "commands": ("reproduce",),

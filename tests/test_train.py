@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pwslib.config import config_for, resolve_precision
+from pwslib.config import config_for
+from pwslib.distributed import resolve_precision
 from pwslib.io import DataError
 from pwslib.runs import CHECKPOINT, load_checkpoint
 from pwslib.train import Trainer, run
@@ -71,10 +73,10 @@ def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, toy_
 
 
 def test_a_bfloat16_run_resumes_bit_identically(tmp_path, toy_root, monkeypatch):
-    import pwslib.config
+    import pwslib.distributed
 
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
-    monkeypatch.setattr(pwslib.config, "native_bfloat16", lambda: True)  # emulated on CPUs without it: slow, exact
+    monkeypatch.setattr(pwslib.distributed, "native_bfloat16", lambda: True)  # emulated on CPUs without it: slow, exact
     config = tiny_config(precision="bfloat16", iterations=4)
     assert config.precision == "bfloat16"
     straight = run(config, tmp_path / "straight", progress=False)
@@ -87,9 +89,27 @@ def test_a_bfloat16_run_resumes_bit_identically(tmp_path, toy_root, monkeypatch)
     assert straight["total_miou"] == resumed["total_miou"]
 
 
+def test_a_resumed_run_goes_on_in_the_precision_it_started_in(tmp_path, toy_root, monkeypatch):
+    """``auto`` resolves per machine: a run begun where it gave bfloat16 and resumed where it gives float32 keeps
+    bfloat16 to its last step (with a warning) rather than mixing the two."""
+    import pwslib.assembly
+    import pwslib.distributed
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    monkeypatch.setattr(pwslib.distributed, "native_bfloat16", lambda: True)
+    config = tiny_config(iterations=4)
+    assert config.precision == "auto"
+    monkeypatch.setattr(pwslib.assembly, "resolve_precision", lambda requested: "bfloat16")  # the first machine
+    assert run(config, tmp_path / "run", progress=False, stop_after=2) is None
+    monkeypatch.setattr(pwslib.assembly, "resolve_precision", lambda requested: "float32")  # the second one
+    with pytest.warns(UserWarning, match="computed in bfloat16 up to step 2"):
+        metrics = run(config, tmp_path / "run", resume=True, progress=False)
+    assert metrics["precision_ran"] == "bfloat16"
+
+
 def test_the_pretrained_backbone_is_loaded_into_a_run(tmp_path, toy_root, monkeypatch):
     from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
-    from pwslib.train import build_model
+    from pwslib.assembly import build_model
 
     monkeypatch.setenv("PWSLIB_DATA", str(tmp_path))
     config = tiny_config(pretrained_backbone=True, pretraining_steps=2)
@@ -358,7 +378,7 @@ def test_bad_flags_stop_in_one_line_before_anything_is_written(tmp_path, monkeyp
 def test_a_model_with_non_finite_weights_is_never_scored(toy_root):
     from pwslib.data import build_dataset
     from pwslib.metrics import evaluate_model
-    from pwslib.train import build_model
+    from pwslib.assembly import build_model
 
     test = build_dataset("toy-stuff", "test", root=toy_root, **TINY)
     model = build_model(tiny_config(), test.split.num_classes)
@@ -411,3 +431,30 @@ def test_the_weight_average_is_scored_resumed_and_reloaded(tmp_path, toy_root, m
     loaded = load_model(tmp_path / "straight")
     assert all(torch.equal(loaded.model.state_dict()[name], value) for name, value in average.items())
     assert evaluate_model(loaded.model, loaded.test_set, loaded.split)["total_miou"] == straight["total_miou"]
+
+
+def test_the_loss_term_recipe_end_to_end(tmp_path, toy_root, monkeypatch):
+    """docs/architecture.md's loss-term recipe followed once: a weight field (key-neutral at 0), a function of the
+    matched step, a row of ``losses.LOSS_TERMS``; the run logs the term and its total is Σ weight × term."""
+    import pwslib.config
+    import pwslib.method.losses as losses_module
+
+    with_dummy = dataclasses.make_dataclass(
+        "TrainConfig", [("dummy_weight", float, 0.0)], bases=(pwslib.config.TrainConfig,), frozen=True
+    )
+    monkeypatch.setitem(pwslib.config.KEY_NEUTRAL, "dummy_weight", 0.0)
+    dummy = losses_module.LossTerm(
+        "dummy", "dummy_weight", "every query", "mean squared class logit", lambda step: step.outputs["class_logits"].pow(2).mean()
+    )
+    monkeypatch.setattr(losses_module, "LOSS_TERMS", losses_module.LOSS_TERMS + (dummy,))
+    base = tiny_config(iterations=2)
+    assert with_dummy(**base.to_dict()).key() == base.key()  # key-neutral at its off value: cached runs keep their keys
+    config = with_dummy(**{**base.to_dict(), "dummy_weight": 0.5})
+    assert config.key() != base.key()
+    run(config, tmp_path / "run", progress=False)
+    with open(tmp_path / "run" / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and all(float(row["dummy"]) > 0 for row in rows)
+    for row in rows:
+        weighted = sum(getattr(config, t.weight_field) * float(row[t.name]) for t in losses_module.LOSS_TERMS if row[t.name])
+        assert float(row["loss"]) == pytest.approx(weighted, rel=1e-4)

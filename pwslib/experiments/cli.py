@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from pwslib.config import TrainConfig, parse_overrides
+from pwslib.command_line import parse_overrides
+from pwslib.config import TrainConfig
 from pwslib.data.summaries import UNSEPARATED_SHARE, unseparated_classes
 from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.experiments.analysis import class_iou, compare_to_ours
@@ -24,7 +25,7 @@ from pwslib.experiments.tables import (
     select_rows,
 )
 from pwslib.io import DataError, check_writable
-from pwslib.train import positive_whole, refuse_repeats
+from pwslib.command_line import positive_whole, refuse_repeats
 from pwslib.viz.figures import annotation_budget_figure, table_chart
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from pwslib.config import CHOICES, COST_TERMS, TrainConfig
+from pwslib.config import CHOICES, TrainConfig
 from pwslib.method.targets import Targets
 
 
@@ -33,8 +33,34 @@ POINT_COSTS = CHOICES["point_cost"]
 
 
 @dataclass(frozen=True)
+class CostTerm:
+    """One term of the assignment cost: its name (a key of ``matching.cost_terms``), the config field that
+    weighs it (0 switches it off), the targets it prices (``all``; ``mask``: a target with a full mask;
+    ``clicks``: a novel class known by its points), its symbol and its equation (``matching.py`` computes it)."""
+
+    name: str
+    weight_field: str
+    prices: str
+    symbol: str
+    equation: str
+
+
+# The one list of cost terms: ``matching.CostWeights`` holds one weight per term, ``matching.cost_terms`` computes
+# each, ``matching.matching_cost`` sums them by ``prices``, the explorer shows the click terms;
+# ``tests/test_matching.py`` fails when a ``*_cost`` weight field or a computed term is missing here.
+COST_TERMS: tuple[CostTerm, ...] = (
+    CostTerm("classification", "classification_cost", "all", "class", "−p_i(c)"),
+    CostTerm("focal", "focal_cost", "mask", "Focal", "Focal(m_i, Y_c)"),
+    CostTerm("dice", "dice_cost", "mask", "Dice", "Dice(m_i, Y_c)"),
+    CostTerm("inclusion", "inclusion_cost", "clicks", "J_in", "how far m_i(x) is from 1 at c's positive clicks"),
+    CostTerm("exclusion", "exclusion_cost", "clicks", "J_ex", "how far m_i(x) is from 0 at c's negative clicks"),
+    CostTerm("consistency", "consistency_cost", "clicks", "J_con", "Dice(m_i, S_c·R), S_c detached"),
+)
+
+
+@dataclass(frozen=True)
 class CostWeights:
-    """The weight of each term of ``config.COST_TERMS``, by its name; every default is ``TrainConfig``'s."""
+    """The weight of each term of ``COST_TERMS``, by its name; every default is ``TrainConfig``'s."""
 
     classification: float = TrainConfig.classification_cost
     focal: float = TrainConfig.focal_cost
@@ -100,7 +126,7 @@ def cost_terms(
     weights: CostWeights,
     point_terms: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """The weighted terms of the assignment cost, each (B, N, T), by their names in ``config.COST_TERMS``:
+    """The weighted terms of the assignment cost, each (B, N, T), by their names in ``COST_TERMS``:
     ``classification`` (−w·p_i(c)), ``focal`` and ``dice`` against a full mask, and the novel terms
     ``inclusion`` (J_in), ``exclusion`` (J_ex), ``consistency`` (J_con; zero without keypoint class masks).
     ``point_terms=False`` zeroes the novel terms."""
@@ -160,3 +186,32 @@ def hungarian_match(cost: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tens
         empty = torch.zeros(0, dtype=torch.int64)
         return empty, empty, empty
     return tuple(torch.from_numpy(np.concatenate(part)).long() for part in (batch_index, query_index, target_index))
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """The label assignment of a step: the weighted cost terms, their sum per target kind, then Hungarian
+    matching per image. ``point_terms`` off (``novel_matching="class_only"``) leaves the click terms out."""
+
+    weights: CostWeights = CostWeights()
+    point_terms: bool = True
+
+    @classmethod
+    def of_config(cls, config: TrainConfig) -> "Matcher":
+        return cls(CostWeights.of_config(config), point_terms=config.novel_matching == "points")
+
+    def __call__(
+        self,
+        class_logits: torch.Tensor,
+        mask_logits: torch.Tensor,
+        point_logits: torch.Tensor,
+        targets: Targets,
+        keypoint_class_masks: torch.Tensor | None,
+        valid: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(batch index, query index, target index) of the matched pairs, each (M,), among the ``valid`` (B, T)
+        targets; the arguments as ``cost_terms`` takes them."""
+        terms = cost_terms(
+            class_logits, mask_logits, point_logits, targets, keypoint_class_masks, self.weights, self.point_terms
+        )
+        return hungarian_match(matching_cost(terms, targets.is_novel), valid)

@@ -57,7 +57,7 @@ class ModelConfig:
     keypoint_embedding_head: bool = TrainConfig.keypoint_embedding_head  # phi on (MLP) or off (identity): Table 3
     mask_pooled_classification: bool = TrainConfig.mask_pooled_classification  # class head reads E under the mask
     pixel_classifier: bool = TrainConfig.pixel_classifier  # an auxiliary per-pixel classifier on E (training only)
-    precision: str = "float32"  # float32 | bfloat16, resolved from TrainConfig's (config.resolve_precision)
+    precision: str = "float32"  # float32 | bfloat16, resolved from TrainConfig's (distributed.resolve_precision)
 
 
 class PointWeakShotMaskFormer(nn.Module):

@@ -22,8 +22,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from pwslib.config import COST_TERMS
-from pwslib.method.matching import CostWeights, cost_terms, matching_cost, sample_at_points
+from pwslib.method.matching import COST_TERMS, CostWeights, cost_terms, matching_cost, sample_at_points
 from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.data.splits import IGNORE_INDEX

@@ -1,9 +1,22 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from pwslib.config import config_for
-from pwslib.method.losses import WeakShotCriterion, dice_loss, point_loss, probability_bce, sigmoid_focal_loss
+from pwslib.config import TrainConfig, config_for
+from pwslib.method.losses import (
+    INNER_WEIGHTS,
+    LOSS_TERMS,
+    LossTerm,
+    WeakShotCriterion,
+    dice_loss,
+    point_loss,
+    probability_bce,
+    sigmoid_focal_loss,
+)
+from pwslib.method.memory_bank import MemoryBank
+from pwslib.runs import log_fields
 
 
 def test_focal_loss_known_value_and_reduction_to_bce():
@@ -134,23 +147,46 @@ def test_pixel_classification_uses_the_known_labels_only():
     assert outputs["pixel_logits"].grad.abs().sum(1)[novel_cells].sum() == 0
 
 
-def test_every_loss_term_is_registered_weighed_logged_and_computed():
-    import dataclasses
+def unregistered_weight_fields(config_class) -> set[str]:
+    """``*_weight`` fields of ``config_class`` that weigh no term of ``LOSS_TERMS`` (nor a term's inside)."""
+    weight_fields = {f.name for f in dataclasses.fields(config_class) if f.name.endswith("_weight")}
+    return weight_fields - set(INNER_WEIGHTS) - {term.weight_field for term in LOSS_TERMS}
 
-    from pwslib.config import INNER_WEIGHTS, LOSS_TERMS, TrainConfig
-    from pwslib.runs import LOG_FIELDS
 
-    weight_fields = {f.name for f in dataclasses.fields(TrainConfig) if f.name.endswith("_weight")}
-    assert weight_fields - set(INNER_WEIGHTS) == {term.weight_field for term in LOSS_TERMS}
-    assert {term.name for term in LOSS_TERMS} <= set(LOG_FIELDS)
-    computed = set()
-    for method in ("ours", "image_weakshot", "point_naive", "full_supervision"):
-        switched_on = {term.weight_field: 1.0 for term in LOSS_TERMS}
-        config = config_for(method, embedding_dim=16, **switched_on)
-        criterion = WeakShotCriterion(config, 3, [2], torch.eye(3), None)
-        points = torch.tensor([[[24, 8, 2], [5, 20, 0]], [[-1, -1, -1], [-1, -1, -1]]])
-        outputs = {**_outputs(), "pixel_logits": torch.randn(2, 3, 8, 8, requires_grad=True)}
-        _, logged = criterion(outputs, _batch(points))
-        computed |= set(logged) - {"matched", "unmatched_targets"}
-    assert computed - {"contrastive"} <= {term.name for term in LOSS_TERMS}
-    assert {term.name for term in LOSS_TERMS} - {"contrastive"} <= computed  # L_ctl needs a memory bank
+def test_every_weight_field_weighs_a_term_of_the_table_and_every_term_is_logged():
+    assert unregistered_weight_fields(TrainConfig) == set()
+    assert {term.name for term in LOSS_TERMS} <= set(log_fields())
+    assert not [term.name for term in LOSS_TERMS if getattr(TrainConfig, term.weight_field) is None]
+
+
+@pytest.mark.parametrize("method", ["ours", "image_weakshot", "point_naive", "full_supervision"])
+def test_the_total_is_the_weighted_sum_of_every_term_l_ctl_included(method):
+    weights = {term.weight_field: 0.5 + k / 4 for k, term in enumerate(LOSS_TERMS)}  # every term on, each its own weight
+    config = config_for(method, embedding_dim=16, **weights)
+    bank = MemoryBank(3, 16, "ema", momentum=0.5)
+    criterion = WeakShotCriterion(config, 3, [2], torch.eye(3), bank)
+    points = torch.tensor([[[24, 8, 2], [5, 20, 0]], [[24, 8, 2], [-1, -1, -1]]])
+    outputs = {**_outputs(), "pixel_logits": torch.randn(2, 3, 8, 8, requires_grad=True)}
+    bank.update(torch.randn(3, 16, generator=torch.Generator().manual_seed(1)), torch.arange(3), torch.ones(3))
+    total, logged = criterion(outputs, _batch(points))
+    terms = {name: value for name, value in logged.items() if name not in ("matched", "unmatched_targets")}
+    assert terms, "no term computed"
+    expected = sum(getattr(config, term.weight_field) * terms[term.name] for term in LOSS_TERMS if term.name in terms)
+    assert float(total) == pytest.approx(expected, rel=1e-5)
+    every_term = {term.name for term in LOSS_TERMS}
+    if method == "ours":  # the keypoint branch, novel proposals and the bank: every term but image_weakshot's
+        assert set(terms) == every_term and terms["contrastive"] != 0.0
+
+
+def test_a_term_added_to_the_table_is_computed_weighed_and_summed():
+    dummy = LossTerm("dummy", "focal_weight", "every query", "mean class logit", lambda step: step.outputs["class_logits"].mean())
+    points = torch.tensor([[[24, 8, 2]], [[24, 8, 2]]])
+    criterion = WeakShotCriterion(config_for("ours", embedding_dim=16), 3, [2], torch.eye(3))
+    total, logged = criterion(_outputs(keypoints=3), _batch(points))
+    with_dummy = WeakShotCriterion(
+        config_for("ours", embedding_dim=16), 3, [2], torch.eye(3), terms=criterion.terms + ((dummy, 2.0),)
+    )
+    total_with, logged_with = with_dummy(_outputs(keypoints=3), _batch(points))
+    assert logged_with["dummy"] == pytest.approx(float(_outputs()["class_logits"].mean()))
+    assert float(total_with) == pytest.approx(float(total) + 2.0 * logged_with["dummy"], rel=1e-5)
+    assert "dummy" not in logged

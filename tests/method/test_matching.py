@@ -178,7 +178,8 @@ def test_consistency_cost_follows_the_keypoint_mask_inside_the_ignore_region():
 def test_every_cost_term_is_registered_weighed_computed_and_summed():
     import dataclasses
 
-    from pwslib.config import COST_TERMS, TrainConfig, config_for
+    from pwslib.config import TrainConfig, config_for
+    from pwslib.method.matching import COST_TERMS
 
     names = {term.name for term in COST_TERMS}
     weight_fields = {f.name for f in dataclasses.fields(TrainConfig) if f.name.endswith("_cost") and f.type == "float"}

@@ -5,7 +5,7 @@ from pwslib.config import config_for
 from pwslib.model.backbone import ResNet50, SmallResNet
 from pwslib.model.keypoint_head import KeypointHead, class_union, sample_embeddings
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer, predict, semantic_scores
-from pwslib.train import build_model
+from pwslib.assembly import build_model
 
 
 def test_forward_shapes():

@@ -2,7 +2,6 @@ import dataclasses
 import json
 
 import numpy as np
-import pytest
 
 from pwslib.data.toy import PRESETS, generate_subset, render_scene, shape_mask
 from studies import click_ambiguity
