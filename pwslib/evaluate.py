@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> None:
         scores = evaluate_model(loaded.model, loaded.test_set, loaded.split)
     except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
+    if not (args.run / "metrics.json").exists():
+        print(
+            f"note: {args.run} has not finished training (no metrics.json): these are the scores of its checkpoint at "
+            f"step {loaded.step} of {loaded.config.iterations}, not the run's result"
+        )
     print(format_scores(scores))  # first, so a failed write loses nothing
     out = args.run / ("evaluation.json" if args.subset == "test" else VALIDATION_RECORD)
     try:

@@ -32,7 +32,7 @@ LOCK = ".lock"  # present while a process trains into the folder
 
 def check_run_folder(out: Path, resume: bool) -> None:
     """Refuse to train into ``out`` where that would overwrite work: any run file without ``resume``, or a finished
-    run whose checkpoint is gone (resuming it would train it again from scratch over its metrics)."""
+    run (read-only: resuming it would rewrite its metrics and their provenance)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file, not a folder; choose a folder for the run")
@@ -41,10 +41,10 @@ def check_run_folder(out: Path, resume: bool) -> None:
         raise DataError(
             f"{out} already holds a run ({', '.join(held)}); pass --resume to continue it, or choose another --out"
         )
-    if resume and (out / METRICS).exists() and not (out / CHECKPOINT).exists():
+    if resume and (out / METRICS).exists():
         raise DataError(
-            f"the run in {out} has finished ({METRICS}) and its checkpoint is gone, so it cannot be continued; "
-            f"its results are kept: train a new run with another --out"
+            f"the run in {out} has finished ({METRICS}): a finished run is read-only, so nothing was changed; "
+            f"score it again with python -m pwslib.evaluate {out}, or train a new run with another --out"
         )
 
 

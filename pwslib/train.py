@@ -120,6 +120,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "wall_seconds": self.wall_seconds(),
             "precision_ran": self.model.config.precision,
+            "threads": torch.get_num_threads(),  # the sums of a step depend on it: a resume reuses it
         }
 
     def wall_seconds(self) -> float:
@@ -287,14 +288,24 @@ def run(
     with run_lock(out) if distributed.is_main else contextlib.nullcontext():  # rank 0 speaks for the folder
         if distributed.is_main:
             check_run_folder(out, resume)
-        return _train_and_score(config, out, distributed, progress, stop_after, time_budget, checkpoint_every)
+        return _train_and_score(config, out, distributed, progress, stop_after, time_budget, checkpoint_every, threads)
 
 
-def _train_and_score(config, out, distributed, progress, stop_after, time_budget, checkpoint_every) -> dict | None:
+def _train_and_score(config, out, distributed, progress, stop_after, time_budget, checkpoint_every, threads) -> dict | None:
     trainer = Trainer(config, out, distributed, progress)
     checkpoint = out / CHECKPOINT
     if checkpoint.exists():
-        trainer.restore(load_checkpoint(checkpoint, config))
+        state = load_checkpoint(checkpoint, config)
+        recorded = state.get("threads")
+        if recorded and recorded != torch.get_num_threads():
+            if threads is None:  # a resume is the run: the thread count it trained with, unless told otherwise
+                torch.set_num_threads(recorded)
+            else:
+                warnings.warn(
+                    f"{out} trained on {recorded} threads and goes on with {threads}: from step {state['step']} on "
+                    f"its losses differ from an uninterrupted run's (drop --threads to keep {recorded})"
+                )
+        trainer.restore(state)
     if distributed.is_main:
         write_json_atomic(out / "config.json", config.to_dict())
     finished = trainer.fit(stop_after, time_budget, checkpoint_every)
@@ -348,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         if args.resume:
             config = TrainConfig.from_saved(json.loads((args.out / "config.json").read_text()))
-            conflicts = {k: v for k, v in overrides.items() if config.to_dict().get(k) != v}
+            saved_values = json.loads(json.dumps(config.to_dict()))  # JSON types: a list and a tuple compare equal
+            conflicts = {k: v for k, v in overrides.items() if saved_values.get(k) != json.loads(json.dumps(v))}
             if conflicts:
                 saved = ", ".join(f"{k}={config.to_dict().get(k)!r}" for k in conflicts)
                 raise DataError(

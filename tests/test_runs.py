@@ -125,3 +125,51 @@ def test_a_checkpoint_with_flipped_bytes_inside_a_tensor_is_refused(tmp_path, to
     path.write_bytes(path.read_bytes().split(b"\n", 1)[1])  # a bare torch.save file: no checksum
     with pytest.raises(DataError, match="carries no checksum"):
         load_checkpoint(path, config)
+
+
+def test_a_finished_run_is_read_only_and_evaluate_says_when_a_run_is_unfinished(tmp_path, toy_root, monkeypatch, capsys):
+    from pwslib.evaluate import main as evaluate_main
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    folder = tmp_path / "run"
+    run(tiny_config(iterations=2), folder, progress=False)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with pytest.raises(SystemExit, match="a finished run is read-only, so nothing was changed"):
+        main(["--out", str(folder), "--resume"])
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before  # provenance kept
+    unfinished = tmp_path / "unfinished"
+    assert run(tiny_config(iterations=4), unfinished, progress=False, stop_after=2) is None
+    evaluate_main([str(unfinished)])
+    printed = capsys.readouterr().out
+    assert "has not finished training" in printed and "at step 2 of 4" in printed
+    evaluate_main([str(folder)])
+    assert "has not finished" not in capsys.readouterr().out
+
+
+def test_a_resume_keeps_the_thread_count_the_run_trained_with(tmp_path, toy_root, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    threads = torch.get_num_threads()
+    try:
+        config = tiny_config(iterations=4)
+        assert run(config, tmp_path / "run", progress=False, stop_after=2, threads=1) is None
+        assert load_checkpoint(tmp_path / "run" / CHECKPOINT, config)["threads"] == 1
+        torch.set_num_threads(2)
+        seen = []
+        monkeypatch.setattr("pwslib.train.Trainer.fit", lambda self, *a: seen.append(torch.get_num_threads()) or False)
+        run(config, tmp_path / "run", resume=True, progress=False)  # no --threads: the run's own
+        assert seen == [1]
+        with pytest.warns(UserWarning, match="trained on 1 threads and goes on with 2"):
+            run(config, tmp_path / "run", resume=True, progress=False, threads=2)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_resume_compares_values_as_json_so_an_equal_list_is_no_conflict(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    folder = tmp_path / "run"
+    assert run(tiny_config(iterations=3), folder, progress=False, stop_after=1) is None
+    widths = json.dumps(list(tiny_config().backbone_widths)).replace(" ", "")
+    main(["--out", str(folder), "--resume", "--set", f"backbone_widths={widths}"])
+    assert (folder / "metrics.json").exists()
