@@ -71,8 +71,9 @@ def run_lock(out: Path) -> Iterator[None]:
     same folder stops with a line naming the first (the file records its pid, host and start). The kernel releases
     the lock when its holder dies, however it dies (a signal, out of memory), so a lock file left behind holds no
     lock: it is taken over with a line saying so, and the folder's checks (``check_run_folder``) still decide
-    whether the run may continue."""
+    whether the run may continue. A folder it made stays only if the run wrote something into it."""
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK
     while True:
@@ -103,6 +104,8 @@ def run_lock(out: Path) -> Iterator[None]:
     finally:
         path.unlink(missing_ok=True)
         os.close(descriptor)
+        if created and not any(out.iterdir()):  # a run refused before its first file leaves nothing behind
+            out.rmdir()
 
 
 def run_folder(runs_root: Path, config: TrainConfig) -> Path:

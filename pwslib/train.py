@@ -35,8 +35,8 @@ from pwslib.config import METHODS, TrainConfig, config_for
 from pwslib.data import DATASETS, collate, training_cooccurrence
 from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, setup_distributed
 from pwslib.metrics import check_finite_parameters, evaluate_model, format_scores
-from pwslib.io import DataError, provenance, save_array_atomic, save_checkpoint, write_json_atomic
-from pwslib.method.losses import WeakShotCriterion
+from pwslib.io import DataError, default_data_root, provenance, save_array_atomic, save_checkpoint, write_json_atomic
+from pwslib.method.losses import WeakShotCriterion, weighted_terms
 from pwslib.model.maskformer import PointWeakShotMaskFormer
 from pwslib.method.pseudo_labels import pseudo_labels
 from pwslib.schedule import learning_rate_at
@@ -83,6 +83,11 @@ class Trainer:
         self.distributed = distributed or Distributed()
         torch.manual_seed(config.seed)
         self.train_set, self.test_set = datasets(config)
+        if config.batch_size > len(self.train_set):  # checked before any memory is taken for a batch
+            raise DataError(
+                f"--batch-size {config.batch_size} is larger than the {len(self.train_set)} training images of "
+                f"{config.dataset}: choose at most {len(self.train_set)}"
+            )
         split = self.split = self.train_set.split
         self.model = build_model(config, split.num_classes).to(self.distributed.device)
         self.bank = build_bank(config, split.num_classes)
@@ -158,6 +163,26 @@ class Trainer:
             return "pseudo_masks"
         return self.config.novel_supervision
 
+    def non_finite_message(self, loss: torch.Tensor, logged: dict, indices) -> str:
+        """What a non-finite loss says: the terms that are not finite (or whose weighted sum overflowed), with their
+        weights, and what can be done: there is a checkpoint to resume from only if one was written."""
+        weights = {term.name: weight for term, weight in weighted_terms(self.config)}
+        broken = [f"{name} = {value} (weight {weights[name]})" for name, value in logged.items() if name in weights and not np.isfinite(value)]
+        cause = (
+            "non-finite terms: " + ", ".join(broken)
+            if broken
+            else "every term is finite, their weighted sum is not: "
+            + ", ".join(f"{name} = {value:.4g} x {weights[name]:.4g}" for name, value in logged.items() if name in weights)
+        )
+        checkpoint = self.out / CHECKPOINT
+        advice = (
+            f"the checkpoint in {self.out} (step {int(self.step)} or earlier) is intact, but a resumed run keeps its config: "
+            "train a new run with --out elsewhere and a lower learning rate or weight"
+            if checkpoint.exists()
+            else "no checkpoint was written yet: train a new run with a lower learning rate or weight"
+        )
+        return f"the loss is {float(loss.detach())} at step {self.step} (training images {list(indices)}); {cause}; stopped before the update; {advice}"
+
     def training_step(self) -> dict:
         """One step: load the batch, forward, criterion (targets, matching, losses), backward, optimiser; the wall
         time of each phase is added to ``phase_seconds`` (read by the benchmark's profile)."""
@@ -180,11 +205,7 @@ class Trainer:
         loss, logged = self.criterion(outputs, batch, self.supervision())
         seconds["criterion"] += (now := time.perf_counter()) - then
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the loss is {float(loss.detach())} at step {self.step} (training images {indices}; terms {logged}); "
-                f"stopped before the update, so the last checkpoint in {self.out} is intact: resume from it with a "
-                f"lower learning rate or inspect those images"
-            )
+            raise FloatingPointError(self.non_finite_message(loss, logged, indices))
         for group in self.optimiser.param_groups:
             group["lr"] = learning_rate(config, self.step) * group["factor"]
         self.optimiser.zero_grad(set_to_none=True)
@@ -324,6 +345,18 @@ def _train_and_score(config, out, distributed, progress, stop_after, time_budget
     return metrics
 
 
+def unwritable(error: OSError, out: Path) -> str:
+    """One line for a write that failed: the path, why, and which setting chooses that folder (``--out``, or the
+    data root where the toy data and pretrained weights are cached)."""
+    path = Path(error.filename or out).absolute()
+    root = default_data_root().absolute()
+    if path == root or root in path.parents:
+        where = f"the data root {root} holds the generated data and weights: set PWSLIB_DATA to a folder you can write"
+    else:
+        where = "choose a writable --out"
+    return f"cannot write {path} ({error.strerror}); {where}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=None, choices=DATASETS, help="default: toy-stuff")
@@ -381,8 +414,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted; continue from the last checkpoint with: python -m pwslib.train --out {args.out} --resume")
-    except OSError as error:  # an output folder that cannot be written (read-only, a file in the way, disk full)
-        sys.exit(f"error: cannot write {error.filename or args.out} ({error.strerror}); choose a writable --out")
+    except OSError as error:  # a folder that cannot be written (read-only, a file in the way, disk full)
+        sys.exit(f"error: {unwritable(error, args.out)}")
     if metrics is None:
         print(f"stopped early; continue with: python -m pwslib.train --out {args.out} --resume")
     elif setup_distributed().is_main:

@@ -160,9 +160,21 @@ def test_nan_loss_stops_with_step_and_images_named_and_checkpoint_intact(tmp_pat
 
     trainer.criterion = poisoned
     trainer.criterion.keypoints_for = criterion.keypoints_for
-    with pytest.raises(FloatingPointError, match=r"at step 2 \(training images \["):
+    with pytest.raises(FloatingPointError, match=r"at step 2 \(training images \[") as stopped:
         trainer.fit(checkpoint_every=0.0)
+    assert "is intact, but a resumed run keeps its config: train a new run" in str(stopped.value)
     assert load_checkpoint(tmp_path / CHECKPOINT, config)["step"] == 2
+
+
+def test_an_overflowing_weight_is_named_and_no_checkpoint_is_promised(tmp_path, toy_root, monkeypatch):
+    """A weight so large that the weighted sum overflows: the message names the terms and their weights, and does
+    not send the user to a checkpoint that was never written."""
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    with pytest.raises(FloatingPointError) as stopped:
+        run(tiny_config(focal_weight=1e308, dice_weight=1e308), tmp_path / "run", progress=False)
+    message = str(stopped.value)
+    assert "at step 0" in message and "their weighted sum is not" in message and "focal = " in message
+    assert "x 1e+308" in message and "no checkpoint was written yet" in message
 
 
 def test_evaluate_cli_rescores_a_checkpoint(tmp_path, toy_root, monkeypatch):
@@ -334,6 +346,10 @@ def test_an_output_folder_that_cannot_be_written_gets_one_line(tmp_path, toy_roo
     with pytest.raises(SystemExit) as stopped:
         main(["--out", str(tmp_path / "file" / "run"), *arguments, "pretrained_backbone=false"])
     assert "cannot write" in str(stopped.value) and "choose a writable --out" in str(stopped.value)
+    monkeypatch.setenv("PWSLIB_DATA", str(tmp_path / "file"))  # a data root that is a file
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", str(tmp_path / "run"), *arguments, "pretrained_backbone=false"])
+    assert "set PWSLIB_DATA to a folder you can write" in str(stopped.value) and "--out" not in str(stopped.value)
 
 
 def test_evaluate_prints_the_scores_before_a_failed_write(tmp_path, toy_root, monkeypatch, capsys):
@@ -458,3 +474,10 @@ def test_the_loss_term_recipe_end_to_end(tmp_path, toy_root, monkeypatch):
     for row in rows:
         weighted = sum(getattr(config, t.weight_field) * float(row[t.name]) for t in losses_module.LOSS_TERMS if row[t.name])
         assert float(row["loss"]) == pytest.approx(weighted, rel=1e-4)
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_before_any_work(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    with pytest.raises(DataError, match="--batch-size 100000 is larger than the 24 training images"):
+        run(tiny_config(batch_size=100_000), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # a refused run leaves nothing behind

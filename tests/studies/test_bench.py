@@ -9,6 +9,9 @@ from studies.bench import (
     interleaved,
     loader_throughput,
     matmul_peak,
+    native_precision_speeds,
+    precision_speeds,
+    precision_table,
     step_profile,
     training_step_flops,
 )
@@ -64,3 +67,20 @@ def test_the_hugging_face_peer_trains_and_infers_at_the_same_size(trainer):
     assert peer.steps(1) > 0
     whole, network = inference_speeds(trainer, peer, rounds=1)
     assert {"transformers MaskFormer batch 64"} <= set(whole) & set(network)
+
+
+def test_the_precision_comparison_measures_both_and_names_the_kernels(trainer, monkeypatch):
+    import studies.bench
+
+    measured = precision_speeds(trainer.config, rounds=1, steps=1)
+    assert measured["float32"] > 0 and measured["bfloat16"] > 0
+    assert measured["bfloat16_over_float32"] == pytest.approx(measured["bfloat16"] / measured["float32"])
+    assert measured["kernels"] == torch.backends.cpu.get_cpu_capability()
+    table = precision_table({"this process": {**measured, "native": False, "kernels": "AVX2"}})
+    assert "| this process (AVX2 kernels, bfloat16 emulated) |" in table
+    monkeypatch.setattr(studies.bench, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(studies.bench, "cpu_flags", lambda: set())
+    assert native_precision_speeds(1, 1, 1) is None  # no bfloat16 in the CPU: nothing more to measure
+    monkeypatch.setattr(studies.bench, "native_bfloat16", lambda: True)
+    monkeypatch.setattr(studies.bench, "cpu_flags", lambda: {"amx_bf16"})
+    assert native_precision_speeds(1, 1, 1) is None  # this process already used the native kernels
