@@ -120,10 +120,12 @@ class TrainConfig:
     def from_saved(cls, values: dict[str, Any]) -> "TrainConfig":
         """The config of a run folder's ``config.json``: runs saved before ``toy_generator`` existed were
         trained on toy generator 2."""
-        return cls.from_dict({"toy_generator": 2, **values})
+        return cls.from_dict({"toy_generator": 2, **values} if isinstance(values, dict) else values)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        if not isinstance(values, dict):
+            raise DataError(f"a run config is a JSON object of fields, not {type(values).__name__} {str(values)[:60]}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -146,7 +146,16 @@ def truncate_log(path: Path, step: int) -> None:
     if not path.exists():
         return
     with open(path, newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if int(row["step"]) < step]
+        reader = csv.DictReader(handle)
+        if reader.fieldnames != log_fields():
+            raise DataError(
+                f"{path} has the columns {reader.fieldnames}, not this version's {log_fields()}: move it away to "
+                "resume (the checkpoint holds the run; the log restarts at its step)"
+            )
+        try:
+            rows = [row for row in reader if int(row["step"]) < step]
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{path} has a damaged row ({error}): move it away to resume") from None
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=log_fields())
         writer.writeheader()

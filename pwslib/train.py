@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -50,6 +51,7 @@ from pwslib.runs import (
 )
 
 
+PSEUDO_LABELS = "pseudo_labels.npy"  # keypoint_pseudo's second-stage labels, in the run folder
 STEP_PHASES = ("loader", "forward", "criterion", "backward", "optimiser")  # the phases of Trainer.training_step
 
 
@@ -126,6 +128,11 @@ class Trainer:
             "wall_seconds": self.wall_seconds(),
             "precision_ran": self.model.config.precision,
             "threads": torch.get_num_threads(),  # the sums of a step depend on it: a resume reuses it
+            "pseudo_labels_sha256": (
+                hashlib.sha256(np.ascontiguousarray(self.train_set.pseudo_labels).tobytes()).hexdigest()
+                if self.train_set.pseudo_labels is not None
+                else None
+            ),
         }
 
     def wall_seconds(self) -> float:
@@ -151,7 +158,7 @@ class Trainer:
             for model in (self.model, self.scored_model()):
                 model.config = dataclasses.replace(model.config, precision=ran)
         if self.stage_switch is not None and self.step >= self.stage_switch:
-            self.train_set.pseudo_labels = np.load(self.out / "pseudo_labels.npy")
+            self.train_set.pseudo_labels = self.saved_pseudo_labels(state.get("pseudo_labels_sha256"))
 
     def scored_model(self) -> PointWeakShotMaskFormer:
         """The model that is scored and drawn: the weight average when ``weight_average_decay`` is on."""
@@ -287,8 +294,33 @@ class Trainer:
     def _enter_pseudo_stage(self) -> None:
         labels = pseudo_labels(self.model, self.train_set, self.config.class_union)
         if self.distributed.is_main:
-            save_array_atomic(self.out / "pseudo_labels.npy", labels)
+            save_array_atomic(self.out / PSEUDO_LABELS, labels)
         self.train_set.pseudo_labels = labels
+
+    def saved_pseudo_labels(self, digest: str | None) -> np.ndarray:
+        """The second stage's pseudo labels (N, H, W) from the run folder, trusted only when their SHA-256 is the
+        one the checkpoint recorded (they come from the weights of the stage switch, which no later checkpoint
+        holds, so damaged labels cannot be made again)."""
+        path = self.out / PSEUDO_LABELS
+        try:
+            labels = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path} cannot be read ({error}): {self.pseudo_labels_lost}") from None
+        if digest is not None and hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest() != digest:
+            raise DataError(f"{path} is not the one this run made (its SHA-256 differs): {self.pseudo_labels_lost}")
+        if labels.ndim != 3 or len(labels) != len(self.train_set) or labels.dtype != np.uint8:
+            raise DataError(
+                f"{path} holds {labels.dtype} {labels.shape}, not uint8 maps of the {len(self.train_set)} training "
+                f"images: {self.pseudo_labels_lost}"
+            )
+        return labels
+
+    @property
+    def pseudo_labels_lost(self) -> str:
+        return (
+            "keypoint_pseudo's second stage trains on the labels of its stage switch, which cannot be made again "
+            "from a later checkpoint; train the run again with another --out"
+        )
 
 
 def run(

@@ -173,3 +173,28 @@ def test_resume_compares_values_as_json_so_an_equal_list_is_no_conflict(tmp_path
     widths = json.dumps(list(tiny_config().backbone_widths)).replace(" ", "")
     main(["--out", str(folder), "--resume", "--set", f"backbone_widths={widths}"])
     assert (folder / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda folder: (folder / "config.json").write_text("[1, 2]"), "a run config is a JSON object of fields, not list"),
+        (lambda folder: (folder / "log.csv").write_text("step,loss,other\n0,1.0,2\n"), "has the columns"),
+        (lambda folder: (folder / "log.csv").write_text(",".join(__import__("pwslib.runs").runs.log_fields()) + "\n\0\0\0\n"), "damaged row"),
+    ],
+)
+def test_run_files_read_back_are_checked(tmp_path, toy_root, monkeypatch, damage, message):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    folder = tmp_path / "run"
+    assert run(tiny_config(iterations=3), folder, progress=False, stop_after=1) is None
+    damage(folder)
+    with pytest.raises(SystemExit, match=message):
+        main(["--out", str(folder), "--resume"])
+
+
+def test_a_toy_cache_record_of_the_wrong_type_is_one_line(tmp_path):
+    from pwslib.data.toy import cache_meta
+
+    (tmp_path / "meta.json").write_text("[]")
+    with pytest.raises(DataError, match="is not a toy cache record; delete"):
+        cache_meta(tmp_path)

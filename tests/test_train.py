@@ -130,6 +130,27 @@ def test_keypoint_pseudo_resumes_across_its_two_stages(tmp_path, toy_root, monke
     assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
 
 
+@pytest.mark.parametrize("damage", ["overwritten", "truncated", "reshaped"])
+def test_keypoint_pseudo_refuses_pseudo_labels_it_did_not_make(tmp_path, toy_root, monkeypatch, damage):
+    """The second stage's labels cannot be made again from a later checkpoint: damaged, they stop the resume."""
+    import numpy as np
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = tiny_config("keypoint_pseudo")
+    folder = tmp_path / "run"
+    run(config, folder, progress=False, stop_after=4)  # stops in the second stage
+    path = folder / "pseudo_labels.npy"
+    labels = np.load(path)
+    if damage == "overwritten":
+        np.save(path, np.zeros_like(labels))
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        np.save(path, labels[:-1])
+    with pytest.raises(DataError, match="pseudo_labels.npy .*train the run again with another --out"):
+        run(config, folder, resume=True, progress=False)
+
+
 def test_existing_run_needs_resume(tmp_path, toy_root, monkeypatch):
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
     run(tiny_config(iterations=1), tmp_path / "run", progress=False)

@@ -153,8 +153,15 @@ def read_points(path: Path, names: Sequence[str], labels: Sequence[np.ndarray] |
             f"point file {path} has no points for {len(missing)} images (first: {missing[0]!r}); "
             f"it does not match this dataset: simulate it again"
         )
+    per_class = meta.get("points_per_class")
+    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
+        raise DataError(f"point file {path} gives points_per_class {per_class!r}, not a whole number >= 1: simulate it again")
     for index, name in enumerate(names):
         entry = images[name]
+        if not isinstance(entry, dict) or not isinstance(entry.get("points"), list) or not isinstance(entry.get("shape"), list):
+            raise DataError(
+                f"point file {path}: image {name!r} has no list of points and shape ({str(entry)[:80]}); simulate it again"
+            )
         shape = entry.get("shape")
         if labels is not None and list(np.asarray(labels[index]).shape) != shape:
             raise DataError(
@@ -191,7 +198,33 @@ def read_points(path: Path, names: Sequence[str], labels: Sequence[np.ndarray] |
                         f"point file {path}: image {name!r} has a point of class {cls} at ({y}, {x}) "
                         f"where the label is {actual}; the file does not match its image: simulate again"
                     )
+        if labels is not None:
+            check_clicks_complete(path, name, entry["points"], np.asarray(labels[index]), split, per_class)
     return content
+
+
+def check_clicks_complete(
+    path: Path, name: str, points: list, label: np.ndarray, split: ClassSplit, points_per_class: int
+) -> None:
+    """Every novel class present in ``label`` (H, W) has between 1 and ``points_per_class`` clicks: a class without
+    one would train as absent, one clicked more often than the file says would weigh more than the others."""
+    present = set(np.unique(label).tolist()) & set(split.novel_classes)
+    counts = {cls: 0 for cls in present}
+    for _, _, cls in points:
+        if cls in counts:
+            counts[cls] += 1
+    unclicked = sorted(cls for cls, count in counts.items() if count == 0)
+    if unclicked:
+        raise DataError(
+            f"point file {path}: image {name!r} shows novel classes {unclicked} without a click; every novel class "
+            f"present needs one: the file does not match its image: simulate again"
+        )
+    over = {cls: count for cls, count in counts.items() if count > points_per_class}
+    if over:
+        raise DataError(
+            f"point file {path}: image {name!r} has {over} clicks per novel class, more than the file's "
+            f"points_per_class {points_per_class}: simulate again"
+        )
 
 
 def cooccurrence(image_labels: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:

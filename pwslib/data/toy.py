@@ -603,9 +603,12 @@ def _array_digest(path: Path) -> str:
 def cache_meta(folder: Path) -> dict:
     """The ``meta.json`` of a toy cache (what made it, the SHA-256 of every array)."""
     try:
-        return json.loads((folder / "meta.json").read_text())
+        meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError) as error:
         raise DataError(f"{folder / 'meta.json'} is unreadable ({error}); delete {folder} and it will be generated again") from error
+    if not isinstance(meta, dict) or not isinstance(meta.get("sha256", {}), dict):
+        raise DataError(f"{folder / 'meta.json'} is not a toy cache record; delete {folder} and it will be generated again")
+    return meta
 
 
 def verify_cache(folder: Path, num_classes: int) -> None:

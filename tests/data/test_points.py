@@ -2,6 +2,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 from pwslib.data.points import base_label_map, cooccurrence, read_points, simulate_image_points, simulate_points
@@ -105,6 +107,9 @@ def _write(tmp_path, content):
         (lambda c: c["meta"].__setitem__("novel_classes", [2]), "novel classes"),
         (lambda c: c["images"]["a"]["points"].append([3.5, 2.0, 3]), r"entry \[3.5, 2.0, 3\]; every point is"),
         (lambda c: c["images"]["a"]["points"].append([3, 2]), r"entry \[3, 2\]; every point is \[y, x, class\]"),
+        (lambda c: c["images"]["a"].pop("points"), "has no list of points and shape"),
+        (lambda c: c["images"].__setitem__("a", [1, 2]), "has no list of points and shape"),
+        (lambda c: c["meta"].__setitem__("points_per_class", "1"), "points_per_class '1'"),
     ],
 )
 def test_points_file_that_does_not_match_its_images_is_rejected(tiny_split, tmp_path, mutate, message):
@@ -139,3 +144,26 @@ def test_a_point_seed_out_of_the_generators_range_is_refused_in_one_line(seed, t
     with pytest.raises(DataError, match="whole number in 0..4294967295"):
         ensure_points("toy-stuff", seed=seed, root=tmp_path)
     assert not list(tmp_path.rglob("*.json"))
+
+
+def novel_clicks(content, name="a"):
+    return [point for point in content["images"][name]["points"] if point[2] in (3, 4)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(k=st.sampled_from([1, 3]), rule=st.sampled_from(["uniform", "centre"]), seed=st.integers(0, 2**16), data=st.data())
+def test_a_points_file_with_a_novel_click_missing_or_repeated_is_refused(tiny_split, tmp_path_factory, k, rule, seed, data):
+    """Property: any simulated file reads back; dropping every click of one novel class, or repeating one beyond
+    ``points_per_class``, is refused with a line naming the image."""
+    content = simulate_points([scene()], ["a"], tiny_split, points_per_class=k, rule=rule, seed=seed)
+    folder = tmp_path_factory.mktemp("points")
+    read_points(_write(folder, content), ["a"], [scene()], tiny_split)
+    target = data.draw(st.sampled_from(novel_clicks(content)))
+    if data.draw(st.booleans()):
+        content["images"]["a"]["points"] = [p for p in content["images"]["a"]["points"] if p[2] != target[2]]
+        message = f"novel classes \\[{target[2]}\\] without a click"
+    else:
+        content["images"]["a"]["points"] += [target] * data.draw(st.integers(1, 50))
+        message = "clicks per novel class, more than the file's points_per_class"
+    with pytest.raises(DataError, match=message):
+        read_points(_write(folder, content), ["a"], [scene()], tiny_split)
