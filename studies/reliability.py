@@ -31,7 +31,9 @@ from studies.datacard import main as datacard_main
 from pwslib.evaluate import main as evaluate_main
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_text_atomic
 from pwslib.runs import run_lock
+from pwslib.config import config_for
 from pwslib.train import main as train_main
+from pwslib.train import run as train_run
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--set", 'toy_options={"num_train": 24, "num_test": 8}']
 NO_PRETRAINING = "pretrained_backbone=false"
@@ -148,6 +150,79 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         (copy / "checkpoint.pt").write_bytes(bytes(data))
         evaluate_main([str(copy)])
 
+    def stopped_run(name: str, method: str = "ours") -> Path:
+        """A run of ``method`` stopped after 3 of its 4 steps (``keypoint_pseudo``: in its second stage)."""
+        folder = work / name
+        config = config_for(
+            method, iterations=4, batch_size=4, toy_options={"num_train": 24, "num_test": 8}, pretrained_backbone=False
+        )
+        if not (folder / "checkpoint.pt").exists():
+            train_run(config, folder, progress=False, stop_after=3)
+        return folder
+
+    def resume_damaged(name: str, damage: Callable[[Path], None], method: str = "ours") -> Callable[[], None]:
+        def case():
+            folder = stopped_run(name, method)
+            damage(folder)
+            _train("--out", str(folder), "--resume")
+
+        return case
+
+    def overwrite_pseudo_labels(folder: Path) -> None:
+        labels = np.load(folder / "pseudo_labels.npy")
+        np.save(folder / "pseudo_labels.npy", np.zeros_like(labels))
+
+    def edit_points(change: Callable[[dict], None], name: str) -> Callable[[], None]:
+        def case():
+            points = ensure_points("toy-stuff", num_train=24, num_test=8)
+            saved = points.read_bytes()
+            content = json.loads(saved)
+            change(content)
+            points.write_text(json.dumps(content))
+            try:
+                _train("--out", str(work / name), *TINY, NO_PRETRAINING)
+            finally:
+                points.write_bytes(saved)
+
+        return case
+
+    def novel_clicks(content: dict) -> tuple[str, list]:
+        """The first image with a novel click and that click (split 1's novel classes, from the file's meta)."""
+        novel = set(content["meta"]["novel_classes"])
+        for image, entry in content["images"].items():
+            for point in entry["points"]:
+                if point[2] in novel:
+                    return image, point
+        raise AssertionError("no novel click in the points file")
+
+    def drop_novel_clicks(content: dict) -> None:
+        image, click = novel_clicks(content)
+        entry = content["images"][image]
+        entry["points"] = [p for p in entry["points"] if p[2] != click[2]]
+
+    def repeat_a_click(content: dict) -> None:
+        image, click = novel_clicks(content)
+        content["images"][image]["points"] += [click] * 50
+
+    def data_root_is_a_file():
+        (work / "root-file").write_text("in the way")
+        os.environ["PWSLIB_DATA"] = str(work / "root-file")
+        try:
+            _train("--out", str(work / "run-root-file"), *TINY, NO_PRETRAINING)
+        finally:
+            os.environ["PWSLIB_DATA"] = str(work / "data")
+
+    def toy_record_of_the_wrong_type():
+        folder = toy.load_toy("toy-stuff", 0, num_train=24, num_test=8, progress=False).folder
+        saved = (folder / "meta.json").read_bytes()
+        (folder / "meta.json").write_text("[]")
+        toy._VERIFIED.clear()
+        try:
+            _train("--out", str(work / "run-meta"), *TINY, NO_PRETRAINING)
+        finally:
+            (folder / "meta.json").write_bytes(saved)
+            toy._VERIFIED.clear()
+
     def flag(*arguments: str) -> Callable[[], None]:
         folder = work / ("flag" + "".join(c if c.isalnum() else "-" for c in "".join(arguments)))
         return lambda: _train("--out", str(folder), *TINY, NO_PRETRAINING, *arguments)
@@ -182,6 +257,25 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         "label id 200 in `test_labels.npy`": ("data file", damage_toy("test_labels.npy", bad_label)),
         "a point entry with float coordinates": ("data file", malformed_points),
         "a 3-click points file saved under the 1-click name": ("data file", points_file_of_other_clicks),
+        "`--resume` on a finished run": ("finished work", lambda: _train("--out", str(copy_of_finished("done")), "--resume")),
+        "`config.json` holding a list, then `--resume`": (
+            "run record", resume_damaged("run-list-config", lambda f: (f / "config.json").write_text("[1, 2]"))
+        ),
+        "`log.csv` with another header, then `--resume`": (
+            "run record", resume_damaged("run-other-log", lambda f: (f / "log.csv").write_text("step,loss,x\n0,1,2\n"))
+        ),
+        "`keypoint_pseudo`'s pseudo labels overwritten, then `--resume`": (
+            "run record", resume_damaged("run-pseudo", overwrite_pseudo_labels, "keypoint_pseudo")
+        ),
+        "toy cache `meta.json` holding a list": ("data file", toy_record_of_the_wrong_type),
+        "a points file with one image's novel clicks removed": ("data file", edit_points(drop_novel_clicks, "run-dropped")),
+        "one novel click repeated 50 times under `points_per_class=1`": ("data file", edit_points(repeat_a_click, "run-repeated")),
+        "`--batch-size 100000` on 24 training images": ("resources", flag("--batch-size", "100000")),
+        "`--set focal_weight=1e308 dice_weight=1e308` (the loss overflows)": (
+            "config value",
+            lambda: _train("--out", str(work / "run-overflow"), *TINY, NO_PRETRAINING, "focal_weight=1e308", "dice_weight=1e308"),
+        ),
+        "the data root (`PWSLIB_DATA`) is a file": ("output location", data_root_is_a_file),
         "`--out` below a file (cannot be written)": ("output location", unwritable_out),
         "`python -m studies.datacard --out` below a file": ("output location", data_card_into_an_unwritable_folder),
     }
