@@ -100,7 +100,7 @@ def resolve_precision(requested: str) -> str:
     """The precision a run computes in: ``auto`` -> ``bfloat16`` on a CUDA GPU that computes it natively, else
     ``float32``; ``float32`` and ``bfloat16`` as asked (``bfloat16`` without native support is emulated, several
     times slower: a warning says so). ``auto`` stays at float32 on every CPU: native bfloat16 measured no faster
-    than float32 at this model's size (0.94x on an AMX Xeon, 0.96x on an AVX512-BF16 EPYC, one thread)."""
+    than float32 at this model's size (0.93x on an AMX Xeon, reports/benchmark.md; 0.96x on an AVX512-BF16 EPYC)."""
     if requested not in CHOICES["precision"]:
         raise DataError(f"unknown precision {requested!r}; choose one of {list(CHOICES['precision'])}")
     if requested == "auto":

@@ -18,26 +18,35 @@ Measures, on ``toy-stuff`` at 96x96 and batch 16, with the recipe's defaults:
   pass and the optimiser;
 - inference images/s, batched (64) and single images, for pwslib and the peer in interleaved rounds, whole
   (network and MaskFormer's semantic combination, the same function for both) and of the network alone;
-- the process's peak resident memory.
+- the process's peak resident memory;
+- what ``precision="auto"`` is choosing between: training images/s of ``ours`` in float32 and in bfloat16 autocast,
+  interleaved, with this process's kernels (bfloat16 emulated where they are limited to AVX2) and, on a CPU with
+  AVX512-BF16 or AMX, in a second process with its native kernels.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 import types
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pwslib.config import config_for
+from pwslib.config import TrainConfig, config_for
 from pwslib.data import collate
-from pwslib.distributed import batch_indices, native_bfloat16
+from pwslib.distributed import batch_indices, cpu_flags, native_bfloat16
 from pwslib.io import one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.model.maskformer import predict, semantic_scores
 from pwslib.train import Trainer
@@ -278,13 +287,62 @@ def inference_speeds(trainer: Trainer, peer: "HuggingFacePeer | None", rounds: i
             model.train()
 
 
+KERNEL_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")  # the AVX2 limit of the reports
+
+
+def precision_speeds(config: TrainConfig, rounds: int, steps: int) -> dict:
+    """Training images/s of ``config`` in float32 and in bfloat16 autocast (forced), interleaved rounds in this
+    process, with the kernels it may use and whether they compute bfloat16 natively."""
+    trainers = {
+        precision: Trainer(
+            dataclasses.replace(config, precision=precision),
+            Path("/tmp/pwslib-bench") / f"ours-{precision}",
+            progress=False,
+        )
+        for precision in ("float32", "bfloat16")
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bfloat16 forced where it is emulated: measured, not warned about
+        speeds = interleaved(
+            {p: (lambda n, t=t: pwslib_steps(t, n)) for p, t in trainers.items()},
+            rounds,
+            steps,
+            trainers["float32"].config.batch_size,
+        )
+    return {
+        **speeds,
+        "bfloat16_over_float32": speeds["bfloat16"] / speeds["float32"],
+        "native": native_bfloat16(),
+        "kernels": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
+def native_precision_speeds(threads: int, rounds: int, steps: int) -> dict | None:
+    """``precision_speeds`` in a second process without the AVX2 limit, on a CPU with AVX512-BF16 or AMX whose
+    kernels this process may not use (None elsewhere: this process already measured what the CPU can do)."""
+    if native_bfloat16() or not {"avx512_bf16", "amx_bf16"} & cpu_flags():
+        return None
+    environment = {k: v for k, v in os.environ.items() if k not in KERNEL_LIMITS}
+    command = [sys.executable, "-m", "studies.bench", "--precision-only", "--threads", str(threads)]
+    command += ["--rounds", str(rounds), "--steps", str(steps)]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the training comparison")
     parser.add_argument("--steps", type=int, default=12, help="training steps per contender per round")
     parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument(
+        "--precision-only", action="store_true", help="print float32 against bfloat16 training speed as JSON, nothing else"
+    )
     args = parser.parse_args(argv)
+    if args.precision_only:
+        torch.set_num_threads(args.threads)
+        print(json.dumps(precision_speeds(config_for("ours", iterations=100_000), args.rounds, args.steps)))
+        return
     with one_line_errors("the benchmark"):
         benchmark(args)
 
@@ -320,9 +378,27 @@ def benchmark(args: argparse.Namespace) -> None:
         m: flops[m] / 1e9 * results["training_images_per_second"][f"pwslib {m}"] / batch for m in trainers
     }
     results["inference_images_per_second"], results["network_images_per_second"] = inference_speeds(ours, peer, args.rounds)
+    results["precision_speeds"] = {"this process": precision_speeds(ours.config, args.rounds, args.steps)}
+    native = native_precision_speeds(args.threads, args.rounds, args.steps)
+    if native is not None:
+        results["precision_speeds"]["native kernels, second process"] = native
     results["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     meta = provenance(config=ours.config.to_dict(), threads=args.threads, rounds=args.rounds, steps=args.steps)
     print(write_report(results, meta, args.out, peak))
+
+
+def precision_table(measured: dict) -> str:
+    """The float32 / bfloat16 comparison of ``ours`` as a Markdown table, one row per set of kernels measured."""
+    rows = "\n".join(
+        f"| {where} ({m['kernels']} kernels, bfloat16 {'native' if m['native'] else 'emulated'}) | {m['float32']:.0f} | "
+        f"{m['bfloat16']:.0f} | {m['bfloat16_over_float32']:.2f}× |"
+        for where, m in measured.items()
+    )
+    return (
+        "Training images/s of `ours`, float32 against bfloat16 autocast, interleaved rounds as above. `auto` runs "
+        "bfloat16 only on a CUDA GPU that computes it natively, float32 on every CPU.\n\n"
+        "| measured in | float32 images/s | bfloat16 images/s | bfloat16 / float32 |\n|---|---|---|---|\n" + rows
+    )
 
 
 def write_report(results: dict, meta: dict, out: Path, peak: float) -> str:
@@ -385,7 +461,9 @@ def write_report(results: dict, meta: dict, out: Path, peak: float) -> str:
         "Wall time per step of each part, over the same number of steps as the interleaved rounds (forward "
         "hooks time the backbone, pixel decoder and transformer decoder; the heads are the rest of the forward "
         "pass; the backward pass is timed as a whole).\n\n"
-        f"{profile_table}\n"
+        f"{profile_table}\n\n"
+        "## Precision: what `auto` chooses between\n\n"
+        f"{precision_table(results['precision_speeds'])}\n"
     )
     write_json_atomic(out / "benchmark.json", {"meta": meta, "results": results})
     write_text_atomic(out / "benchmark.md", markdown)
