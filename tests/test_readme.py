@@ -56,12 +56,6 @@ def test_the_quick_presets_share_of_the_plateaus_is_the_convergence_reports():
     assert stated and (float(stated[1]), float(stated[2])) == (min(ratios), max(ratios))
 
 
-def test_the_earlier_main_jobs_share_of_the_plateaus_is_the_convergence_reports():
-    ratios = [row["ratio"] for row in json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick_3000"]]
-    stated = re.search(r"Before \(3,000 iterations per run on both presets\), runs reached (\d\.\d+)-(\d\.\d+) of", WORDS)
-    assert stated and (float(stated[1]), float(stated[2])) == (min(ratios), max(ratios))
-
-
 def test_the_curve_point_naives_plateau_comes_from_on_toy_stuff_is_the_convergence_reports():
     ratios = json.loads((ROOT / "reports" / "convergence.json").read_text())["ratios"]["quick"]
     curve = next(row["plateau's curve"] for row in ratios if (row["dataset"], row["method"]) == ("toy-stuff", "point_naive"))
