@@ -76,6 +76,21 @@ def segmentation_scores(matrix: np.ndarray | torch.Tensor, split: ClassSplit) ->
     }
 
 
+def image_novel_iou(ground_truth: np.ndarray, prediction: np.ndarray, split: ClassSplit) -> np.ndarray:
+    """Per image, the mean IoU of the novel classes its ground truth shows (labelled pixels only): (K, H, W) twice
+    -> (K,), NaN for an image without a novel class. What one picture says, not a benchmark score: the test set's
+    novel mIoU pools every image's pixels before dividing."""
+    scores = np.full(len(ground_truth), np.nan)
+    for index, (truth, predicted) in enumerate(zip(ground_truth, prediction)):
+        labelled = truth != IGNORE_INDEX
+        shown = [c for c in split.novel_classes if (truth == c).any()]
+        if shown:
+            scores[index] = np.mean(
+                [((truth == c) & (predicted == c)).sum() / (((truth == c) | (predicted == c)) & labelled).sum() for c in shown]
+            )
+    return scores
+
+
 @torch.no_grad()
 def confusion_matrix(
     model: torch.nn.Module,

@@ -68,3 +68,15 @@ def test_a_novel_scale_below_one_hands_contested_pixels_to_base_classes(toy_root
     assert torch.equal(confusion_matrix(model, test, test.split, novel_scale=1.0), plain)
     silenced = confusion_matrix(model, test, test.split, novel_scale=0.0)
     assert int(silenced[:, novel].sum()) == 0 and int(silenced.sum()) == int(plain.sum())
+
+
+def test_image_novel_iou_by_hand():
+    from pwslib.metrics import image_novel_iou
+
+    split = ClassSplit(("sky", "grass", "boat", "cow"), (2, 3))
+    truth = np.array([[[0, 2, 2, 255]], [[0, 1, 1, 0]], [[2, 3, 3, 3]]], dtype=np.uint8)  # (3, 1, 4)
+    predicted = np.array([[[2, 2, 0, 2]], [[0, 1, 1, 0]], [[2, 3, 0, 0]]], dtype=np.uint8)
+    scores = image_novel_iou(truth, predicted, split)
+    assert scores[0] == pytest.approx(1 / 3)  # boat: 1 right of {0, 1, 2}; the unlabelled pixel is not counted
+    assert math.isnan(scores[1])  # no novel class in the image
+    assert scores[2] == pytest.approx((1 / 1 + 1 / 3) / 2)  # boat 1/1, cow 1/3

@@ -19,6 +19,8 @@ from typing import NamedTuple
 import dataclasses
 from typing import Sequence
 
+import numpy as np
+import pandas as pd
 import torch
 
 from pwslib.config import METHODS
@@ -27,9 +29,10 @@ from pwslib.evaluate import load_model
 from pwslib.experiments.grid import data_available, grid_config, run_cached, run_grid
 from pwslib.experiments.schedules import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES, Schedule, table_iterations
 from pwslib.io import CHECKOUT, DataError
+from pwslib.metrics import image_novel_iou
 from pwslib.model.maskformer import predict
 from pwslib.runs import run_folder
-from pwslib.viz.figures import comparison_summary, visual_comparison
+from pwslib.viz.figures import visual_comparison
 
 NOTEBOOKS = CHECKOUT / "notebooks"
 PRESET_VARIABLE = "PWSLIB_NOTEBOOK_PRESET"  # set by notebooks/conftest.py: nbval runs every notebook on ``ci``
@@ -131,30 +134,82 @@ def finished_methods(methods: list[str], dataset: str, split: int, schedule: Sch
     ]
 
 
+def chosen_images(
+    scores: dict[str, np.ndarray], first: str = "ours", second: str = "point_naive", extremes: int = 2, others: int = 2,
+    seed: int = 0,
+) -> list[tuple[int, str]]:
+    """Test images to draw, by a stated rule: the ``extremes`` images where ``first`` leads ``second`` most in
+    per-image novel IoU, the ``extremes`` where ``second`` leads most (only images where it does lead), then random
+    images (``seed``) from the rest up to ``2 * extremes + others``; each with why it was chosen. Without both
+    methods, every image at random.
+    ``scores``: method -> (N,) per-image novel IoU (NaN: no novel class in the image, never chosen)."""
+    valid = np.flatnonzero(np.isfinite(np.mean([scores[m] for m in scores], axis=0)))
+    chosen: list[tuple[int, str]] = []
+    if first in scores and second in scores:
+        lead = scores[first] - scores[second]
+        order = valid[np.argsort(-lead[valid], kind="stable")]
+        chosen += [(int(i), f"{first} ahead most ({lead[i]:+.2f})") for i in order[:extremes] if lead[i] > 0]
+        chosen += [(int(i), f"{second} ahead most ({-lead[i]:+.2f})") for i in order[::-1][:extremes] if lead[i] < 0]
+    rest = np.array([i for i in valid if i not in {c for c, _ in chosen}], dtype=int)
+    wanted = 2 * extremes + others - len(chosen)  # a side that is never ahead leaves its places to random images
+    picks = np.random.default_rng(seed).choice(rest, size=min(wanted, len(rest)), replace=False) if len(rest) else []
+    chosen += [(int(i), "random") for i in sorted(picks)]
+    return chosen
+
+
+@dataclasses.dataclass
+class Comparison:
+    """A visual comparison: the figure, the chosen images with each method's per-image novel IoU (``table``:
+    one row per image, its reason and a column per method) and each method's novel mIoU on the whole test set."""
+
+    figure: object
+    table: pd.DataFrame
+    test_set_novel_miou: dict[str, float]
+    images: int  # the test set's size
+
+
+def test_predictions(loaded, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images (N, H, W, 3), ground truth (N, H, W) and the prediction (N, H, W) of a loaded run on its test set."""
+    images, truths, predictions = [], [], []
+    test = loaded.test_set
+    for offset in range(0, len(test), batch_size):
+        batch = collate([test[i] for i in range(offset, min(offset + batch_size, len(test)))])
+        with torch.no_grad():
+            predictions.append(predict(loaded.model, batch["image"]).numpy())
+        images.append(batch["image"].permute(0, 2, 3, 1).numpy())
+        truths.append(batch["full_label"].numpy())
+    return np.concatenate(images), np.concatenate(truths), np.concatenate(predictions)
+
+
 def comparison_figure(
-    dataset: str, split: int, schedule: Schedule, runs_root: Path, methods: Sequence[str] = METHODS, count: int = 6
-):
-    """Test images, ground truth and the prediction of each of ``methods`` (first seed), and one sentence per
-    method on what it gets right there (``viz.comparison_summary``); None without data."""
+    dataset: str, split: int, schedule: Schedule, runs_root: Path, methods: Sequence[str] = METHODS, extremes: int = 2,
+    others: int = 2,
+) -> Comparison | None:
+    """Every method's prediction (first seed) on test images chosen by ``chosen_images`` (where ``ours`` and
+    ``point_naive`` differ most in novel IoU, both ways, and a few at random), each row labelled with every
+    method's per-image novel IoU; None without data."""
     if not data_available(dataset):
-        return None, {}
-    predictions, batch, classes = {}, None, None
+        return None
+    predictions, whole, truth, images, classes = {}, {}, None, None, None
     for method in methods:
         config = grid_config(method, dataset, split, schedule.seeds[0], schedule, {})
-        run_cached(config, runs_root, progress=False)
+        whole[method] = run_cached(config, runs_root, progress=False)["novel_miou"]
         loaded = load_model(run_folder(runs_root, config))
-        if batch is None:
-            test = loaded.test_set
-            batch = collate([test[i] for i in range(min(count, len(test)))])
-            classes = loaded.split
-        with torch.no_grad():
-            predictions[method] = predict(loaded.model, batch["image"]).numpy()
-    ground_truth = batch["full_label"].numpy()
-    figure = visual_comparison(
-        batch["image"].permute(0, 2, 3, 1).numpy(),
-        ground_truth,
-        predictions,
-        classes,
-        title=f"{dataset}: test images, ground truth and every method",
+        images, truth, predictions[method] = test_predictions(loaded)
+        classes = loaded.split
+    scores = {method: image_novel_iou(truth, predicted, classes) for method, predicted in predictions.items()}
+    chosen = chosen_images(scores, extremes=extremes, others=others)
+    rows = [i for i, _ in chosen]
+    table = pd.DataFrame(
+        [{"test image": i, "chosen because": why, **{m: round(100 * scores[m][i], 1) for m in methods}} for i, why in chosen]
     )
-    return figure, comparison_summary(ground_truth, predictions, classes)
+    labels = [f"image {i}\n{why}\n" + "\n".join(f"{m} {100 * scores[m][i]:.0f}" for m in methods) for i, why in chosen]
+    figure = visual_comparison(
+        images[rows],
+        truth[rows],
+        {method: predicted[rows] for method, predicted in predictions.items()},
+        classes,
+        title=f"{dataset}: test images chosen by rule; left, each method's novel IoU on the image (%)",
+        row_labels=labels,
+    )
+    return Comparison(figure, table, whole, len(truth))

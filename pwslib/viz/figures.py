@@ -13,21 +13,32 @@ from pwslib.data.splits import IGNORE_INDEX
 from pwslib.model.maskformer import mask_probabilities
 
 
-def label_palette(num_classes: int) -> np.ndarray:
-    """(256, 3) uint8 colours: well-separated hues for classes, black for ignore (255)."""
+def label_palette(num_classes: int, novel_classes=()) -> np.ndarray:
+    """(256, 3) uint8 colours: well-separated hues for classes, black for ignore (255). With ``novel_classes``,
+    those take saturated colours of a qualitative palette (Tableau 10, each distinct from the others) and every
+    base class a paler, greyer hue, so that novel classes stand apart from the base ones and from each other."""
     palette = np.zeros((256, 3), dtype=np.uint8)
+    novel = list(novel_classes)
     for c in range(num_classes):
         hue = (c * 0.618033988749895) % 1.0
-        light = 0.45 + 0.2 * ((c // 3) % 2)
-        palette[c] = np.array(colorsys.hls_to_rgb(hue, light, 0.75)) * 255
+        light, saturation = (0.45 + 0.2 * ((c // 3) % 2), 0.75) if not novel else (0.72 + 0.1 * (c % 2), 0.3)
+        palette[c] = np.array(colorsys.hls_to_rgb(hue, light, saturation)) * 255
+    for rank, c in enumerate(novel):
+        palette[c] = np.array(TABLEAU[rank % len(TABLEAU)]) * 255
     palette[IGNORE_INDEX] = 0
     return palette
 
 
-def colourise(label: np.ndarray | torch.Tensor, num_classes: int) -> np.ndarray:
-    """(H, W) class ids -> (H, W, 3) uint8 image."""
+TABLEAU = tuple(
+    tuple(int(code[i : i + 2], 16) / 255 for i in (0, 2, 4))
+    for code in ("1f77b4", "d62728", "2ca02c", "ff7f0e", "9467bd", "8c564b", "e377c2", "17becf", "bcbd22", "7f7f7f")
+)
+
+
+def colourise(label: np.ndarray | torch.Tensor, num_classes: int, novel_classes=()) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) uint8 image (``label_palette``'s colours)."""
     label = label.numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
-    return label_palette(num_classes)[label.astype(np.int64)]
+    return label_palette(num_classes, novel_classes)[label.astype(np.int64)]
 
 
 def draw_points(ax, points: np.ndarray, novel_classes, num_classes: int) -> None:
@@ -105,11 +116,17 @@ def cooccurrence_heatmap(matrix: np.ndarray, split, title: str = ""):
 
 
 def visual_comparison(
-    images: np.ndarray, ground_truth: np.ndarray, predictions: dict[str, np.ndarray], split, title: str = ""
+    images: np.ndarray,
+    ground_truth: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    split,
+    title: str = "",
+    row_labels: list[str] | None = None,
 ):
-    """Grid: one row per test image; columns image, ground truth, then every method's prediction. Novel pixels of
-    the ground truth are outlined in white on every label panel; the legend names every class shown, novel ones
-    with ``*``.
+    """Grid: one row per test image; columns image, ground truth, then every method's prediction. Novel classes
+    wear saturated colours, base classes pale ones (``label_palette``); novel pixels of the ground truth are
+    outlined in white on every label panel; the legend names every class shown, novel ones with ``*``, and the
+    unlabelled pixels. ``row_labels``: a caption left of each row.
 
     images (K, H, W, 3) uint8, ground_truth (K, H, W), predictions name -> (K, H, W). Returns the figure.
     """
@@ -117,7 +134,7 @@ def visual_comparison(
     from matplotlib import patheffects
     from matplotlib.patches import Patch
 
-    palette = label_palette(split.num_classes)
+    palette = label_palette(split.num_classes, split.novel_classes)
     columns = ["image", "ground truth", *predictions]
     fig, axes = plt.subplots(len(images), len(columns), figsize=(1.9 * len(columns) + 2.2, 1.9 * len(images)), squeeze=False)
     for row in range(len(images)):
@@ -125,13 +142,15 @@ def visual_comparison(
         labels = [ground_truth[row], *(p[row] for p in predictions.values())]
         axes[row, 0].imshow(images[row])
         for column, label in enumerate(labels, start=1):
-            axes[row, column].imshow(colourise(label, split.num_classes))
+            axes[row, column].imshow(palette[np.asarray(label).astype(np.int64)])
             if novel_pixels.any():
                 outline = axes[row, column].contour(novel_pixels, levels=[0.5], colors="white", linewidths=1.0)
                 outline.set_path_effects([patheffects.withStroke(linewidth=2.2, foreground="black")])
         for column, name in enumerate(columns):
             if row == 0:
                 axes[row, column].set_title(name, fontsize=9)
+        if row_labels:
+            axes[row, 0].set_ylabel(row_labels[row], fontsize=7, rotation=0, ha="right", va="center")
     _clear_ticks(axes)
     shown = np.unique(np.concatenate([ground_truth.ravel(), *(p.ravel() for p in predictions.values())]))
     handles = [
@@ -139,37 +158,14 @@ def visual_comparison(
         for c in shown
         if c < split.num_classes
     ]
+    if IGNORE_INDEX in shown:
+        handles.append(Patch(color="black", label="unlabelled"))
     fig.legend(handles=handles, loc="center right", fontsize=8, title="class (* novel;\noutline: novel\npixels)",
                title_fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1 - 2.2 / (1.9 * len(columns) + 2.2), 1))
     return fig
-
-
-def comparison_summary(ground_truth: np.ndarray, predictions: dict[str, np.ndarray], split) -> dict[str, str]:
-    """One sentence per method on the images of a visual comparison: the share of base and of novel pixels it
-    labels right, and the class it most often gives the novel pixels it gets wrong. ground_truth (K, H, W)."""
-    names = split.class_names
-    labelled = ground_truth < split.num_classes
-    novel = labelled & np.isin(ground_truth, split.novel_classes)
-    base = labelled & ~novel
-    sentences = {}
-    for method, predicted in predictions.items():
-        right = predicted == ground_truth
-        wrong_novel = predicted[novel & ~right]
-        taken = np.bincount(wrong_novel, minlength=split.num_classes) if wrong_novel.size else None
-        instead = (
-            f"; its wrong novel pixels went mostly to {names[int(taken.argmax())]}"
-            f"{' (novel)' if int(taken.argmax()) in split.novel_classes else ' (base)'}"
-            if taken is not None
-            else ""
-        )
-        sentences[method] = (
-            f"{method}: {100 * right[base].mean():.0f} % of the base pixels and "
-            f"{100 * right[novel].mean() if novel.any() else float('nan'):.0f} % of the novel pixels right{instead}."
-        )
-    return sentences
 
 
 def per_class_iou_bars(per_class: dict[str, dict[str, float | None]], split, title: str = ""):

@@ -57,3 +57,20 @@ def test_the_test_preset_variable_wins_over_the_parameters_cell_and_says_so(tmp_
     schedule, *_ = setup("quick", "toy-stuff", {"runs_root": tmp_path, "reports_dir": tmp_path})
     assert schedule.iterations == SCHEDULES["ci"].iterations
     assert "from PWSLIB_NOTEBOOK_PRESET" in capsys.readouterr().out
+
+
+def test_the_comparison_chooses_images_by_its_stated_rule():
+    import numpy as np
+
+    from pwslib.experiments.notebook import chosen_images
+
+    ours = np.array([0.9, 0.5, np.nan, 0.2, 0.6, 0.7, 0.4, 0.5])
+    naive = np.array([0.1, 0.5, 0.3, 0.8, 0.6, 0.6, 0.4, 0.4])
+    chosen = chosen_images({"ours": ours, "point_naive": naive, "full_supervision": ours}, extremes=2, others=2)
+    assert [i for i, _ in chosen[:3]] == [0, 5, 3]  # ours ahead most: 0 (+0.8), then 5 and 7 tie at +0.1 -> 5
+    assert chosen[0][1] == "ours ahead most (+0.80)" and chosen[2][1] == "point_naive ahead most (+0.60)"
+    assert [why for _, why in chosen[3:]] == ["random"] * 3  # point_naive leads on one image only: 3 random
+    assert 2 not in [i for i, _ in chosen] and len({i for i, _ in chosen}) == 6  # no image without a novel class
+    assert chosen == chosen_images({"ours": ours, "point_naive": naive, "full_supervision": ours})  # seeded
+    alone = chosen_images({"full_supervision": ours}, extremes=1, others=1)
+    assert len(alone) == 3 and all(why == "random" for _, why in alone)

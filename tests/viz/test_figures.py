@@ -1,0 +1,29 @@
+import matplotlib
+import numpy as np
+
+from pwslib.data.splits import ClassSplit
+from pwslib.viz.figures import label_palette, visual_comparison
+
+matplotlib.use("Agg")
+SPLIT = ClassSplit(("sky", "grass", "water", "boat", "cow", "kite"), (3, 4, 5))
+
+
+def test_novel_classes_stand_apart_in_the_palette():
+    palette = label_palette(SPLIT.num_classes, SPLIT.novel_classes).astype(float)
+    novel, base = palette[[3, 4, 5]], palette[[0, 1, 2]]
+    spread = lambda colours: colours.max(1) - colours.min(1)  # noqa: E731 - saturation, roughly
+    assert spread(novel).min() > spread(base).max()  # every novel colour more saturated than every base one
+    distances = [np.abs(novel[a] - novel[b]).sum() for a in range(3) for b in range(a + 1, 3)]
+    assert min(distances) > 100  # novel classes apart from each other
+    assert (palette[255] == 0).all()
+
+
+def test_the_comparison_names_the_unlabelled_pixels_and_captions_each_row():
+    truth = np.zeros((2, 32, 32), dtype=np.uint8)
+    truth[:, 8:16, 8:16] = 3
+    truth[:, 0] = 255
+    images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    figure = visual_comparison(images, truth, {"ours": truth}, SPLIT, row_labels=["image 7\nrandom", "image 9\nrandom"])
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert "unlabelled" in legend and "boat *" in legend
+    assert figure.axes[0].get_ylabel() == "image 7\nrandom"
