@@ -46,6 +46,7 @@ from pwslib.io import (
     DataError,
     atomic_path,
     default_data_root,
+    one_line_errors,
     provenance,
     read_checkpoint,
     report_header,
@@ -336,12 +337,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ship", action="store_true", help="write the weights into the package (pwslib/data/pretrained)")
     parser.add_argument("--out", type=Path, default=Path("reports") / "pretraining.md")
     args = parser.parse_args(argv)
+    if args.steps < 1 or min(args.widths) < 1:
+        parser.error(f"--steps and --widths must be whole numbers of at least 1, got {args.steps} and {args.widths}")
+    if args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder; name the report's file, e.g. {args.out / 'pretraining.md'}")
     recipe = PretrainingRecipe(widths=tuple(args.widths), steps=args.steps)
-    if args.rebuild or args.ship:
-        state, report = pretrain(recipe) if args.rebuild else (pretrained_backbone(recipe), pretraining_report(recipe))
-        if args.ship:
-            save_weights(state, report, SHIPPED)
-    print(write_report(pretraining_report(recipe), args.out))
+    with one_line_errors("the pretraining"):
+        if args.rebuild or args.ship:
+            state, report = pretrain(recipe) if args.rebuild else (pretrained_backbone(recipe), pretraining_report(recipe))
+            if args.ship:
+                save_weights(state, report, SHIPPED)
+        print(write_report(pretraining_report(recipe), args.out))
 
 
 if __name__ == "__main__":

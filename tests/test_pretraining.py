@@ -109,3 +109,19 @@ def test_a_pretraining_checkpoint_of_another_recipe_is_refused(tmp_path):
     pretraining.partial_checkpoint(TINY_RECIPE, tmp_path).rename(pretraining.partial_checkpoint(other, tmp_path))
     with pytest.raises(DataError, match="another pretraining recipe"):
         pretrain(other, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [(["--steps", "0"], "--steps and --widths must be whole numbers"), (["--steps", "-5"], "of at least 1"),
+     (["--widths", "8", "0", "8", "8"], "of at least 1")],
+)
+def test_the_pretraining_command_refuses_bad_flags_in_one_line(arguments, message, capsys, tmp_path):
+    from pwslib.pretraining import main
+
+    with pytest.raises(SystemExit):
+        main(arguments)
+    assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path)])
+    assert "is a folder; name the report's file" in capsys.readouterr().err

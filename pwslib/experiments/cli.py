@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
+    if results.empty:
+        sys.exit(f"error: none of {args.datasets} is prepared (see above): nothing was trained and no table written")
     notes = (
         "\n" + "\n".join(compare_to_ours(results, d) for d in args.datasets) + "\n" if args.table == "table1" else ""
     )

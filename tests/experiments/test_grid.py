@@ -234,3 +234,14 @@ def test_a_table_refuses_repeated_inputs_and_impossible_process_counts_in_one_li
         main(["table1", "--runs-root", str(tmp_path / "runs"), *flags])
     assert stopped.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # refused before any folder is made
+
+
+def test_a_table_of_unprepared_datasets_ends_in_one_line(tmp_path, monkeypatch, capsys):
+    from pwslib.experiments.cli import main
+
+    monkeypatch.setenv("PWSLIB_DATA", str(tmp_path / "data"))
+    arguments = ["table1", "--datasets", "coco_stuff_10k", "--iterations", "2"]
+    with pytest.raises(SystemExit) as stopped:
+        main([*arguments, "--runs-root", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports")])
+    assert "none of ['coco_stuff_10k'] is prepared" in str(stopped.value)
+    assert not list((tmp_path / "reports").glob("*.md"))
