@@ -445,6 +445,8 @@ def main(argv: list[str] | None = None) -> None:
     except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
+        if not (args.out / "config.json").exists():  # stopped while the data or the model was being made
+            sys.exit("interrupted before the run started: nothing to resume; run the same command again")
         sys.exit(f"interrupted; continue from the last checkpoint with: python -m pwslib.train --out {args.out} --resume")
     except OSError as error:  # a folder that cannot be written (read-only, a file in the way, disk full)
         sys.exit(f"error: {unwritable(error, args.out)}")

@@ -502,3 +502,31 @@ def test_a_batch_larger_than_the_training_set_is_refused_before_any_work(tmp_pat
     with pytest.raises(DataError, match="--batch-size 100000 is larger than the 24 training images"):
         run(tiny_config(batch_size=100_000), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # a refused run leaves nothing behind
+
+
+@pytest.mark.parametrize("when", ["while the data is made", "while training"])
+def test_ctrl_c_advises_a_command_that_works(tmp_path, toy_root, monkeypatch, when):
+    import pwslib.train
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if when == "while the data is made":
+        monkeypatch.setattr(pwslib.train, "datasets", interrupt)
+    else:
+        monkeypatch.setattr(pwslib.train.Trainer, "fit", interrupt)
+    folder = tmp_path / "run"
+    arguments = ["--out", str(folder), "--iterations", "2", "--batch-size", "4", "--set", 'toy_options={"num_train": 24, "num_test": 8}', "pretrained_backbone=false"]
+    with pytest.raises(SystemExit) as stopped:
+        pwslib.train.main(arguments)
+    monkeypatch.undo()
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    if when == "while the data is made":
+        assert "run the same command again" in str(stopped.value)
+        pwslib.train.main(arguments)  # the advice works
+    else:
+        assert f"--out {folder} --resume" in str(stopped.value)
+        pwslib.train.main(["--out", str(folder), "--resume"])
+    assert (folder / "metrics.json").exists()
