@@ -20,7 +20,11 @@ the properties that make a click ambiguous on photographs:
 - an outline band in a stuff look around each thing (``rim_looks``): a centre click never lands on it; with halos,
   on every other class the band belongs to the stuff, so the click does not say where the thing ends;
 - the probe trained four times longer (is the ratio a probe too short to learn either?);
-- fewer training images (400, 150 of 2,000): fewer clicks per novel class, as on a rare class of a photograph set.
+- fewer training images (400, 300, 150 of 2,000): fewer clicks per novel class, as on a rare class of a photograph
+  set; and the two levers that each pulled the ratio down (few images, centre clicks) together, with the outline
+  bands and halos or the rarer, camouflaged parts;
+- looks that name no class at all: every thing wears any of the 12 stuff looks, so only its shape (and what it
+  sits on) says what it is, and a mask shows the shape at every pixel where a click shows it at one.
 
 Uniform clicks are an unbiased sample of a mask's pixels under the probe's class-balanced loss, so only what a
 click cannot sample (the centre rule) or too few samples can pull the ratio down.
@@ -135,6 +139,7 @@ def variants() -> dict[str, Variant]:
     """The probes, by what they add; every preset that is not the benchmark's is generated under its own name."""
     rarer = dataclasses.replace(with_pools(CANDIDATE, parts=3, pool=5), things_per_image=(1, 3))
     outlined, haloed = with_outline_bands(CANDIDATE), with_outline_bands(CANDIDATE, halos=True)
+    anywhere = with_pools(CANDIDATE, parts=1, pool=len(CANDIDATE.stuff))
     return {
         "toy-stuff (reference)": Variant(PRESETS["toy-stuff"]),
         "toy-scene (reference)": Variant(PRESETS["toy-scene"]),
@@ -154,6 +159,20 @@ def variants() -> dict[str, Variant]:
         "candidate, probe trained 4x longer": Variant(CANDIDATE, steps=4000),
         "candidate, 400 training images": Variant(dataclasses.replace(CANDIDATE, num_train=400)),
         "candidate, 150 training images": Variant(dataclasses.replace(CANDIDATE, num_train=150)),
+        "candidate, 300 training images, clicks at the centre": Variant(
+            dataclasses.replace(CANDIDATE, num_train=300), "centre"
+        ),
+        "candidate, 150 training images, clicks at the centre": Variant(
+            dataclasses.replace(CANDIDATE, num_train=150), "centre"
+        ),
+        "candidate, outline bands, halos, 150 training images, clicks at the centre": Variant(
+            dataclasses.replace(haloed, num_train=150), "centre"
+        ),
+        "candidate, 3 parts, pools of 5, 1-3 things, camouflage 0.3, 150 training images, clicks at the centre": Variant(
+            dataclasses.replace(rarer, camouflage=0.3, num_train=150), "centre"
+        ),
+        "candidate, every thing wears any of the 12 stuff looks (class by shape alone)": Variant(anywhere),
+        "candidate, every thing wears any of the 12 stuff looks, clicks at the centre": Variant(anywhere, "centre"),
     }
 
 
