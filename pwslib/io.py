@@ -130,6 +130,11 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
+def array_sha256(array: np.ndarray) -> str:
+    """SHA-256 of an array's bytes in C order (not of a .npy header): the digest of cached and run arrays."""
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+
+
 def save_array_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import hashlib
 import json
 import sys
 import time
@@ -36,7 +35,7 @@ from pwslib.config import METHODS, TrainConfig, config_for
 from pwslib.data import DATASETS, collate, training_cooccurrence
 from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, setup_distributed
 from pwslib.metrics import check_finite_parameters, evaluate_model, format_scores
-from pwslib.io import DataError, default_data_root, provenance, save_array_atomic, save_checkpoint, write_json_atomic
+from pwslib.io import DataError, array_sha256, default_data_root, provenance, save_array_atomic, save_checkpoint, write_json_atomic
 from pwslib.method.losses import WeakShotCriterion, weighted_terms
 from pwslib.model.maskformer import PointWeakShotMaskFormer
 from pwslib.method.pseudo_labels import pseudo_labels
@@ -109,6 +108,7 @@ class Trainer:
             else None
         )
         self.step = 0
+        self.pseudo_labels_sha256: str | None = None  # keypoint_pseudo's second-stage labels, once made or read
         self.phase_seconds = dict.fromkeys(STEP_PHASES, 0.0)  # wall time of each phase of training_step so far
         self.seconds_before, self.started = 0.0, time.perf_counter()  # wall time of earlier segments, this one's start
         self.stage_switch = (
@@ -128,11 +128,7 @@ class Trainer:
             "wall_seconds": self.wall_seconds(),
             "precision_ran": self.model.config.precision,
             "threads": torch.get_num_threads(),  # the sums of a step depend on it: a resume reuses it
-            "pseudo_labels_sha256": (
-                hashlib.sha256(np.ascontiguousarray(self.train_set.pseudo_labels).tobytes()).hexdigest()
-                if self.train_set.pseudo_labels is not None
-                else None
-            ),
+            "pseudo_labels_sha256": self.pseudo_labels_sha256,
         }
 
     def wall_seconds(self) -> float:
@@ -159,6 +155,7 @@ class Trainer:
                 model.config = dataclasses.replace(model.config, precision=ran)
         if self.stage_switch is not None and self.step >= self.stage_switch:
             self.train_set.pseudo_labels = self.saved_pseudo_labels(state.get("pseudo_labels_sha256"))
+            self.pseudo_labels_sha256 = array_sha256(self.train_set.pseudo_labels)
 
     def scored_model(self) -> PointWeakShotMaskFormer:
         """The model that is scored and drawn: the weight average when ``weight_average_decay`` is on."""
@@ -295,7 +292,7 @@ class Trainer:
         labels = pseudo_labels(self.model, self.train_set, self.config.class_union)
         if self.distributed.is_main:
             save_array_atomic(self.out / PSEUDO_LABELS, labels)
-        self.train_set.pseudo_labels = labels
+        self.train_set.pseudo_labels, self.pseudo_labels_sha256 = labels, array_sha256(labels)
 
     def saved_pseudo_labels(self, digest: str | None) -> np.ndarray:
         """The second stage's pseudo labels (N, H, W) from the run folder, trusted only when their SHA-256 is the
@@ -306,7 +303,7 @@ class Trainer:
             labels = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as error:
             raise DataError(f"{path} cannot be read ({error}): {self.pseudo_labels_lost}") from None
-        if digest is not None and hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest() != digest:
+        if digest is not None and array_sha256(labels) != digest:
             raise DataError(f"{path} is not the one this run made (its SHA-256 differs): {self.pseudo_labels_lost}")
         if labels.ndim != 3 or len(labels) != len(self.train_set) or labels.dtype != np.uint8:
             raise DataError(

@@ -32,7 +32,6 @@ the thing).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
-from pwslib.io import DataError, default_data_root, save_array_atomic, write_json_atomic
+from pwslib.io import DataError, array_sha256, default_data_root, save_array_atomic, write_json_atomic
 
 GENERATOR_VERSION = 3
 
@@ -597,7 +596,7 @@ _VERIFIED: set[Path] = set()  # cache folders checked by this process (the check
 
 def _array_digest(path: Path) -> str:
     """SHA-256 of the array stored in ``path`` (its bytes, not the .npy header)."""
-    return hashlib.sha256(np.ascontiguousarray(np.load(path, mmap_mode="r")).data).hexdigest()
+    return array_sha256(np.load(path, mmap_mode="r"))
 
 
 def cache_meta(folder: Path) -> dict:

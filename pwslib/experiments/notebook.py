@@ -150,7 +150,8 @@ def chosen_images(
         order = valid[np.argsort(-lead[valid], kind="stable")]
         chosen += [(int(i), f"{first} ahead most ({lead[i]:+.2f})") for i in order[:extremes] if lead[i] > 0]
         chosen += [(int(i), f"{second} ahead most ({-lead[i]:+.2f})") for i in order[::-1][:extremes] if lead[i] < 0]
-    rest = np.array([i for i in valid if i not in {c for c, _ in chosen}], dtype=int)
+    taken = {index for index, _ in chosen}
+    rest = np.array([i for i in valid if i not in taken], dtype=int)
     wanted = 2 * extremes + others - len(chosen)  # a side that is never ahead leaves its places to random images
     picks = np.random.default_rng(seed).choice(rest, size=min(wanted, len(rest)), replace=False) if len(rest) else []
     chosen += [(int(i), "random") for i in sorted(picks)]

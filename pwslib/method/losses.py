@@ -17,6 +17,7 @@ matcher, losses dispatched by name), a term is a function of the matched step, r
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -102,6 +103,13 @@ class MatchedStep:
     bank: MemoryBank | None
     cooccurrence: torch.Tensor | None
 
+    @functools.cached_property
+    def matched_masks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (M, L) mask logits of the proposals matched to mask targets and those targets' (M, L) masks, gathered
+        once for the focal and Dice terms."""
+        batch_index, query_index, target_index = self.mask_pairs
+        return self.flat_masks[batch_index, query_index], self.targets.masks[batch_index, target_index]
+
 
 def classification_term(step: MatchedStep) -> torch.Tensor:
     """CE over every query: a matched query -> its target's class, the rest -> no object."""
@@ -120,15 +128,13 @@ def pixel_classification_term(step: MatchedStep) -> torch.Tensor | None:
 
 
 def focal_term(step: MatchedStep) -> torch.Tensor:
-    batch_index, query_index, target_index = step.mask_pairs
-    logits, masks = step.flat_masks[batch_index, query_index], step.targets.masks[batch_index, target_index]  # (M, L)
-    return sigmoid_focal_loss(logits, masks).mean(-1).sum() / global_count(len(batch_index))
+    logits, masks = step.matched_masks
+    return sigmoid_focal_loss(logits, masks).mean(-1).sum() / global_count(len(logits))
 
 
 def dice_term(step: MatchedStep) -> torch.Tensor:
-    batch_index, query_index, target_index = step.mask_pairs
-    logits, masks = step.flat_masks[batch_index, query_index], step.targets.masks[batch_index, target_index]  # (M, L)
-    return dice_loss(logits.sigmoid(), masks).sum() / global_count(len(batch_index))
+    logits, masks = step.matched_masks
+    return dice_loss(logits.sigmoid(), masks).sum() / global_count(len(logits))
 
 
 def _click_term(step: MatchedStep, positive: bool) -> torch.Tensor | None:

@@ -23,16 +23,14 @@ def label_palette(num_classes: int, novel_classes=()) -> np.ndarray:
         hue = (c * 0.618033988749895) % 1.0
         light, saturation = (0.45 + 0.2 * ((c // 3) % 2), 0.75) if not novel else (0.72 + 0.1 * (c % 2), 0.3)
         palette[c] = np.array(colorsys.hls_to_rgb(hue, light, saturation)) * 255
-    for rank, c in enumerate(novel):
-        palette[c] = np.array(TABLEAU[rank % len(TABLEAU)]) * 255
+    if novel:
+        from matplotlib import colormaps
+
+        tableau = colormaps["tab10"].colors  # ten qualitative colours, as matplotlib's default cycle
+        for rank, c in enumerate(novel):
+            palette[c] = np.array(tableau[rank % len(tableau)]) * 255
     palette[IGNORE_INDEX] = 0
     return palette
-
-
-TABLEAU = tuple(
-    tuple(int(code[i : i + 2], 16) / 255 for i in (0, 2, 4))
-    for code in ("1f77b4", "d62728", "2ca02c", "ff7f0e", "9467bd", "8c564b", "e377c2", "17becf", "bcbd22", "7f7f7f")
-)
 
 
 def colourise(label: np.ndarray | torch.Tensor, num_classes: int, novel_classes=()) -> np.ndarray:
