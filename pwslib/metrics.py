@@ -91,6 +91,28 @@ def image_novel_iou(ground_truth: np.ndarray, prediction: np.ndarray, split: Cla
     return scores
 
 
+def keypoint_mask_scores(mask: np.ndarray, target: np.ndarray, unlabelled: np.ndarray) -> dict[str, float]:
+    """How a click's mask (a keypoint mask or a class union) follows the object it was clicked on, in %.
+
+    mask: (H, W) probabilities, on where > 0.5; target: (H, W) bool, the clicked object; unlabelled: (H, W) bool,
+    the pixels a base annotation leaves unlabelled (novel classes and ignore). ``iou`` and ``recall`` against the
+    object; the mask's own pixels split three ways, summing to 100: ``precision`` (on the object), ``spill onto
+    labelled`` (other objects and regions the base annotation labels) and ``spill onto unlabelled`` (where no
+    training label says a mask is wrong: a partner stuff, another novel object). A blob that covers the object
+    and its surroundings scores a high recall and a low IoU and precision. An empty mask has precision 0.
+    """
+    on = mask > 0.5
+    hit = int((on & target).sum())
+    covered = max(int(on.sum()), 1)
+    return {
+        "iou": 100 * hit / max(int((on | target).sum()), 1),
+        "recall": 100 * hit / max(int(target.sum()), 1),
+        "precision": 100 * hit / covered,
+        "spill onto labelled": 100 * int((on & ~target & ~unlabelled).sum()) / covered,
+        "spill onto unlabelled": 100 * int((on & ~target & unlabelled).sum()) / covered,
+    }
+
+
 @torch.no_grad()
 def confusion_matrix(
     model: torch.nn.Module,

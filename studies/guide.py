@@ -1,90 +1,43 @@
-"""The README's results, written from the report they cite (never typed by hand).
+"""The README's results, written from the reports they cite (never typed by hand).
 
-    python -m studies.guide           # rewrites the block between the README's results markers
+    python -m studies.guide           # rewrites the block between the README's checks markers
 
-The block is the preregistered Table 1 at 5,000 iterations (``reports/table1_split6.csv``,
-``reports/protocol.md``): base mIoU, novel mIoU and hIoU of every method it trained on both presets, mean ± std
-over the seeds, ``*`` where a row differs from ``ours`` beyond the seed noise, then the two predictions and
-whether each held.
+The block is every preregistered check so far (``analysis.PREREGISTERED_CHECKS``, ``reports/protocol.md``), one
+row per check and preset, with both predictions' numbers and outcomes, the ones that missed as well as the ones
+that held: (a) ``ours`` ahead of ``point_naive`` in hIoU beyond the seed noise, (b) ``ours`` at 0.9 of
+``full_supervision``'s hIoU or more.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import pandas as pd
-
-from pwslib.experiments.report import markdown_table, summarise, welch_p
+from pwslib.experiments.analysis import preregistered_checks
+from pwslib.experiments.report import markdown_table
 from pwslib.io import CHECKOUT, DataError, one_line_errors, write_text_atomic
 
 ROOT = CHECKOUT
 README = ROOT / "README.md"
-RESULTS = ROOT / "reports" / "table1_split6.csv"
-BEGIN = "<!-- results: written by `python -m studies.guide` from reports/table1_split6.csv -->"
-END = "<!-- end of results -->"
-SHOWN = ("Base", "Novel", "hIoU")  # the columns of the README table, per preset
-FULL_SHARE = 0.9  # prediction (b): ours reaches this share of full_supervision's hIoU
+CHECKS_BEGIN = "<!-- checks: written by `python -m studies.guide` from the four checks' tables -->"
+CHECKS_END = "<!-- end of checks -->"
 
 
-def format_p(p_value: float) -> str:
-    """A p-value as read: three decimals, or "p < 0.001"."""
-    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
+def checks_block(root=ROOT) -> str:
+    """The README's table of every preregistered check (``analysis.preregistered_checks``), between its markers."""
+    return "\n".join([CHECKS_BEGIN, "", markdown_table(preregistered_checks(root)).rstrip(), "", CHECKS_END])
 
 
-def predictions(results: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Per preset: the gap ``ours`` − ``point_naive`` in hIoU, its Welch ``p`` over the seeds and the ``share``
-    ``ours`` / ``full_supervision`` (means over the seeds)."""
-    found = {}
-    for dataset, group in results.groupby("dataset", sort=False):
-        hiou = {method: runs["hiou"].astype(float) for method, runs in group.groupby("method")}
-        found[dataset] = {
-            "gap": hiou["ours"].mean() - hiou["point_naive"].mean(),
-            "p": welch_p(hiou["ours"], hiou["point_naive"]),
-            "share": hiou["ours"].mean() / hiou["full_supervision"].mean(),
-        }
-    return found
+def replace_block(text: str, block: str, begin: str = CHECKS_BEGIN, end: str = CHECKS_END) -> str:
+    """``text`` with the part from ``begin`` to ``end`` replaced by ``block``."""
+    if begin not in text or end not in text:
+        raise ValueError(f"the README has no markers {begin!r} ... {end!r}")
+    head, rest = text.split(begin, 1)
+    return head + block + rest.split(end, 1)[1]
 
 
-def prediction_lines(results: pd.DataFrame) -> list[str]:
-    """Per preset: (a) ours − point_naive hIoU with Welch's p over the seeds, (b) ours / full_supervision hIoU."""
-    lines = []
-    for dataset, found in predictions(results).items():
-        first = "held" if found["gap"] > 0 and found["p"] < 0.05 else "did not hold"
-        second = "held" if found["share"] >= FULL_SHARE else "did not hold"
-        lines.append(
-            f"- {dataset}: (a) `ours` − `point_naive` = {found['gap']:+.1f} hIoU (Welch {format_p(found['p'])}): "
-            f"{first}; (b) `ours` / `full_supervision` = {found['share']:.3f} (the bar: {FULL_SHARE}): {second}."
-        )
-    return lines
-
-
-def results_block(results: pd.DataFrame) -> str:
-    """The README's results block for the per-run results of the preregistered Table 1."""
-    summary = summarise(results)
-    columns = [c for c in summary.columns if c.rsplit(" ", 1)[-1] in SHOWN]
-    seeds = ", ".join(str(s) for s in sorted(set(results["seed"])))
-    return "\n".join(
-        [
-            BEGIN,
-            "",
-            markdown_table(summary[columns]).rstrip(),
-            "",
-            f"mIoU / hIoU in %, mean ± std over seeds {seeds}; `*`: differs from `ours` beyond the seed noise "
-            "(Welch's t-test, p < 0.05). The preregistered predictions:",
-            "",
-            *prediction_lines(results),
-            "",
-            END,
-        ]
-    )
-
-
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the part from BEGIN to END replaced by ``block``."""
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"the README has no results markers ({BEGIN!r} ... {END!r})")
-    head, rest = text.split(BEGIN, 1)
-    return head + block + rest.split(END, 1)[1]
+def guide_text(text: str) -> str:
+    """``text`` (the README) with its checks block written from today's reports."""
+    return replace_block(text, checks_block())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     with one_line_errors("the guide"):
         text = README.read_text()
         try:
-            updated = replace_block(text, results_block(pd.read_csv(RESULTS)))
+            updated = guide_text(text)
         except ValueError as error:
             raise DataError(str(error)) from error
         write_text_atomic(README, updated)

@@ -80,3 +80,21 @@ def test_image_novel_iou_by_hand():
     assert scores[0] == pytest.approx(1 / 3)  # boat: 1 right of {0, 1, 2}; the unlabelled pixel is not counted
     assert math.isnan(scores[1])  # no novel class in the image
     assert scores[2] == pytest.approx((1 / 1 + 1 / 3) / 2)  # boat 1/1, cow 1/3
+
+
+def test_keypoint_mask_scores_split_a_mask_between_its_object_and_its_spill():
+    from pwslib.metrics import keypoint_mask_scores
+
+    target = np.zeros((10, 10), dtype=bool)
+    target[0:4, 0:4] = True  # the clicked object: 16 pixels
+    unlabelled = np.zeros((10, 10), dtype=bool)
+    unlabelled[:, 6:] = True  # a novel partner the base annotation leaves unlabelled
+    mask = np.zeros((10, 10))
+    mask[0:4, 0:2] = 0.9  # half the object: 8 pixels
+    mask[0:2, 4:6] = 0.9  # 4 pixels of a labelled neighbour
+    mask[0:2, 6:10] = 0.9  # 8 pixels of the unlabelled partner
+    scores = keypoint_mask_scores(mask, target, unlabelled)
+    assert scores["recall"] == 50.0 and scores["precision"] == 40.0
+    assert scores["iou"] == 100 * 8 / (16 + 12)
+    assert scores["spill onto labelled"] == 20.0 and scores["spill onto unlabelled"] == 40.0
+    assert keypoint_mask_scores(np.zeros((10, 10)), target, unlabelled)["precision"] == 0.0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from studies.guide import FULL_SHARE, format_p, predictions
+from pwslib.experiments.analysis import FULL_SHARE, format_p, predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL = " ".join((ROOT / "reports" / "protocol.md").read_text().split())  # line breaks do not matter

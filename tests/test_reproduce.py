@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from pwslib.experiments.schedules import SCHEDULES
 from pwslib.experiments.notebook import preset_values
@@ -40,20 +41,45 @@ def test_a_damaged_history_is_set_aside_with_a_warning_not_fatal_after_the_work(
     assert aside.read_text().startswith('{"quick"')
 
 
+def fake_papermill(root, events):
+    """A papermill that copies the source notebook and, as a kernel under notebook.setup does, records that it read
+    ``reports/table1.csv``."""
+    import os
+    import shutil
+    import types
+
+    from pwslib.experiments.freshness import READS_VARIABLE
+
+    def execute_notebook(source, target, **kwargs):
+        events.append(("notebook", kwargs["parameters"]["preset"]))
+        shutil.copy(source, target)
+        Path(os.environ[READS_VARIABLE]).write_text("reports/table1.csv\n")
+
+    return types.SimpleNamespace(
+        inspect_notebook=lambda path: {"preset": {}},
+        execute_notebook=execute_notebook,
+        PapermillExecutionError=RuntimeError,
+    )
+
+
+def checkout_with_notebooks(root):
+    (root / "notebooks").mkdir()
+    for name in NOTEBOOKS:
+        cells = [{"cell_type": "markdown", "metadata": {}, "source": [f"# {name}"]}]
+        (root / "notebooks" / f"{name}.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}}))
+    (root / "reports").mkdir()
+    (root / "reports" / "table1.csv").write_text("method,hiou\nours,60.0\n")
+
+
 def test_the_reproduction_trains_the_planned_runs_in_one_pool_before_the_notebooks(tmp_path, monkeypatch):
     import sys
-    import types
 
     import pwslib.reproduce as reproduce
     from pwslib.experiments.grid import planned_configs
 
     events = []
-    fake_papermill = types.SimpleNamespace(
-        inspect_notebook=lambda path: {"preset": {}},
-        execute_notebook=lambda source, target, **kwargs: events.append(("notebook", kwargs["parameters"]["preset"])),
-        PapermillExecutionError=RuntimeError,
-    )
-    monkeypatch.setitem(sys.modules, "papermill", fake_papermill)
+    checkout_with_notebooks(tmp_path)
+    monkeypatch.setitem(sys.modules, "papermill", fake_papermill(tmp_path, events))
     monkeypatch.setattr(reproduce, "ROOT", tmp_path)
     monkeypatch.setattr(
         reproduce, "train_all", lambda configs, root, progress, workers: events.append(("train", len(configs), workers))
@@ -67,3 +93,28 @@ def test_the_reproduction_trains_the_planned_runs_in_one_pool_before_the_noteboo
     events.clear()
     reproduce.main(["--only", "05_table1_methods"])  # one notebook: it trains what it needs itself
     assert events == [("notebook", "quick")]
+
+
+def test_stale_executes_only_the_notebooks_older_than_what_they_show(tmp_path, monkeypatch, capsys):
+    import sys
+
+    import pwslib.reproduce as reproduce
+
+    events = []
+    checkout_with_notebooks(tmp_path)
+    monkeypatch.setitem(sys.modules, "papermill", fake_papermill(tmp_path, events))
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    monkeypatch.setattr(reproduce, "train_all", lambda *args, **kwargs: None)
+    reproduce.main(["--stale"])  # nothing executed yet: every notebook is stale
+    assert len(events) == len(NOTEBOOKS)
+    record = json.loads((tmp_path / "reports" / "executed" / "05_table1_methods.ipynb").read_text())["metadata"]
+    assert list(record["pwslib_freshness"]["inputs"]) == ["reports/table1.csv"]
+    events.clear()
+    reproduce.main(["--stale"])
+    assert events == [] and "is fresh: nothing to do" in capsys.readouterr().out
+    (tmp_path / "reports" / "table1.csv").write_text("method,hiou\nours,61.0\n")  # the report is regenerated
+    source = tmp_path / "notebooks" / "01_data_and_split.ipynb"
+    source.write_text(source.read_text().replace("# 01", "# 01, retold"))
+    reproduce.main(["--stale", "--only", "01_data_and_split", "05_table1_methods"])
+    assert "01_data_and_split is stale: 01_data_and_split.ipynb changed; reports/table1.csv changed" in capsys.readouterr().out
+    assert len(events) == 2

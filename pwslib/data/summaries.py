@@ -108,17 +108,28 @@ def clicked_object(label: np.ndarray, click: tuple[int, int]) -> np.ndarray:
     return regions == regions[click]
 
 
-def mask_coverage(mask: np.ndarray, label: np.ndarray, click: tuple[int, int], other: np.ndarray | None = None) -> dict:
-    """How well a mask (H, W, probabilities) follows the object under ``click``: the share (%) of that object's
-    pixels above 0.5, of the rest of the image (pixels of other classes, ignore excluded), and, with ``other``
-    (a (H, W) bool object), of that other object."""
-    on = mask > 0.5
-    target = clicked_object(label, click)
-    rest = (label != label[click]) & (label != 255)
-    coverage = {"object": 100 * float(on[target].mean()), "rest": 100 * float(on[rest].mean())}
-    if other is not None:
-        coverage["other object"] = 100 * float(on[other].mean())
-    return coverage
+MIN_OBJECT_PIXELS = 40  # the smallest region a click survey clicks: a 6 x 6 square and a bit
+
+
+def object_clicks(label: np.ndarray, min_pixels: int = MIN_OBJECT_PIXELS) -> list[tuple[int, np.ndarray, tuple]]:
+    """Every object of ``label`` (H, W): a connected region of one class with at least ``min_pixels`` pixels and
+    an interior (a pixel 2 from its border), with two clicks: its deepest pixel, where an annotator clicks first,
+    and the interior pixel farthest from that one. [(class, (H, W) bool region, (first, second)), ...]."""
+    objects = []
+    for class_id in np.unique(label[label != IGNORE_INDEX]):
+        regions, count = ndimage.label(label == class_id, structure=np.ones((3, 3)))
+        for region_id in range(1, count + 1):
+            region = regions == region_id
+            if region.sum() < min_pixels:
+                continue
+            depth = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+            if depth.max() < 2:
+                continue
+            first = np.unravel_index(depth.argmax(), depth.shape)
+            interior = np.argwhere(depth >= 2)
+            second = interior[((interior - np.array(first)) ** 2).sum(1).argmax()]
+            objects.append((int(class_id), region, ((int(first[0]), int(first[1])), (int(second[0]), int(second[1])))))
+    return objects
 
 
 def annotation_summary(dataset) -> pd.DataFrame:

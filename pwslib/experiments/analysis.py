@@ -1,5 +1,5 @@
-"""Readers of finished tables for the notebooks' narratives: held-out tables by split, gaps to a reference
-row, per-class IoU, the sentence comparing ``ours`` with the other methods."""
+"""Readers of finished tables for the notebooks' narratives and the README: held-out tables by split, gaps to a
+reference row, per-class IoU, the sentences that say what a table shows, and the preregistered checks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,64 @@ import pandas as pd
 
 from pwslib.data import class_split
 from pwslib.data.summaries import thing_classes
-from pwslib.experiments.report import mean_std
+from pwslib.experiments.report import differs, mean_std, score_cells, welch_p
+from pwslib.io import CHECKOUT
+
+FULL_SHARE = 0.9  # prediction (b): ours reaches this share of full_supervision's hIoU
+# Every preregistered check (reports/protocol.md), oldest first: its per-run results (relative to the checkout),
+# its iterations per run, and the recipe it tested (backbone pretraining; point_naive's click-loss weight).
+PREREGISTERED_CHECKS = (
+    ("reports/archive/split4/table1_split4.csv", 1000, "8,000-step backbone; click losses 1"),
+    ("reports/archive/split4/table1_split4_3000.csv", 3000, "8,000-step backbone; click losses 1"),
+    ("reports/archive/split5/table1_split5.csv", 3000, "16,000-step backbone; click losses 1"),
+    ("reports/table1_split6.csv", 5000, "today's: 32,000-step backbone; click losses 0.3"),
+)
+
+def format_p(p_value: float) -> str:
+    """A p-value as read: three decimals, or "p < 0.001"."""
+    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
+
+
+def predictions(results: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per preset of a preregistered Table 1: the gap ``ours`` − ``point_naive`` in hIoU, its Welch ``p`` over the
+    seeds and the ``share`` ``ours`` / ``full_supervision`` (means over the seeds)."""
+    found = {}
+    for dataset, group in results.groupby("dataset", sort=False):
+        hiou = {method: runs["hiou"].astype(float) for method, runs in group.groupby("method")}
+        found[dataset] = {
+            "gap": hiou["ours"].mean() - hiou["point_naive"].mean(),
+            "p": welch_p(hiou["ours"], hiou["point_naive"]),
+            "share": hiou["ours"].mean() / hiou["full_supervision"].mean(),
+        }
+    return found
+
+
+def outcomes(found: dict[str, float]) -> tuple[str, str]:
+    """Whether prediction (a) (``ours`` ahead of ``point_naive`` beyond the seed noise) and (b) (``ours`` at
+    ``FULL_SHARE`` of ``full_supervision`` or more) held."""
+    first = "held" if found["gap"] > 0 and found["p"] < 0.05 else "did not hold"
+    return first, "held" if found["share"] >= FULL_SHARE else "did not hold"
+
+
+def preregistered_checks(root: Path = CHECKOUT) -> pd.DataFrame:
+    """Every preregistered check (``PREREGISTERED_CHECKS``), one row per check and preset: both predictions'
+    numbers and outcomes, the misses as well as the hits."""
+    rows = []
+    for path, iterations, recipe in PREREGISTERED_CHECKS:
+        results = pd.read_csv(Path(root) / path)
+        split = re.search(r"split(\d+)", path)[1]
+        seeds = f"{results['seed'].min()}-{results['seed'].max()}"
+        for dataset, found in predictions(results).items():
+            first, second = outcomes(found)
+            rows.append({
+                "check": f"split {split}, seeds {seeds}, {iterations:,} iterations",
+                "recipe": recipe,
+                "preset": dataset,
+                "(a) `ours` − `point_naive` hIoU": f"{found['gap']:+.1f} ({format_p(found['p'])}): {first}",
+                "(b) `ours` / `full_supervision`": f"{found['share']:.3f}: {second}",
+            })
+    return pd.DataFrame(rows).set_index("check")
+
 
 def heldout_results(folder: Path, table: str = "table1", suffix: str = "") -> dict[int, pd.DataFrame]:
     """Per-run results of a held-out table in ``folder`` (``<table>_split<N><suffix>.csv``, e.g. suffix
@@ -91,6 +148,56 @@ def drops_against(results: pd.DataFrame) -> pd.DataFrame:
     if reference.empty:
         return pd.DataFrame({"hIoU": means})
     return pd.DataFrame({"hIoU": means.round(1), "difference": (means - reference.mean()).round(1)})
+
+
+def noise_verdict(results: pd.DataFrame) -> str:
+    """What a table says, as a sentence per dataset: the rows that differ from the reference row (``ours`` with
+    its defaults) beyond the seed noise, per score, with the mean difference, and how many rows stay within it.
+    Notebooks print it under a table, so their prose never carries a typed result."""
+    if results.empty:
+        return "No runs."
+    cells = score_cells(results)
+    reference = cells[cells["row"].isin(set(results.loc[results["reference"].astype(bool), "row"]))]
+    sentences = []
+    for dataset, group in cells.groupby("dataset", sort=False):
+        others = group[~group["row"].isin(set(reference["row"]))]
+        base = reference[reference["dataset"] == dataset].set_index("score")["mean"]
+        beyond = [
+            f"`{row}` ({', '.join(f'{c.score} {c.mean - base[c.score]:+.1f}' for c in cells_of.itertuples())})"
+            for row, cells_of in others[others["differs"]].groupby("row", sort=False)
+        ]
+        rows = others["row"].nunique()
+        within = rows - len(beyond)
+        sentences.append(
+            f"**{dataset}**: beyond the seed noise against `ours`: {'; '.join(beyond) if beyond else 'nothing'}."
+            f" {within} of {rows} rows are within the noise on every score."
+        )
+    return " ".join(sentences)
+
+
+def clicks_verdict(points: pd.DataFrame, dataset: str) -> str:
+    """The annotation budget in one sentence: novel mIoU of ``ours`` from one click per class against
+    ``point_naive`` from its most clicks, the gain of ``ours`` from its most clicks over one, and ``full_supervision``,
+    each difference marked where it exceeds the seed noise (Welch's t-test, p < 0.05)."""
+    subset = points[points["dataset"] == dataset]
+    novel = {row: group["novel_miou"].astype(float) for row, group in subset.groupby("row", sort=False)}
+    clicks = {row: int(match[1]) for row in novel if (match := re.search(r"(\d+) clicks?$", row))}
+
+    def most(method: str) -> str:
+        return max((row for row in clicks if row.startswith(f"{method}, ")), key=clicks.get)
+
+    fewest = min((row for row in clicks if row.startswith("ours, ")), key=clicks.get)
+    most_naive, most_ours = most("point_naive"), most("ours")
+
+    def against(row: str, other: str) -> str:
+        gap = novel[row].mean() - novel[other].mean()
+        noise = "beyond the seed noise" if differs(novel[row], novel[other]) else "within the seed noise"
+        return f"`{row}` {mean_std(novel[row])} against `{other}` {mean_std(novel[other])} ({gap:+.1f}, {noise})"
+
+    parts = [against(fewest, most_naive), against(most_ours, fewest)]
+    if "full_supervision" in novel:
+        parts.append(against("full_supervision", most_ours))
+    return f"**{dataset}**, novel mIoU: " + "; ".join(parts) + "."
 
 
 def per_class_results(results: pd.DataFrame, dataset: str):

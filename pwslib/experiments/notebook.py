@@ -26,6 +26,7 @@ import torch
 from pwslib.config import METHODS
 from pwslib.data import collate
 from pwslib.evaluate import load_model
+from pwslib.experiments.freshness import READS_VARIABLE, record_opened_files
 from pwslib.experiments.grid import data_available, grid_config, run_cached, run_grid
 from pwslib.experiments.schedules import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES, Schedule, table_iterations
 from pwslib.io import CHECKOUT, DataError
@@ -76,6 +77,7 @@ def setup(preset: str, dataset: str, overrides: dict | None = None, table: str |
     """The parameters cell -> schedule (validated: a wrong value stops here in one line), split, readiness of
     ``dataset``, and the run / report / figure folders; ``table``: the table the notebook trains (its preset may
     train it for fewer iterations). ``PWSLIB_NOTEBOOK_PRESET``, when set, replaces ``preset``."""
+    _record_inputs_once()
     forced = os.environ.get(PRESET_VARIABLE)
     if forced and forced != preset:
         print(f"preset {forced!r} from {PRESET_VARIABLE} (the parameters cell says {preset!r})")
@@ -103,12 +105,28 @@ def setup(preset: str, dataset: str, overrides: dict | None = None, table: str |
     )
 
 
-def trained_runs(methods: list[str], dataset: str, split: int, schedule: Schedule, runs_root: Path) -> dict:
-    """Restored ``Trainer`` of each method's run at the schedule's first seed: the cached run where one has
-    finished, else trained now; says which, and how long each took to train and evaluate."""
+_recording: list[str] = []  # the log this kernel records its inputs into, once set
+
+
+def _record_inputs_once() -> None:
+    """Under the reproduction (``READS_VARIABLE`` set), record every report and run file this kernel opens
+    (``freshness.record_opened_files``), so the executed notebook knows what it showed."""
+    log = os.environ.get(READS_VARIABLE)
+    if log and log not in _recording:
+        record_opened_files(log)
+        _recording.append(log)
+
+
+def trained_runs(
+    rows: list[str] | dict[str, tuple[str, dict]], dataset: str, split: int, schedule: Schedule, runs_root: Path
+) -> dict:
+    """Restored ``Trainer`` of each row's run at the schedule's first seed: the cached run where one has finished,
+    else trained now; says which, and how long each took to train and evaluate. ``rows``: method names, or
+    ``{name: (method, config overrides)}`` as a table's rows are."""
+    rows = rows if isinstance(rows, dict) else {method: (method, {}) for method in rows}
     schedule = dataclasses.replace(schedule, seeds=schedule.seeds[:1])
-    cached = set(finished_methods(methods, dataset, split, schedule, runs_root))
-    results = run_grid({m: (m, {}) for m in methods}, [dataset], split, schedule, runs_root, progress=False)
+    cached = set(finished_rows(rows, dataset, split, schedule, runs_root))
+    results = run_grid(rows, [dataset], split, schedule, runs_root, progress=False)
     for row in results.itertuples():
         how = "reused the cached run" if row.row in cached else "trained it now"
         print(
@@ -119,18 +137,12 @@ def trained_runs(methods: list[str], dataset: str, split: int, schedule: Schedul
     return {row.row: load_model(Path(row.run)) for row in results.itertuples()}
 
 
-def finished_methods(methods: list[str], dataset: str, split: int, schedule: Schedule, runs_root: Path) -> list[str]:
-    """The methods whose run (first seed of ``schedule``) has finished in ``runs_root``."""
+def finished_rows(rows: dict[str, tuple[str, dict]], dataset: str, split: int, schedule: Schedule, runs_root: Path) -> list[str]:
+    """The rows whose run (first seed of ``schedule``) has finished in ``runs_root``."""
     return [
-        method
-        for method in methods
-        if (
-            run_folder(
-                runs_root,
-                grid_config(method, dataset, split, schedule.seeds[0], schedule, {}),
-            )
-            / "metrics.json"
-        ).exists()
+        name
+        for name, (method, overrides) in rows.items()
+        if (run_folder(runs_root, grid_config(method, dataset, split, schedule.seeds[0], schedule, overrides)) / "metrics.json").exists()
     ]
 
 

@@ -30,7 +30,8 @@ SEED_NOTE = (
 def score_cells(results: pd.DataFrame) -> pd.DataFrame:
     """One record per (row, dataset, score): the mean and std over seeds (std 0 for one seed), whether the row
     differs from the reference row (``ours`` with its defaults, column ``reference``) beyond the seed noise
-    (Welch's t-test, p < 0.05), and the table cell "mean ± std" with ``*`` for such a difference. What
+    (Welch's t-test, p < 0.05), whether it is the reference row, and the table cell "mean ± std" with ``*`` for
+    such a difference. What
     ``summarise`` tabulates and ``viz.table_chart`` draws."""
     is_reference = results["reference"].astype(bool)
     reference_rows = set(results.loc[is_reference, "row"])
@@ -48,6 +49,7 @@ def score_cells(results: pd.DataFrame) -> pd.DataFrame:
                     "mean": values.mean(),
                     "std": values.std(ddof=1) if len(values) > 1 else 0.0,
                     "differs": different,
+                    "reference": row in reference_rows,
                     "cell": mean_std(values) + ("*" if different else ""),
                 }
             )

@@ -26,7 +26,8 @@ from pwslib.method.matching import COST_TERMS, CostWeights, cost_terms, matching
 from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.data.splits import IGNORE_INDEX
-from pwslib.data.summaries import clicked_object, first_object_click, mask_coverage, novel_object_pairs
+from pwslib.data.summaries import MIN_OBJECT_PIXELS, clicked_object, novel_object_pairs, object_clicks, thing_classes
+from pwslib.metrics import keypoint_mask_scores
 from pwslib.method.targets import Targets, downsample_labels
 from pwslib.viz.figures import colourise, label_palette
 
@@ -102,6 +103,7 @@ class KeypointMaskExplorer:
         return {
             "image": sample["image"].permute(1, 2, 0).numpy(),
             "ground_truth": sample["full_label"].numpy(),
+            "base_label": sample["base_label"].numpy(),  # novel classes unlabelled, as in training
             "keypoint_masks": keypoint_masks,  # (P_c, H, W)
             "class_mask": None if union is None else _full_size(union.view(1, 1, height, width), size)[0],
             "proposal_index": best,
@@ -140,53 +142,71 @@ class KeypointMaskExplorer:
             "prediction": (f"prediction of {run}", colourise(result["prediction"], count), None),
         }
 
-    def coverage_survey(self, run: str, things: set[int] | None, images: int = 20):
-        """One click at the centre of the first novel object (a thing where ``things`` says which classes are) of
-        each of the first ``images`` test images that hold one, and how much of it, and of the rest of the image,
-        the class union S_c of ``run`` covers: a DataFrame with one row per click (image, class, object %, rest %)."""
+    def object_scores(self, result: dict, click: tuple[int, int]) -> dict[str, float] | None:
+        """``metrics.keypoint_mask_scores`` of ``result``'s class union S_c against the object under ``click``;
+        None for a run without a keypoint branch or before a click of the class."""
+        if result["class_mask"] is None:
+            return None
+        return keypoint_mask_scores(
+            result["class_mask"], clicked_object(result["ground_truth"], click), result["base_label"] == IGNORE_INDEX
+        )
+
+    @torch.no_grad()
+    def keypoint_mask_survey(self, run: str, images: int | None = None, min_pixels: int = MIN_OBJECT_PIXELS) -> pd.DataFrame:
+        """Click every object of the first ``images`` test images (all by default) and score what ``run`` makes of it.
+
+        An object is a connected region of one class with at least ``min_pixels`` pixels; its first click is its
+        deepest pixel (where an annotator clicks), its second the interior pixel farthest from the first. One row
+        per object and number of clicks (1: the keypoint mask, which is the class union of one click; 2: the
+        union of both, by the run's rule), with the object's image, class, whether the class is novel and whether
+        it is a thing, and ``metrics.keypoint_mask_scores``. One forward pass per image serves all its clicks."""
+        trainer = self.runs[run]
+        if trainer.model.keypoint_head is None:
+            raise ValueError(f"run {run!r} has no keypoint branch: it makes no keypoint masks to survey")
+        names, novel, things = self.split.class_names, set(self.split.novel_classes), thing_classes(trainer.config.dataset)
         rows = []
-        for index in range(len(self.dataset)):
-            if len(rows) == images:
-                break
-            try:
-                image_index, click, class_id = first_object_click(self.dataset, self.split, image_index=index, things=things)
-            except ValueError:  # no object large enough to click in this image
+        for image_index in range(len(self.dataset) if images is None else min(images, len(self.dataset))):
+            sample = self.dataset[image_index]
+            label, unlabelled = sample["full_label"].numpy(), sample["base_label"].numpy() == IGNORE_INDEX
+            objects = object_clicks(label, min_pixels)
+            if not objects:
                 continue
-            if class_id not in self.split.novel_classes or (things is not None and class_id not in things):
-                continue
-            coverage = self.click_coverage(run, image_index, click, class_id)
-            rows.append(
-                {"image": image_index, "class": self.split.class_names[class_id], "object %": round(coverage["object"]),
-                 "rest %": round(coverage["rest"])}
-            )
-        return pd.DataFrame(rows, columns=["image", "class", "object %", "rest %"])
+            points = torch.tensor([click for _, _, pair in objects for click in pair], dtype=torch.float32)[None]
+            logits = trainer.model(sample["image"][None], points)["keypoint_mask_logits"]  # (1, 2K, h, w)
+            probabilities = logits.sigmoid().flatten(2)  # (1, 2K, L)
+            membership = torch.zeros(1, 2 * len(objects), 2 * len(objects))
+            for k in range(len(objects)):
+                membership[0, 2 * k, 2 * k] = 1  # one click
+                membership[0, 2 * k + 1, 2 * k : 2 * k + 2] = 1  # both clicks
+            unions = class_union(probabilities, membership, trainer.config.class_union).view(logits.shape)
+            masks = _full_size(unions, tuple(label.shape))  # (2K, H, W)
+            for k, (class_id, target, _) in enumerate(objects):
+                for clicks in (1, 2):
+                    rows.append({
+                        "image": image_index, "class": names[class_id], "novel": class_id in novel,
+                        "thing": None if things is None else class_id in things, "pixels": int(target.sum()),
+                        "clicks": clicks, **keypoint_mask_scores(masks[2 * k + clicks - 1], target, unlabelled),
+                    })
+        return pd.DataFrame(rows)
 
     def moved_click_survey(self, run: str, things: set[int] | None, images: int = 20):
         """A click on one novel object, then the click moved to another novel object of the same image, in each of
-        the first ``images`` test images holding two (``novel_object_pairs``): how much of the new object, and of
-        the first one, the moved click's class union covers. A DataFrame with one row per image (none when no test
-        image holds two)."""
+        the first ``images`` test images holding two (``novel_object_pairs``): the moved click's class union
+        against the new object (IoU) and the share of the first object it still covers (its recall there). A
+        DataFrame with one row per image (none when no test image holds two)."""
         rows = []
+        names = self.split.class_names
         for image_index, (first, first_class), (moved, moved_class) in novel_object_pairs(self.dataset, self.split, things):
             if len(rows) == images:
                 break
-            coverage = self.click_coverage(run, image_index, moved, moved_class, other_click=first)
-            names = self.split.class_names
+            result = self.compute(run, image_index, [(*moved, moved_class)], moved_class)
+            first_object = clicked_object(result["ground_truth"], first)
             rows.append(
                 {"image": image_index, "first": names[first_class], "moved to": names[moved_class],
-                 "new object %": round(coverage["object"]), "first object %": round(coverage["other object"])}
+                 "new object IoU": round(self.object_scores(result, moved)["iou"]),
+                 "first object %": round(100 * float((result["class_mask"][first_object] > 0.5).mean()))}
             )
-        return pd.DataFrame(rows, columns=["image", "first", "moved to", "new object %", "first object %"])
-
-    def click_coverage(
-        self, run: str, image_index: int, click: tuple[int, int], class_id: int, other_click: tuple[int, int] | None = None
-    ) -> dict:
-        """``mask_coverage`` of the class union that one click of ``class_id`` gives in run ``run``; with
-        ``other_click``, also of the object under that (unclicked) pixel."""
-        result = self.compute(run, image_index, [(*click, class_id)], class_id)
-        label = result["ground_truth"]
-        other = clicked_object(label, other_click) if other_click is not None else None
-        return mask_coverage(result["class_mask"], label, click, other=other)
+        return pd.DataFrame(rows, columns=["image", "first", "moved to", "new object IoU", "first object %"])
 
     def figure(self, result: dict, run: str, class_id: int, figure=None):
         """Draw ``result`` on ``figure`` (a new 11 x 7.4 inch one by default): six large panels, clicks on the image."""
@@ -194,15 +214,38 @@ class KeypointMaskExplorer:
 
         figure = figure or plt.figure(figsize=(11, 7.4))
         figure.clear()
+        target = self.clicked_target(result, class_id)
         for name, (title, picture, cmap) in self.panels(result, run, class_id).items():
             ax = figure.add_axes(PANEL_RECTS[name], label=name)
-            ax.imshow(picture, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None, interpolation="nearest")
+            image = ax.imshow(picture, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None, interpolation="nearest")
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
             if name == "image":
                 self._draw_clicks(ax, result["clicks"], class_id)
+            elif cmap:  # a probability map: its scale, and the clicked object's outline to judge it against
+                figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02, ticks=[0, 0.5, 1])
+                if target is not None:
+                    ax.contour(target, levels=[0.5], colors="cyan", linewidths=1)
         return figure
+
+    @staticmethod
+    def clicked_target(result: dict, class_id: int) -> np.ndarray | None:
+        """The object under the first click of ``class_id`` in ``result`` ((H, W) bool), None without one."""
+        chosen = [(y, x) for y, x, cls in result["clicks"] if cls == class_id]
+        return clicked_object(result["ground_truth"], chosen[0]) if chosen else None
+
+    def scores_line(self, result: dict, class_id: int) -> str:
+        """The class union's ``keypoint_mask_scores`` against the object under the class's first click, in words."""
+        chosen = [(int(y), int(x)) for y, x, cls in result["clicks"] if cls == class_id]
+        scores = self.object_scores(result, chosen[0]) if chosen else None
+        if scores is None:
+            return "no class union to score (no click of this class, or no keypoint branch)"
+        return (
+            f"S_c against the object under the first click: IoU {scores['iou']:.0f} %, precision "
+            f"{scores['precision']:.0f} %, spill onto labelled {scores['spill onto labelled']:.0f} % and onto "
+            f"unlabelled {scores['spill onto unlabelled']:.0f} % of its pixels"
+        )
 
     def _draw_clicks(self, ax, clicks: np.ndarray, class_id: int) -> None:
         palette = label_palette(self.split.num_classes) / 255.0
@@ -255,7 +298,8 @@ class KeypointMaskExplorer:
             figure.canvas.draw_idle()
             status.value = (
                 f"{len(state['clicks'])} click(s); updated in {1000 * (time.perf_counter() - started):.0f} ms. "
-                "Left click: add a click of the chosen class; right click or shift + click: remove the nearest."
+                "Left click: add a click of the chosen class; right click or shift + click: remove the nearest.<br>"
+                + self.scores_line(result, class_choice.value)
             )
 
         def on_click(event):
@@ -287,6 +331,40 @@ class KeypointMaskExplorer:
         box = widgets.VBox([widgets.HBox([run_choice, image_choice, class_choice, clear]), status, figure.canvas])
         box.explorer_state = state
         return box
+
+
+SURVEY_SCORES = ("iou", "recall", "precision", "spill onto labelled", "spill onto unlabelled")
+
+
+def survey_summary(surveys: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each run's ``keypoint_mask_survey`` averaged per kind of object (base, novel) and number of clicks: the mean
+    of every score over the objects (in %), and how many objects were clicked."""
+    frames = [
+        survey.assign(run=run, objects=np.where(survey["novel"], "novel", "base"))
+        for run, survey in surveys.items()
+        if len(survey)
+    ]
+    if not frames:
+        return pd.DataFrame()
+    grouped = pd.concat(frames).groupby(["run", "objects", "clicks"], sort=False)
+    return grouped[list(SURVEY_SCORES)].mean().round(1).assign(count=grouped.size())
+
+
+def transfer_sentences(summary: pd.DataFrame) -> str:
+    """Per run, in words: one click's IoU on novel objects against base ones (how far "how a point becomes a mask"
+    transfers to classes without masks), and what a second click adds on novel objects."""
+    lines = []
+    for run in dict.fromkeys(summary.index.get_level_values("run")):
+        scores = summary.loc[run]
+        if ("novel", 1) not in scores.index or ("base", 1) not in scores.index:
+            continue
+        base, novel = scores.loc[("base", 1), "iou"], scores.loc[("novel", 1), "iou"]
+        two = scores.loc[("novel", 2), "iou"] if ("novel", 2) in scores.index else novel
+        lines.append(
+            f"- `{run}`: one click gives a mask of IoU {novel:.1f} % on novel objects against {base:.1f} % on base "
+            f"ones ({novel / max(base, 1e-9):.2f} of base); a second click on the novel object moves it to {two:.1f} %."
+        )
+    return "\n".join(lines)
 
 
 def _full_size(maps: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

@@ -341,37 +341,59 @@ CHART_SCORES = ("Base", "Novel", "hIoU")  # the bars of a table's chart
 
 
 def table_chart(scores, title: str = ""):
-    """A table of runs as grouped bars, one panel per dataset: for every row its base mIoU, novel mIoU and hIoU
-    (mean over seeds, error bar = std), ``*`` over a bar that differs from the reference row beyond the seed noise.
-    ``scores``: ``experiments.report.score_cells`` (columns row, dataset, score, mean, std, differs); other scores are
-    not drawn."""
+    """A table of runs in two rows of panels, one column per dataset. Top: every row's base mIoU, novel mIoU and
+    hIoU as grouped bars (mean over seeds, error bar = std), ``*`` over a bar that differs from the reference row
+    beyond the seed noise. Bottom: each row minus the reference row, on an axis of its own so that a gap of a few
+    points is as visible as it is large, error bar = the std of a difference of two seeds' draws
+    (sqrt(std² + std_ref²)). ``scores``: ``experiments.report.score_cells`` (columns row, dataset, score, mean,
+    std, differs, reference); other scores are not drawn."""
     plt = _pyplot()
     names = list(CHART_SCORES)
     scores = scores[scores["score"].isin(names)]
     datasets = list(dict.fromkeys(scores["dataset"]))
     rows = list(dict.fromkeys(scores["row"]))
+    references = list(dict.fromkeys(scores.loc[scores["reference"].astype(bool), "row"]))
+    others = [row for row in rows if row not in references]
     width = 0.8 / len(names)
     fig, axes = plt.subplots(
-        1, len(datasets), figsize=(max(5.0, 0.75 * len(rows) + 1.5) * len(datasets), 4.2), squeeze=False, sharey=True
+        2, len(datasets), figsize=(max(5.0, 0.75 * len(rows) + 1.5) * len(datasets), 7.4), squeeze=False,
+        sharey="row", gridspec_kw={"height_ratios": [3, 2]},
     )
-    for ax, dataset in zip(axes[0], datasets):
+    for column, dataset in enumerate(datasets):
         subset = scores[scores["dataset"] == dataset].set_index(["row", "score"])
+        top, bottom = axes[0][column], axes[1][column]
         for offset, name in enumerate(names):
-            x = np.arange(len(rows)) + (offset - (len(names) - 1) / 2) * width
+            shift = (offset - (len(names) - 1) / 2) * width
             cells = [subset.loc[(row, name)] if (row, name) in subset.index else None for row in rows]
-            means = [cell["mean"] if cell is not None else np.nan for cell in cells]
-            spreads = [cell["std"] if cell is not None else 0.0 for cell in cells]
-            ax.bar(x, means, width, yerr=np.nan_to_num(spreads), capsize=2, label=name)
-            for position, mean, spread, cell in zip(x, means, spreads, cells):
+            means = np.array([cell["mean"] if cell is not None else np.nan for cell in cells])
+            spreads = np.array([cell["std"] if cell is not None else 0.0 for cell in cells])
+            top.bar(np.arange(len(rows)) + shift, means, width, yerr=np.nan_to_num(spreads), capsize=2, label=name, color=f"C{offset}")
+            for position, mean, spread, cell in zip(np.arange(len(rows)) + shift, means, spreads, cells):
                 if cell is not None and cell["differs"]:
-                    ax.text(position, mean + np.nan_to_num(spread) + 0.8, "*", ha="center", fontsize=11)
-        ax.set_ylim(0, np.nanmax((scores["mean"] + scores["std"].fillna(0)).to_numpy()) + 12)  # room for the legend
-        ax.set_xticks(np.arange(len(rows)), rows, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("mIoU / hIoU (%)")
-        ax.set_title(dataset)
-        ax.grid(axis="y", alpha=0.3)
+                    top.text(position, mean + np.nan_to_num(spread) + 0.8, "*", ha="center", fontsize=11)
+            if references and (references[0], name) in subset.index:
+                reference = subset.loc[(references[0], name)]
+                gaps = [subset.loc[(row, name)] if (row, name) in subset.index else None for row in others]
+                bottom.bar(
+                    np.arange(len(others)) + shift,
+                    [gap["mean"] - reference["mean"] if gap is not None else np.nan for gap in gaps],
+                    width,
+                    yerr=[np.hypot(gap["std"], reference["std"]) if gap is not None else 0.0 for gap in gaps],
+                    capsize=2,
+                    color=f"C{offset}",
+                )
+        top.set_ylim(0, np.nanmax((scores["mean"] + scores["std"].fillna(0)).to_numpy()) + 12)  # room for the legend
+        top.set_xticks(np.arange(len(rows)), rows, rotation=30, ha="right", fontsize=8)
+        top.set_ylabel("mIoU / hIoU (%)")
+        top.set_title(dataset)
+        top.grid(axis="y", alpha=0.3)
+        bottom.axhline(0, color="black", linewidth=0.8)
+        bottom.set_xticks(np.arange(len(others)), others, rotation=30, ha="right", fontsize=8)
+        bottom.set_ylabel("minus the reference row (points)", fontsize=8)
+        bottom.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=8, loc="upper left", ncol=len(names))
-    fig.suptitle(title + "\n* differs from the reference row beyond the seed noise (Welch, p < 0.05)", fontsize=9)
+    named = f"reference row: {references[0]}; " if references else ""
+    fig.suptitle(f"{title}\n{named}* differs from it beyond the seed noise (Welch, p < 0.05)", fontsize=9, wrap=True)
     fig.tight_layout()
     return fig
 

@@ -6,7 +6,7 @@ from pwslib.data.summaries import (
     annotation_summary,
     clicked_object,
     first_image_with_novel,
-    mask_coverage,
+    object_clicks,
     split_table,
     thing_classes,
 )
@@ -43,20 +43,25 @@ def test_thing_classes_are_the_toy_things_and_unknown_elsewhere():
     assert thing_classes("ade20k") is None
 
 
-def test_the_clicked_object_is_the_connected_region_under_the_click_and_coverage_counts_it():
+def test_the_clicked_object_is_the_connected_region_under_the_click():
     label = np.zeros((8, 8), dtype=np.uint8)
     label[1:3, 1:3] = 5  # the clicked object
     label[5:7, 5:7] = 5  # another object of the same class, not connected
     label[0, 7] = 255
     obj = clicked_object(label, (1, 1))
     assert obj.sum() == 4 and not obj[5, 5]
-    mask = np.zeros((8, 8))
-    mask[1:3, 1:2] = 0.9  # half the object
-    mask[0, 0] = 0.9  # one pixel of the rest
-    coverage = mask_coverage(mask, label, (1, 1), other=label == 5)
-    assert coverage["object"] == 50.0
-    assert coverage["rest"] == 100 / (64 - 8 - 1)
-    assert coverage["other object"] == 25.0
+
+
+def test_every_object_large_enough_gets_two_interior_clicks_far_apart():
+    label = np.zeros((40, 40), dtype=np.uint8)
+    label[5:15, 5:35] = 3  # a 10 x 30 bar: clicked at its middle, then near an end
+    label[25:27, 5:35] = 4  # a 2-pixel line: no interior, never clicked
+    label[30:33, 30:33] = 6  # 9 pixels: below the smallest object
+    objects = object_clicks(label, min_pixels=40)
+    assert [class_id for class_id, _, _ in objects] == [0, 3]  # the background region counts too
+    _, bar, (first, second) = objects[1]
+    assert bar.sum() == 300 and bar[first] and bar[second]
+    assert first[0] in (9, 10) and abs(second[1] - first[1]) >= 15  # the deepest row, then the far end
 
 
 def test_a_thing_is_clicked_before_a_stuff_region(toy_root):

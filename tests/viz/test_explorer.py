@@ -128,19 +128,36 @@ def test_panel_rectangles_stay_inside_the_figure():
         assert 0 <= left and left + width <= 1 and 0 <= bottom and bottom + height <= 1
 
 
-def test_the_coverage_survey_clicks_the_first_novel_thing_of_each_image(explorer):
-    from pwslib.data.summaries import mask_coverage, thing_classes
+def test_the_keypoint_mask_survey_clicks_every_object_once_and_twice(explorer):
+    from pwslib.data.summaries import object_clicks
+    from pwslib.metrics import keypoint_mask_scores
 
-    things = thing_classes("toy-stuff")
-    survey = explorer.coverage_survey("ours", things, images=3)
-    names = explorer.split.class_names
-    novel_things = {names[c] for c in explorer.split.novel_classes if c in things}
-    assert 0 < len(survey) <= 3 and set(survey["class"]) <= novel_things
-    assert list(survey["image"]) == sorted(survey["image"])
-    first = survey.iloc[0]
-    index, click, cls = first_object_click(explorer.dataset, explorer.split, image_index=int(first["image"]), things=things)
+    survey = explorer.keypoint_mask_survey("ours", images=2)
+    labels = [explorer.dataset[i]["full_label"].numpy() for i in range(2)]
+    assert len(survey) == 2 * sum(len(object_clicks(label)) for label in labels)
+    assert survey["clicks"].tolist() == [1, 2] * (len(survey) // 2)
+    assert set(survey["novel"]) <= {True, False} and survey["thing"].notna().all()
+    parts = survey["precision"] + survey["spill onto labelled"] + survey["spill onto unlabelled"]
+    covered = survey["precision"] > 0
+    assert np.allclose(parts[covered], 100)  # a mask's pixels: on the object, spilled onto labelled or unlabelled
+    class_id, target, (first, _) = object_clicks(labels[0])[0]
+    result = explorer.compute("ours", 0, [(*first, class_id)], class_id)
+    one_click = survey.iloc[0]
+    expected = keypoint_mask_scores(result["class_mask"], target, result["base_label"] == 255)
+    assert one_click["iou"] == pytest.approx(expected["iou"], abs=0.5)  # the same mask, one forward pass per image
+    with pytest.raises(ValueError, match="no keypoint branch"):
+        explorer.keypoint_mask_survey("point_naive", images=1)
+
+
+def test_the_live_scores_are_the_class_unions_against_the_clicked_object(explorer):
+    index, click, cls = first_object_click(explorer.dataset, explorer.split)
     result = explorer.compute("ours", index, [(*click, cls)], cls)
-    assert round(mask_coverage(result["class_mask"], result["ground_truth"], click)["object"]) == first["object %"]
+    scores = explorer.object_scores(result, click)
+    assert f"IoU {scores['iou']:.0f} %" in explorer.scores_line(result, cls)
+    naive = explorer.compute("point_naive", index, [(*click, cls)], cls)
+    assert explorer.scores_line(naive, cls).startswith("no class union")
+    figure = explorer.figure(result, "ours", cls)
+    assert len(figure.axes) == len(PANELS) + 3  # a colour bar beside each probability panel
 
 
 def test_the_moved_click_survey_moves_one_click_between_two_novel_objects_of_each_image(explorer):
@@ -156,9 +173,8 @@ def test_the_moved_click_survey_moves_one_click_between_two_novel_objects_of_eac
     result = explorer.compute("ours", index, [(*moved, moved_class)], moved_class)
     on_first = result["class_mask"][clicked_object(result["ground_truth"], first)] > 0.5
     assert survey.loc[0, "first object %"] == round(100 * on_first.mean())
-    assert survey[["new object %", "first object %"]].isin(range(101)).all().all()
+    assert survey[["new object IoU", "first object %"]].isin(range(101)).all().all()
 
 
 def test_a_survey_without_any_image_to_click_is_an_empty_table_with_its_columns(explorer):
-    assert explorer.moved_click_survey("ours", things={-1}).columns.tolist()[-2:] == ["new object %", "first object %"]
-    assert explorer.coverage_survey("ours", things={-1}).empty
+    assert explorer.moved_click_survey("ours", things={-1}).columns.tolist()[-2:] == ["new object IoU", "first object %"]
