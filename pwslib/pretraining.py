@@ -288,6 +288,9 @@ def pretrained_backbone(recipe: PretrainingRecipe, root: Path | None = None, pro
     for weights_path, report_path, how_to_fix in _locations(recipe, root):
         if weights_path.exists() and report_path.exists():
             return _load_verified(weights_path, report_path, how_to_fix)
+        if weights_path.exists() != report_path.exists():  # half a pair: never pretrain for an hour over it
+            missing, present = (weights_path, report_path) if report_path.exists() else (report_path, weights_path)
+            raise DataError(f"{missing} is missing beside {present.name}; {how_to_fix}")
     return pretrain(recipe, root, progress)[0]
 
 

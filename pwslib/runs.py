@@ -65,6 +65,10 @@ def _is_current(descriptor: int, path: Path) -> bool:
         return False
 
 
+class RunInUse(DataError):
+    """Another live process holds the run folder's lock (``run_lock``)."""
+
+
 @contextlib.contextmanager
 def run_lock(out: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``out/.lock`` while a process trains into ``out``: a second process given the
@@ -88,7 +92,7 @@ def run_lock(out: Path) -> Iterator[None]:
                 if holder
                 else "another process is starting to train into it"
             )
-            raise DataError(f"{out} is in use: {who}; wait for it to finish, stop it, or choose another --out") from None
+            raise RunInUse(f"{out} is in use: {who}; wait for it to finish, stop it, or choose another --out") from None
         if _is_current(descriptor, path):
             break
         os.close(descriptor)  # locked a file its last holder had just removed: open the folder's lock file again

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -27,3 +30,15 @@ def toy_root(tmp_path_factory):
 def tiny_split():
     """Five classes: 0, 1, 2 base; 3, 4 novel."""
     return ClassSplit(("sky", "grass", "water", "boat", "cow"), (3, 4))
+
+
+def lock_holder(folder) -> subprocess.Popen:
+    """A process that holds ``folder``'s run lock for a minute, started once it holds it."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pwslib.runs import run_lock\nwith run_lock(sys.argv[1]):\n"
+         "    print('held', flush=True)\n    time.sleep(60)", str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder

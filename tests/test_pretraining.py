@@ -82,6 +82,17 @@ def test_shipped_weights_are_used_before_the_cache_and_verified(tmp_path, monkey
         pretrained_backbone(TINY_RECIPE, tmp_path / "empty_root", progress=False)
 
 
+def test_a_shipped_weights_file_gone_from_beside_its_report_stops_with_how_to_restore_it(tmp_path, monkeypatch):
+    state, report = pretrain(TINY_RECIPE, tmp_path, progress=False)
+    shipped = tmp_path / "shipped"
+    save_weights(state, report, shipped)
+    monkeypatch.setattr(pretraining, "SHIPPED", shipped)
+    monkeypatch.setattr(pretraining, "pretrain", lambda *a, **k: pytest.fail("pretrained over half a shipped pair"))
+    weights_files(TINY_RECIPE, shipped)[0].unlink()
+    with pytest.raises(DataError, match=r"\.pt is missing beside .*\.json; restore it \(git checkout -- pwslib/data/pretrained\)"):
+        pretrained_backbone(TINY_RECIPE, tmp_path / "empty_root", progress=False)
+
+
 def test_the_default_recipe_ships_with_the_package_and_matches_its_checksum():
     recipe = PretrainingRecipe.of_run(config_for("ours"))
     weights_path, report_path = weights_files(recipe, pretraining.SHIPPED)

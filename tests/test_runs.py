@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import lock_holder
 from test_train import tiny_config
 
 from pwslib.io import DataError
@@ -33,18 +34,6 @@ def test_any_run_file_makes_a_folder_taken_and_a_file_is_not_a_folder(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(DataError, match="is a file"):
         check_run_folder(tmp_path / "file", resume=False)
-
-
-def lock_holder(folder) -> subprocess.Popen:
-    """A process that holds ``folder``'s run lock for a minute, started once it holds it."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pwslib.runs import run_lock\nwith run_lock(sys.argv[1]):\n"
-         "    print('held', flush=True)\n    time.sleep(60)", str(folder)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "held"
-    return holder
 
 
 def test_a_second_process_on_the_same_folder_is_refused_while_the_first_trains(tmp_path, toy_root, monkeypatch):

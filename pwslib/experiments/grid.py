@@ -37,7 +37,7 @@ from pwslib.experiments.tables import TABLES
 from pwslib.evaluate import validation_scores
 from pwslib.io import DataError, default_data_root
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
-from pwslib.runs import run_folder
+from pwslib.runs import RunInUse, run_folder
 from pwslib.train import run
 
 def grid_config(method: str, dataset: str, split: int, seed: int, schedule: Schedule, overrides: dict) -> TrainConfig:
@@ -65,7 +65,14 @@ def run_cached(config: TrainConfig, runs_root: Path, progress: bool = True) -> d
     metrics_path = folder / "metrics.json"
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
-    return run(config, folder, resume=True, progress=progress)  # the folder is named by the config: continue it
+    try:
+        return run(config, folder, resume=True, progress=progress)  # the folder is named by the config: continue it
+    except RunInUse as error:  # a grid names its folders itself: the way out is another runs root, not another --out
+        who = str(error).split("; wait for it", 1)[0]
+        raise DataError(
+            f"{who}: another grid is training this run; wait for it to finish (this grid then reuses the run), stop "
+            f"it, or give this grid a runs root of its own (--runs-root)"
+        ) from None
 
 
 def data_available(dataset: str) -> bool:

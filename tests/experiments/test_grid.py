@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SMALL_TOY
+from conftest import SMALL_TOY, lock_holder
 
 from pwslib.config import config_for
 from pwslib.io import DataError
@@ -245,3 +245,15 @@ def test_a_table_of_unprepared_datasets_ends_in_one_line(tmp_path, monkeypatch, 
         main([*arguments, "--runs-root", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports")])
     assert "none of ['coco_stuff_10k'] is prepared" in str(stopped.value)
     assert not list((tmp_path / "reports").glob("*.md"))
+
+
+def test_a_run_another_grid_is_training_names_the_runs_root_not_an_out_flag(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    config = config_for("point_naive", iterations=1, batch_size=2, toy_options=SMALL_TOY, pretrained_backbone=False)
+    holder = lock_holder(run_folder(tmp_path, config))
+    try:
+        with pytest.raises(DataError, match=rf"process {holder.pid} .*another grid is training this run.*--runs-root\)$"):
+            run_cached(config, tmp_path, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
