@@ -201,6 +201,7 @@ def probe_variant(label: str, variant: Variant) -> dict:
         "point_rule": variant.point_rule,
         "steps": variant.steps,
         "ratio": result["novel_ratio"],
+        "scored_on": result["scored_on"],
         "novel_clicks": result["clicks"]["novel_miou"],
         "novel_full_masks": result["full_masks"]["novel_miou"],
         "total_full_masks": result["full_masks"]["total_miou"],
@@ -221,17 +222,18 @@ def render(rows: list[dict], meta: dict) -> str:
         f"Ratio = novel mIoU with one click per novel class / with full masks; the band of real photographs: "
         f"{low:.2f}-{high:.2f} (Bearman et al., ECCV 2016, PASCAL VOC 2012 val: one point per class 35.1, with an "
         "objectness prior 42.7, full supervision 58.3 mIoU). Clicks land anywhere on a class's mask (`uniform`) or "
-        "at its deepest pixel, where an annotator tends to click (`centre`).",
+        "at its deepest pixel, where an annotator tends to click (`centre`). Probes are scored on validation images "
+        "from now on; the rows made before that rule were scored on the test images.",
         "",
-        "| variant | clicks | probe steps | ratio | in the band | novel mIoU, clicks | novel mIoU, full masks | "
-        "total mIoU, full masks | commit, date |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | clicks | probe steps | scored on | ratio | in the band | novel mIoU, clicks | novel mIoU, full "
+        "masks | total mIoU, full masks | commit, date |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         inside = "yes" if low <= row["ratio"] <= high else "no"
         lines.append(
             f"| {row['variant']} | {row.get('point_rule', 'uniform')} | {row.get('steps', meta['steps'])} | "
-            f"{row['ratio']:.2f} | {inside} | {row['novel_clicks']:.1f} | {row['novel_full_masks']:.1f} | "
+            f"{row.get('scored_on', 'test')} images | {row['ratio']:.2f} | {inside} | {row['novel_clicks']:.1f} | {row['novel_full_masks']:.1f} | "
             f"{row['total_full_masks']:.1f} | `{row.get('git_commit', meta['git_commit'])}`, "
             f"{row.get('date_utc', meta['date_utc'])[:10]} |"
         )

@@ -76,11 +76,13 @@ def test_the_variants_grow_pools_and_parts_and_register_only_for_their_probe():
 def test_the_report_marks_the_ratios_inside_the_literature_band(tmp_path):
     rows = [
         {"variant": "a", "ratio": 0.98, "novel_clicks": 27.0, "novel_full_masks": 27.5, "total_full_masks": 50.0},
-        {"variant": "b", "ratio": 0.65, "novel_clicks": 20.0, "novel_full_masks": 30.8, "total_full_masks": 48.0},
+        {"variant": "b", "ratio": 0.65, "novel_clicks": 20.0, "novel_full_masks": 30.8, "total_full_masks": 48.0,
+         "scored_on": "validation"},
     ]
     meta = {"git_commit": "abc", "machine": "m", "date_utc": "d", "steps": 1000, "wall_seconds": 1.0}
     text = render(rows, meta)
-    assert "| a | uniform | 1000 | 0.98 | no |" in text and "| b | uniform | 1000 | 0.65 | yes |" in text
+    assert "| a | uniform | 1000 | test images | 0.98 | no |" in text  # probed before probes were scored on validation
+    assert "| b | uniform | 1000 | validation images | 0.65 | yes |" in text
     assert "0.60-0.73" in text and "`abc`, d |" in text
     (tmp_path / "click_ambiguity.json").write_text(json.dumps({"meta": meta, "rows": rows}))
     click_ambiguity.main(["--report-only", "--reports", str(tmp_path)])

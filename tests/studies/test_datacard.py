@@ -58,11 +58,17 @@ def test_click_probe_compares_clicks_with_full_masks_at_the_same_steps(toy_root,
     from studies import datacard
 
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
-    real_build = datacard.build_dataset
-    monkeypatch.setattr(datacard, "build_dataset", lambda *a, **k: real_build(*a, **k, **SMALL_TOY))
+    real_build, built = datacard.build_dataset, []
+
+    def build(preset, subset, **options):
+        built.append(subset)
+        return real_build(preset, subset, **options, **SMALL_TOY)
+
+    monkeypatch.setattr(datacard, "build_dataset", build)
     scores = datacard.click_probe("toy-stuff", steps=2)
     assert scores["clicks"]["train_images"] == scores["full_masks"]["train_images"] == 2 * 16
     assert scores["steps"] == 2 and scores["split"] == 1 and scores["novel_ratio"] >= 0
+    assert built == ["train", "validation"] and scores["scored_on"] == "validation"  # a probe chooses: never on test
 
 
 def test_unlabelled_surroundings_measure_the_ring_outside_the_class():
