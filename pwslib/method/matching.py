@@ -18,6 +18,9 @@ than queries, the targets that would cost most stay unmatched and contribute no 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,53 +35,99 @@ from pwslib.method.targets import Targets
 POINT_COSTS = CHOICES["point_cost"]
 
 
+class CostInputs:
+    """What the cost terms read, prepared once per matching. Mask ``logits`` and ``probability`` (B, N, L),
+    ``class_probability`` (B, N, C + 1), ``point_logits`` (B, N, P) at the clicks, the ``targets``, the keypoint
+    class masks S_c (B, T, L) or None, and the form of the click costs (``point_cost``)."""
+
+    def __init__(self, class_logits, mask_logits, point_logits, targets: Targets, keypoint_class_masks, point_cost: str):
+        self.logits = mask_logits.flatten(2).float()
+        self.probability = self.logits.sigmoid()
+        self.class_probability = class_logits.float().softmax(-1)
+        self.point_logits = point_logits.float()
+        self.targets, self.keypoint_class_masks, self.point_cost = targets, keypoint_class_masks, point_cost
+
+    @functools.cached_property
+    def click_costs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """J_in and J_ex, unweighted (``point_costs``), computed once for both terms."""
+        return point_costs(self.point_logits, self.targets, self.point_cost)
+
+
+def classification_term(inputs: CostInputs) -> torch.Tensor:
+    index = inputs.targets.classes.clamp(min=0)[:, None, :].expand(-1, inputs.class_probability.shape[1], -1)
+    return -torch.gather(inputs.class_probability, 2, index)
+
+
+def consistency_term(inputs: CostInputs) -> torch.Tensor | None:
+    """Dice of each proposal against S_c inside the ignore region R; None without keypoint class masks."""
+    if inputs.keypoint_class_masks is None:
+        return None
+    guide = inputs.keypoint_class_masks.float() * inputs.targets.ignore_region[:, None, :]
+    return dice_cost(inputs.probability, guide)
+
+
 @dataclass(frozen=True)
 class CostTerm:
-    """One term of the assignment cost: its name (a key of ``matching.cost_terms``), the config field that
+    """One term of the assignment cost: its name (its key in ``cost_terms``' result), the config field that
     weighs it (0 switches it off), the targets it prices (``all``; ``mask``: a target with a full mask;
-    ``clicks``: a novel class known by its points), its symbol and its equation (``matching.py`` computes it)."""
+    ``clicks``: a novel class known by its points), its symbol, its equation, and the function that computes it
+    unweighted from ``CostInputs`` ((B, N, T), or None where it does not apply: zero)."""
 
     name: str
     weight_field: str
     prices: str
     symbol: str
     equation: str
+    compute: Callable[[CostInputs], torch.Tensor | None]
 
 
-# The one list of cost terms: ``matching.CostWeights`` holds one weight per term, ``matching.cost_terms`` computes
-# each, ``matching.matching_cost`` sums them by ``prices``, the explorer shows the click terms;
-# ``tests/test_matching.py`` fails when a ``*_cost`` weight field or a computed term is missing here.
-COST_TERMS: tuple[CostTerm, ...] = (
-    CostTerm("classification", "classification_cost", "all", "class", "−p_i(c)"),
-    CostTerm("focal", "focal_cost", "mask", "Focal", "Focal(m_i, Y_c)"),
-    CostTerm("dice", "dice_cost", "mask", "Dice", "Dice(m_i, Y_c)"),
-    CostTerm("inclusion", "inclusion_cost", "clicks", "J_in", "how far m_i(x) is from 1 at c's positive clicks"),
-    CostTerm("exclusion", "exclusion_cost", "clicks", "J_ex", "how far m_i(x) is from 0 at c's negative clicks"),
-    CostTerm("consistency", "consistency_cost", "clicks", "J_con", "Dice(m_i, S_c·R), S_c detached"),
-)
+# The one table of cost terms: ``CostWeights`` holds one weight per term, ``cost_terms`` computes each by its
+# ``compute``, ``matching_cost`` sums them by ``prices``, the explorer shows the click terms;
+# ``tests/method/test_matching.py`` fails when a ``*_cost`` weight field is missing here and adds a term to see it
+# weighed, summed and shown.
+COST_TERMS: list[CostTerm] = [
+    CostTerm("classification", "classification_cost", "all", "class", "−p_i(c)", classification_term),
+    CostTerm("focal", "focal_cost", "mask", "Focal", "Focal(m_i, Y_c)", lambda x: focal_cost(x.logits, x.targets.masks)),
+    CostTerm("dice", "dice_cost", "mask", "Dice", "Dice(m_i, Y_c)", lambda x: dice_cost(x.probability, x.targets.masks)),
+    CostTerm(
+        "inclusion", "inclusion_cost", "clicks", "J_in", "how far m_i(x) is from 1 at c's positive clicks",
+        lambda x: x.click_costs[0],
+    ),
+    CostTerm(
+        "exclusion", "exclusion_cost", "clicks", "J_ex", "how far m_i(x) is from 0 at c's negative clicks",
+        lambda x: x.click_costs[1],
+    ),
+    CostTerm("consistency", "consistency_cost", "clicks", "J_con", "Dice(m_i, S_c·R), S_c detached", consistency_term),
+]
 
 
-@dataclass(frozen=True)
 class CostWeights:
-    """The weight of each term of ``COST_TERMS``, by its name; every default is ``TrainConfig``'s."""
+    """The weight of each term of ``COST_TERMS`` by its name (``weights["inclusion"]``; a term not given takes
+    ``TrainConfig``'s default of its weight field), and the form of the click costs ``point_cost``."""
 
-    classification: float = TrainConfig.classification_cost
-    focal: float = TrainConfig.focal_cost
-    dice: float = TrainConfig.dice_cost
-    inclusion: float = TrainConfig.inclusion_cost
-    exclusion: float = TrainConfig.exclusion_cost
-    consistency: float = TrainConfig.consistency_cost
-    point_cost: str = TrainConfig.point_cost  # probability: 1 − m, m | log: −log m, −log(1 − m)
+    def __init__(self, point_cost: str = TrainConfig.point_cost, **weights: float):
+        names = [term.name for term in COST_TERMS]
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise ValueError(f"unknown cost terms {unknown}; the terms are {names}")
+        if point_cost not in POINT_COSTS:
+            raise ValueError(f"unknown point_cost {point_cost!r}; choose one of {POINT_COSTS}")
+        self.point_cost = point_cost
+        self.weights = {term.name: float(weights.get(term.name, getattr(TrainConfig, term.weight_field, 0.0))) for term in COST_TERMS}
 
-    def __post_init__(self):
-        if self.point_cost not in POINT_COSTS:
-            raise ValueError(f"unknown point_cost {self.point_cost!r}; choose one of {POINT_COSTS}")
+    def __getitem__(self, name: str) -> float:
+        return self.weights[name]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CostWeights) and (self.weights, self.point_cost) == (other.weights, other.point_cost)
+
+    def __repr__(self) -> str:
+        return f"CostWeights(point_cost={self.point_cost!r}, {', '.join(f'{k}={v}' for k, v in self.weights.items())})"
 
     @classmethod
     def of_config(cls, config) -> "CostWeights":
         """The cost weights of a run's ``TrainConfig``: each term's ``weight_field``."""
-        weights = {term.name: getattr(config, term.weight_field) for term in COST_TERMS}
-        return cls(**weights, point_cost=config.point_cost)
+        return cls(point_cost=config.point_cost, **{term.name: getattr(config, term.weight_field) for term in COST_TERMS})
 
 
 def sample_at_points(maps: torch.Tensor, points_yx: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
@@ -126,29 +175,15 @@ def cost_terms(
     weights: CostWeights,
     point_terms: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """The weighted terms of the assignment cost, each (B, N, T), by their names in ``COST_TERMS``:
-    ``classification`` (−w·p_i(c)), ``focal`` and ``dice`` against a full mask, and the novel terms
-    ``inclusion`` (J_in), ``exclusion`` (J_ex), ``consistency`` (J_con; zero without keypoint class masks).
-    ``point_terms=False`` zeroes the novel terms."""
-    logits = mask_logits.flatten(2).float()  # (B, N, L)
-    probability = logits.sigmoid()
-    class_probability = class_logits.float().softmax(-1)
-    index = targets.classes.clamp(min=0)[:, None, :].expand(-1, class_logits.shape[1], -1)
-    zero = torch.zeros(index.shape, dtype=probability.dtype, device=probability.device)
-    terms = {
-        "classification": -weights.classification * torch.gather(class_probability, 2, index),
-        "focal": weights.focal * focal_cost(logits, targets.masks),
-        "dice": weights.dice * dice_cost(probability, targets.masks),
-        "inclusion": zero,
-        "exclusion": zero,
-        "consistency": zero,
-    }
-    if point_terms:
-        inclusion, exclusion = point_costs(point_logits.float(), targets, weights.point_cost)
-        terms["inclusion"], terms["exclusion"] = weights.inclusion * inclusion, weights.exclusion * exclusion
-        if keypoint_class_masks is not None and weights.consistency:
-            guide = keypoint_class_masks.float() * targets.ignore_region[:, None, :]
-            terms["consistency"] = weights.consistency * dice_cost(probability, guide)
+    """The weighted terms of the assignment cost, each (B, N, T), by their names in ``COST_TERMS``: each term's
+    ``compute`` times its weight; a term weighted 0, one that does not apply (None), and the click terms under
+    ``point_terms=False`` are zero."""
+    inputs = CostInputs(class_logits, mask_logits, point_logits, targets, keypoint_class_masks, weights.point_cost)
+    zero = torch.zeros((*inputs.probability.shape[:2], targets.classes.shape[1]), device=inputs.probability.device)
+    terms = {}
+    for term in COST_TERMS:
+        value = term.compute(inputs) if weights[term.name] and (point_terms or term.prices != "clicks") else None
+        terms[term.name] = zero if value is None else weights[term.name] * value
     return terms
 
 
@@ -193,7 +228,7 @@ class Matcher:
     """The label assignment of a step: the weighted cost terms, their sum per target kind, then Hungarian
     matching per image. ``point_terms`` off (``novel_matching="class_only"``) leaves the click terms out."""
 
-    weights: CostWeights = CostWeights()
+    weights: CostWeights = dataclasses.field(default_factory=CostWeights)
     point_terms: bool = True
 
     @classmethod

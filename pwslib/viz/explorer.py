@@ -22,7 +22,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from pwslib.method.matching import COST_TERMS, CostWeights, cost_terms, matching_cost, sample_at_points
+from pwslib.method import matching
+from pwslib.method.matching import CostWeights, cost_terms, matching_cost, sample_at_points
 from pwslib.model.keypoint_head import class_union
 from pwslib.model.maskformer import mask_probabilities, semantic_scores
 from pwslib.data.splits import IGNORE_INDEX
@@ -35,7 +36,12 @@ from pwslib.viz.figures import colourise, label_palette
 # squares on a 3:2 figure. The browser test clicks the centre of the "image" panel.
 PANELS = ("image", "ground_truth", "keypoint_masks", "class_union", "proposal", "prediction")
 PANEL_RECTS = {name: (0.01 + 0.33 * (k % 3), 0.53 - 0.5 * (k // 3), 0.31, 0.41) for k, name in enumerate(PANELS)}
-CLICK_COST_TERMS = tuple(term for term in COST_TERMS if term.prices != "mask")  # the terms shown for a novel class
+
+
+def click_cost_terms() -> list:
+    """The cost terms shown for a novel class: every term of ``matching.COST_TERMS`` (read when called, so a term
+    added to the table shows) that does not price a full mask."""
+    return [term for term in matching.COST_TERMS if term.prices != "mask"]
 
 
 class KeypointMaskExplorer:
@@ -109,7 +115,7 @@ class KeypointMaskExplorer:
             "proposal_index": best,
             "proposal_class": int(probabilities[best].argmax()),
             "proposal_mask": mask_probabilities(outputs["mask_logits"], size)[0, best].numpy(),  # (H, W)
-            "costs": {term.name: float(terms[term.name][0, best, 0]) for term in CLICK_COST_TERMS},
+            "costs": {term.name: float(terms[term.name][0, best, 0]) for term in click_cost_terms()},
             "prediction": semantic_scores(outputs["class_logits"], outputs["mask_logits"], size)[0].argmax(-1).numpy(),
             "clicks": np.asarray(clicks, dtype=np.int64).reshape(-1, 3),
         }
@@ -127,7 +133,7 @@ class KeypointMaskExplorer:
             keypoint_title = f"keypoint masks s_j of {len(keypoint_masks)} click(s) (max)"
             union_title = f"class union S_c ({self.runs[run].config.class_union})"
         costs = result["costs"]
-        cost_text = "  ".join(f"{term.symbol} {costs[term.name]:+.2f}" for term in CLICK_COST_TERMS)
+        cost_text = "  ".join(f"{term.symbol} {costs[term.name]:+.2f}" for term in click_cost_terms())
         return {
             "image": (f"test image: click to add '{names[class_id]}'", result["image"], None),
             "ground_truth": ("ground truth", colourise(result["ground_truth"], count), None),

@@ -184,7 +184,7 @@ def test_every_cost_term_is_registered_weighed_computed_and_summed():
     names = {term.name for term in COST_TERMS}
     weight_fields = {f.name for f in dataclasses.fields(TrainConfig) if f.name.endswith("_cost") and f.type == "float"}
     assert weight_fields == {term.weight_field for term in COST_TERMS}
-    assert {f.name for f in dataclasses.fields(CostWeights)} - {"point_cost"} == names
+    assert set(CostWeights().weights) == names
     assert {term.prices for term in COST_TERMS} == {"all", "mask", "clicks"}
     config = config_for("ours", **{term.weight_field: 0.5 + k for k, term in enumerate(COST_TERMS)})
     assert CostWeights.of_config(config) == CostWeights(
@@ -206,3 +206,26 @@ def test_every_cost_term_is_registered_weighed_computed_and_summed():
     cost = matching_cost(terms, targets.is_novel)
     assert torch.allclose(cost[..., 0], (by_prices["all"] + by_prices["clicks"])[..., 0])  # the novel target
     assert torch.allclose(cost[..., 1], (by_prices["all"] + by_prices["mask"])[..., 1])  # the mask target
+
+
+def test_a_cost_term_added_to_the_table_is_weighed_summed_and_shown_by_the_explorer(monkeypatch):
+    """The recipe of docs/architecture.md for a new cost term, followed once: one row in ``COST_TERMS``."""
+    from pwslib.method import matching
+    from pwslib.method.matching import COST_TERMS, CostTerm
+    from pwslib.viz.explorer import click_cost_terms
+
+    planted = CostTerm("planted", "planted_cost", "clicks", "J_planted", "a constant 1", lambda x: torch.ones_like(x.click_costs[0]))
+    monkeypatch.setattr(matching, "COST_TERMS", [*COST_TERMS, planted])
+    targets = _targets(
+        torch.tensor([[True]]), torch.tensor([[0]]), torch.ones(1, 1, 1), torch.zeros(1, 1, 1), torch.zeros(1, 1, 4),
+        torch.ones(1, 4),
+    )
+    arguments = (torch.zeros(1, 2, 3), torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 1), targets, None)
+    without = matching_cost(cost_terms(*arguments, CostWeights()), targets.is_novel)
+    assert CostWeights().weights["planted"] == 0.0  # no config field: off unless weighed
+    terms = cost_terms(*arguments, CostWeights(planted=2.5))
+    assert torch.equal(terms["planted"], torch.full((1, 2, 1), 2.5))
+    assert torch.allclose(matching_cost(terms, targets.is_novel), without + 2.5)
+    assert [term.name for term in click_cost_terms()][-1] == "planted"
+    with pytest.raises(ValueError, match="unknown cost terms"):
+        CostWeights(plantd=1.0)
