@@ -130,6 +130,15 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def array_sha256(array: np.ndarray) -> str:
     """SHA-256 of an array's bytes in C order (not of a .npy header): the digest of cached and run arrays."""
     return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()

@@ -46,6 +46,7 @@ from pwslib.io import (
     DataError,
     atomic_path,
     default_data_root,
+    file_sha256,
     one_line_errors,
     provenance,
     read_checkpoint,
@@ -222,14 +223,6 @@ def weights_files(recipe: PretrainingRecipe, folder: Path) -> tuple[Path, Path]:
     """The weights file and its report (``.json``: SHA-256, test mIoU, provenance) of ``recipe`` in ``folder``."""
     stem = Path(folder) / f"small_resnet_{recipe.key()}"
     return stem.with_suffix(".pt"), stem.with_suffix(".json")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _load_verified(weights_path: Path, report_path: Path, how_to_fix: str) -> dict:

@@ -68,12 +68,20 @@ def test_a_cached_backbone_whose_bytes_changed_is_refused(tmp_path):
         pretrained_backbone(TINY_RECIPE, tmp_path, progress=False)
 
 
-def test_shipped_weights_are_used_before_the_cache_and_verified(tmp_path, monkeypatch):
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """TINY_RECIPE's weights shipped in a folder of their own, and a pretraining that fails the test if called:
+    (folder, state, report)."""
     state, report = pretrain(TINY_RECIPE, tmp_path, progress=False)
-    shipped = tmp_path / "shipped"
-    save_weights(state, report, shipped)
-    monkeypatch.setattr(pretraining, "SHIPPED", shipped)
+    folder = tmp_path / "shipped"
+    save_weights(state, report, folder)
+    monkeypatch.setattr(pretraining, "SHIPPED", folder)
     monkeypatch.setattr(pretraining, "pretrain", lambda *a, **k: pytest.fail("pretrained although weights ship"))
+    return folder, state, report
+
+
+def test_shipped_weights_are_used_before_the_cache_and_verified(tmp_path, shipped):
+    shipped, state, report = shipped
     loaded = pretrained_backbone(TINY_RECIPE, tmp_path / "empty_root", progress=False)
     assert all(torch.equal(loaded[name], state[name]) for name in state)
     report_path = weights_files(TINY_RECIPE, shipped)[1]
@@ -82,13 +90,8 @@ def test_shipped_weights_are_used_before_the_cache_and_verified(tmp_path, monkey
         pretrained_backbone(TINY_RECIPE, tmp_path / "empty_root", progress=False)
 
 
-def test_a_shipped_weights_file_gone_from_beside_its_report_stops_with_how_to_restore_it(tmp_path, monkeypatch):
-    state, report = pretrain(TINY_RECIPE, tmp_path, progress=False)
-    shipped = tmp_path / "shipped"
-    save_weights(state, report, shipped)
-    monkeypatch.setattr(pretraining, "SHIPPED", shipped)
-    monkeypatch.setattr(pretraining, "pretrain", lambda *a, **k: pytest.fail("pretrained over half a shipped pair"))
-    weights_files(TINY_RECIPE, shipped)[0].unlink()
+def test_a_shipped_weights_file_gone_from_beside_its_report_stops_with_how_to_restore_it(tmp_path, shipped):
+    weights_files(TINY_RECIPE, shipped[0])[0].unlink()
     with pytest.raises(DataError, match=r"\.pt is missing beside .*\.json; restore it \(git checkout -- pwslib/data/pretrained\)"):
         pretrained_backbone(TINY_RECIPE, tmp_path / "empty_root", progress=False)
 

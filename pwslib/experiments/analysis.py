@@ -157,11 +157,10 @@ def noise_verdict(results: pd.DataFrame) -> str:
     if results.empty:
         return "No runs."
     cells = score_cells(results)
-    reference = cells[cells["row"].isin(set(results.loc[results["reference"].astype(bool), "row"]))]
     sentences = []
     for dataset, group in cells.groupby("dataset", sort=False):
-        others = group[~group["row"].isin(set(reference["row"]))]
-        base = reference[reference["dataset"] == dataset].set_index("score")["mean"]
+        others = group[~group["reference"]]
+        base = group[group["reference"]].set_index("score")["mean"]
         beyond = [
             f"`{row}` ({', '.join(f'{c.score} {c.mean - base[c.score]:+.1f}' for c in cells_of.itertuples())})"
             for row, cells_of in others[others["differs"]].groupby("row", sort=False)

@@ -26,7 +26,7 @@ import re
 import sys
 from pathlib import Path
 
-from pwslib.io import CHECKOUT, DataError
+from pwslib.io import CHECKOUT, DataError, file_sha256
 
 FRESHNESS_KEY = "pwslib_freshness"  # the executed notebook's metadata entry
 READS_VARIABLE = "PWSLIB_RECORD_READS"  # a log file: the kernel appends every recorded path to it
@@ -43,10 +43,6 @@ def source_digest(notebook: str | os.PathLike) -> str:
         raise DataError(f"{notebook} is not a readable notebook ({error})") from error
     text = json.dumps([[cell["cell_type"], "".join(cell["source"])] for cell in cells])
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def recorded_path(opened: str | os.PathLike, root: Path = CHECKOUT) -> str | None:

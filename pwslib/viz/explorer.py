@@ -220,7 +220,8 @@ class KeypointMaskExplorer:
 
         figure = figure or plt.figure(figsize=(11, 7.4))
         figure.clear()
-        target = self.clicked_target(result, class_id)
+        click = self.first_click(result, class_id)
+        target = None if click is None else clicked_object(result["ground_truth"], click)
         for name, (title, picture, cmap) in self.panels(result, run, class_id).items():
             ax = figure.add_axes(PANEL_RECTS[name], label=name)
             image = ax.imshow(picture, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None, interpolation="nearest")
@@ -236,15 +237,15 @@ class KeypointMaskExplorer:
         return figure
 
     @staticmethod
-    def clicked_target(result: dict, class_id: int) -> np.ndarray | None:
-        """The object under the first click of ``class_id`` in ``result`` ((H, W) bool), None without one."""
-        chosen = [(y, x) for y, x, cls in result["clicks"] if cls == class_id]
-        return clicked_object(result["ground_truth"], chosen[0]) if chosen else None
+    def first_click(result: dict, class_id: int) -> tuple[int, int] | None:
+        """(y, x) of the first click of ``class_id`` in ``result``, the one whose object the panels are judged
+        against; None without one."""
+        return next(((int(y), int(x)) for y, x, cls in result["clicks"] if cls == class_id), None)
 
     def scores_line(self, result: dict, class_id: int) -> str:
         """The class union's ``keypoint_mask_scores`` against the object under the class's first click, in words."""
-        chosen = [(int(y), int(x)) for y, x, cls in result["clicks"] if cls == class_id]
-        scores = self.object_scores(result, chosen[0]) if chosen else None
+        click = self.first_click(result, class_id)
+        scores = None if click is None else self.object_scores(result, click)
         if scores is None:
             return "no class union to score (no click of this class, or no keypoint branch)"
         return (
