@@ -32,15 +32,15 @@ import argparse
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pwslib.data.splits import IGNORE_INDEX
+from pwslib.config import TrainConfig
 from pwslib.data.toy import PRESETS, StuffClass, ThingClass, ToyPreset, load_toy
 from pwslib.io import (
     DataError,
@@ -56,8 +56,7 @@ from pwslib.io import (
     write_text_atomic,
 )
 from pwslib.metrics import ConfusionMatrix, intersection_over_union
-from pwslib.model.per_pixel import PerPixelSegmenter
-from pwslib.schedule import learning_rate_at
+from pwslib.model.per_pixel import PerPixelSegmenter, fit_per_pixel
 
 PRETRAINING_SCENES = ToyPreset(
     name="pretraining",
@@ -90,15 +89,16 @@ PRETRAINING_SCENES = ToyPreset(
     num_test=300,
 )
 RECIPE_VERSION = 1
+_RUN_DEFAULTS = TrainConfig()
 
 
 @dataclass(frozen=True)
 class PretrainingRecipe:
     """Everything that determines the pretrained weights (its hash names the cache file)."""
 
-    widths: tuple[int, ...] = (32, 64, 96, 128)
-    embedding_dim: int = 64
-    steps: int = 32000
+    widths: tuple[int, ...] = _RUN_DEFAULTS.backbone_widths  # the run's backbone, whose weights this recipe makes
+    embedding_dim: int = 64  # the per-pixel head's width: only the backbone's weights are kept
+    steps: int = _RUN_DEFAULTS.pretraining_steps
     batch_size: int = 16
     learning_rate: float = 2e-3
     warmup_steps: int = 100
@@ -108,7 +108,7 @@ class PretrainingRecipe:
     num_test: int = PRETRAINING_SCENES.num_test
 
     @classmethod
-    def of_run(cls, config) -> "PretrainingRecipe | None":
+    def of_run(cls, config: TrainConfig) -> "PretrainingRecipe | None":
         """The recipe a run config (``TrainConfig``) starts from, or None (random init / ImageNet ResNet-50)."""
         if config.backbone != "small_resnet" or not config.pretrained_backbone:
             return None
@@ -119,8 +119,19 @@ class PretrainingRecipe:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _learning_rate(recipe: PretrainingRecipe, step: int) -> float:
-    return learning_rate_at(recipe.learning_rate, step / recipe.steps, step, recipe.warmup_steps)
+def _batches(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, generator: torch.Generator, count: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` batches of images drawn with replacement by ``generator``, each flipped left-right with
+    probability ½: (B, 3, H, W) uint8 images and (B, H, W) class ids. The generator's state after a batch is all a
+    resumed pretraining needs to draw the batches an uninterrupted one would."""
+    for _ in range(count):
+        indices = np.sort(torch.randint(len(images), (batch_size,), generator=generator).numpy())
+        image = torch.from_numpy(images[indices]).permute(0, 3, 1, 2)
+        label = torch.from_numpy(labels[indices].astype(np.int64))
+        if torch.rand((), generator=generator) < 0.5:
+            image, label = image.flip(-1), label.flip(-1)
+        yield image, label
 
 
 @torch.no_grad()
@@ -151,7 +162,7 @@ def pretrain(
     names = PRETRAINING_SCENES.class_names
     generator = torch.Generator().manual_seed(recipe.seed)
     torch.manual_seed(recipe.seed)
-    model = PerPixelSegmenter(len(names), recipe.embedding_dim, recipe.widths)
+    model = PerPixelSegmenter(len(names), recipe.widths, recipe.embedding_dim)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     checkpoint, first_step, seconds_before = partial_checkpoint(recipe, root), 0, 0.0
     if checkpoint.exists():
@@ -162,32 +173,17 @@ def pretrain(
         optimiser.load_state_dict(saved["optimiser"])
         generator.set_state(saved["generator"])
         first_step, seconds_before = int(saved["step"]), float(saved["seconds"])
-    images, labels = scenes.images["train"], scenes.labels["train"]
-    last_save, last_step = time.perf_counter(), min(recipe.steps, first_step + (stop_after or recipe.steps))
-    steps = tqdm(
-        range(first_step, last_step), initial=first_step, total=recipe.steps, desc="pretraining the backbone",
-        disable=not progress, dynamic_ncols=True,
-    )
-    for step in steps:
-        indices = torch.randint(len(images), (recipe.batch_size,), generator=generator).numpy()
-        image = torch.from_numpy(images[np.sort(indices)]).permute(0, 3, 1, 2)  # (B, 3, H, W) uint8
-        label = torch.from_numpy(labels[np.sort(indices)].astype(np.int64))  # (B, H, W)
-        if torch.rand((), generator=generator) < 0.5:
-            image, label = image.flip(-1), label.flip(-1)
-        for group in optimiser.param_groups:
-            group["lr"] = _learning_rate(recipe, step)
-        loss = F.cross_entropy(model(image), label, ignore_index=IGNORE_INDEX)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the pretraining loss is {float(loss)} at step {step}; lower its learning rate")
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        if step + 1 < recipe.steps and (step + 1 == last_step or time.perf_counter() - last_save > checkpoint_every):
+    last_step = min(recipe.steps, first_step + (stop_after or recipe.steps))
+    last_save = time.perf_counter()
+
+    def save(step: int) -> None:  # every checkpoint_every seconds and when this call stops early
+        nonlocal last_save
+        if step < recipe.steps and (step == last_step or time.perf_counter() - last_save > checkpoint_every):
             save_checkpoint(
                 checkpoint,
                 {
                     "key": recipe.key(),
-                    "step": step + 1,
+                    "step": step,
                     "model": model.state_dict(),
                     "optimiser": optimiser.state_dict(),
                     "generator": generator.get_state(),
@@ -196,6 +192,16 @@ def pretrain(
                 how_to_resume="run the same command again: it resumes from this checkpoint",
             )
             last_save = time.perf_counter()
+
+    batches = tqdm(
+        _batches(scenes.images["train"], scenes.labels["train"], recipe.batch_size, generator, last_step - first_step),
+        initial=first_step, total=recipe.steps, desc="pretraining the backbone", disable=not progress,
+        dynamic_ncols=True,
+    )
+    _, final_loss = fit_per_pixel(
+        model, optimiser, batches, lambda step: step / recipe.steps, recipe.learning_rate, recipe.warmup_steps,
+        first_step=first_step, after_step=save,
+    )
     if last_step < recipe.steps:
         return None
     train_seconds = seconds_before + time.perf_counter() - start
@@ -206,7 +212,7 @@ def pretrain(
         "task": f"per-pixel classification of {len(names)} procedural classes",
         "classes": list(names),
         "test_miou": test_miou,
-        "final_loss": float(loss.detach()),
+        "final_loss": final_loss,
         "seconds": round(train_seconds, 1),
         **provenance(),
     }

@@ -16,8 +16,10 @@ Writes ``reports/toy_datacard.md``, ``reports/toy_datacard.json`` and figures in
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +28,12 @@ import torch.nn.functional as F
 
 from pwslib.data import build_dataset, class_split, collate, training_cooccurrence
 from pwslib.data.summaries import UNSEPARATED_SHARE, unlabelled_surroundings
-from pwslib.schedule import learning_rate_at
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
 from pwslib.data.toy import PRESETS, load_toy
 from pwslib.io import one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.metrics import ConfusionMatrix, segmentation_scores
-from pwslib.model.per_pixel import PerPixelSegmenter
+from pwslib.config import TrainConfig
+from pwslib.model.per_pixel import PerPixelSegmenter, fit_per_pixel, plain_cross_entropy
 from pwslib.viz.figures import cooccurrence_heatmap, sample_grid
 
 COLOUR_BAND = 15.0
@@ -88,8 +90,17 @@ def class_balanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> 
     return (sums[present] / counts[present]).mean()
 
 
-def plain_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+def _epochs(train, target_of, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of (image (B, 3, H, W), ``target_of(batch)`` (B, H, W)), epoch after epoch, each epoch shuffled by
+    its own seed and augmented by the dataset's epoch."""
+    for epoch in itertools.count():
+        train.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(
+            train, batch_size=batch_size, shuffle=True, collate_fn=collate, drop_last=True,
+            generator=torch.Generator().manual_seed(seed + epoch),
+        )
+        for batch in loader:
+            yield batch["image"], target_of(batch)
 
 
 def train_per_pixel(
@@ -102,46 +113,26 @@ def train_per_pixel(
     lr: float = 2e-3,
     loss_of=plain_cross_entropy,
 ) -> tuple[torch.nn.Module, dict]:
-    """Train ``PerPixelSegmenter`` on ``target_of(batch)`` (B, H, W) labels, 255 = ignored, for a wall-time
-    budget (``seconds``) or a step budget (``steps``, the same work on any machine); poly-decayed AdamW,
-    loss ``loss_of(logits, target)``."""
+    """Train ``PerPixelSegmenter`` (the runs' backbone) on ``target_of(batch)`` (B, H, W) labels, 255 = ignored,
+    for a wall-time budget (``seconds``) or a step budget (``steps``, the same work on any machine); poly-decayed
+    AdamW (``fit_per_pixel``), loss ``loss_of(logits, target)``."""
     torch.manual_seed(seed)
-    model = PerPixelSegmenter(train.split.num_classes)
+    model = PerPixelSegmenter(train.split.num_classes, TrainConfig().backbone_widths)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    start, images, step, epoch = time.perf_counter(), 0, 0, 0
+    start = time.perf_counter()
 
-    def progress() -> float:
+    def progress_at(step: int) -> float:
         return (time.perf_counter() - start) / seconds if seconds is not None else step / steps
 
-    model.train()
-    while progress() < 1:
-        train.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(
-            train,
-            batch_size=batch_size,
-            shuffle=True,
-            collate_fn=collate,
-            drop_last=True,
-            generator=torch.Generator().manual_seed(seed + epoch),
-        )
-        for batch in loader:
-            done = progress()
-            if done >= 1:
-                break
-            for group in optimiser.param_groups:
-                group["lr"] = learning_rate_at(lr, done)
-            loss = loss_of(model(batch["image"]), target_of(batch))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            images, step = images + len(batch["image"]), step + 1
-        epoch += 1
+    done, final_loss = fit_per_pixel(
+        model, optimiser, _epochs(train, target_of, batch_size, seed), progress_at, lr, loss_of=loss_of
+    )
     train_seconds = time.perf_counter() - start
     return model, {
         "train_seconds": train_seconds,
-        "train_images": images,
-        "images_per_second": images / train_seconds,
-        "final_loss": float(loss.detach()),
+        "train_images": done * batch_size,
+        "images_per_second": done * batch_size / train_seconds,
+        "final_loss": final_loss,
     }
 
 

@@ -58,7 +58,7 @@ class StagedBackbone(nn.Module):
 class SmallResNet(StagedBackbone):
     """A ResNet small enough to train on a laptop CPU: stem to stride 4, then four stages."""
 
-    def __init__(self, widths: tuple[int, ...] = (32, 64, 96, 128), blocks: tuple[int, ...] = (1, 1, 1, 1)):
+    def __init__(self, widths: tuple[int, ...], blocks: tuple[int, ...] = (1, 1, 1, 1)):
         super().__init__()
         self.stem = nn.Sequential(conv_norm_relu(3, widths[0] // 2, 2), conv_norm_relu(widths[0] // 2, widths[0], 2))
         stages, channels = [], widths[0]
@@ -94,7 +94,7 @@ class ResNet50(StagedBackbone):
         self.out_channels = (256, 512, 1024, 2048)
 
 
-def build_backbone(name: str, widths: tuple[int, ...] = (32, 64, 96, 128), pretrained: bool = True) -> nn.Module:
+def build_backbone(name: str, widths: tuple[int, ...], pretrained: bool = True) -> nn.Module:
     if name == "small_resnet":
         return SmallResNet(widths)
     if name == "resnet50":

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pwslib.config import config_for
+from pwslib.config import TrainConfig, config_for
 from pwslib.model.backbone import ResNet50, SmallResNet
 from pwslib.model.keypoint_head import KeypointHead, class_union, sample_embeddings
 from pwslib.model.maskformer import ModelConfig, PointWeakShotMaskFormer, predict, semantic_scores
@@ -67,7 +67,7 @@ def test_class_union_max_and_noisy_or():
 
 
 def test_small_resnet_strides():
-    features = SmallResNet()(torch.zeros(1, 3, 64, 64))
+    features = SmallResNet(TrainConfig().backbone_widths)(torch.zeros(1, 3, 64, 64))
     assert [f.shape[-1] for f in features] == [16, 8, 4, 2]
 
 
