@@ -128,3 +128,23 @@ def cpu_flags() -> set[str]:
     except OSError:
         return set()
     return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes a run on ``device`` can still take: a GPU's free memory, or on the CPU the kernel's estimate of
+    what can be allocated without swapping (``MemAvailable``), capped by the container's memory limit (cgroup
+    v2 ``memory.max`` less ``memory.current``) where one is set."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        available = int(meminfo["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            available = min(available, int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return available

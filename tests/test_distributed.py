@@ -1,11 +1,12 @@
 import dataclasses
+import os
 
 import pytest
 import torch
 
 import pwslib.distributed as distributed_module
 from pwslib.config import config_for
-from pwslib.distributed import resolve_precision, setup_distributed
+from pwslib.distributed import free_memory, resolve_precision, setup_distributed
 from pwslib.io import DataError
 
 
@@ -78,3 +79,8 @@ def test_native_bfloat16_reads_the_cpu_flags_and_the_instruction_set_torch_may_u
     assert distributed_module.native_bfloat16()
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # ATEN_CPU_CAPABILITY=avx2
     assert not distributed_module.native_bfloat16()
+
+
+def test_free_memory_on_the_cpu_is_what_the_kernel_says_can_be_allocated():
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < free_memory(torch.device("cpu")) <= total

@@ -504,6 +504,34 @@ def test_a_batch_larger_than_the_training_set_is_refused_before_any_work(tmp_pat
     assert not (tmp_path / "run").exists()  # a refused run leaves nothing behind
 
 
+def test_a_step_that_would_not_fit_in_memory_is_refused_before_any_work_naming_a_batch_size_that_fits(
+    tmp_path, toy_root, monkeypatch
+):
+    import pwslib.train
+
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    need = Trainer(tiny_config(batch_size=20), tmp_path / "probe", progress=False).step_memory()
+    assert need.images == 20 and need.per_image > 0 and need.total == need.fixed + 20 * need.per_image
+    free = need.fixed + 7 * need.per_image + need.per_image // 2  # room for 7 images
+    monkeypatch.setattr(pwslib.train, "free_memory", lambda device: free)
+    with pytest.raises(DataError, match=r"--batch-size 20 needs about .* GiB .* choose --batch-size 7 or less$"):
+        run(tiny_config(batch_size=20), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # a refused run leaves nothing behind
+    assert run(tiny_config(batch_size=7, iterations=1), tmp_path / "fits", progress=False)["hiou"] >= 0
+
+
+def test_the_memory_estimate_leaves_the_run_as_it_was(tmp_path, toy_root, monkeypatch):
+    monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
+    trainer = Trainer(tiny_config(), tmp_path / "run", progress=False)
+    model, bank, rng = trainer.model.state_dict(), trainer.bank.state_dict(), torch.get_rng_state()
+    model = {name: value.clone() for name, value in model.items()}
+    bank = {name: value.clone() for name, value in bank.items()}
+    trainer.step_memory()
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(value, trainer.model.state_dict()[name]) for name, value in model.items())  # BN statistics
+    assert all(torch.equal(value, trainer.bank.state_dict()[name]) for name, value in bank.items())
+
+
 @pytest.mark.parametrize("when", ["while the data is made", "while training"])
 def test_ctrl_c_advises_a_command_that_works(tmp_path, toy_root, monkeypatch, when):
     import pwslib.train
