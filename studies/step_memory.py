@@ -80,8 +80,15 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
         "the backward pass; measured on copies of the model and criterion) times the batch. Measured: the peak resident memory after the steps less the resident memory before the first.\n\n"
         "| method | batch | image | per image (MiB) | estimate (MiB) | measured (MiB) | estimate / measured |\n"
         "|---|---|---|---|---|---|---|\n" + table + "\n\n"
-        f"The estimate is {min(ratios):.2f}–{max(ratios):.2f}× what the steps took: it errs towards refusing a "
-        "step a little larger than fits, never towards starting one that the kernel then kills.\n"
+        f"The estimate is {min(ratios):.2f}–{max(ratios):.2f}× what the steps took. "
+        + (
+            "It errs towards refusing a step a little larger than fits, never towards starting one that the kernel "
+            "then kills.\n"
+            if min(ratios) >= 1
+            else f"It can fall {(1 - min(ratios)) * 100:.0f} % short, so a step whose estimate comes that close to "
+            "the free memory may still be killed by the kernel; one whose estimate exceeds it is refused before any "
+            "work.\n"
+        )
     )
 
 
