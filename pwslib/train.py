@@ -85,8 +85,8 @@ class StepMemory:
     """What a training step holds at its peak, estimated before the first one: ``fixed`` bytes (the weights,
     their gradients, AdamW's two moments and the weight average) and ``per_image`` bytes for each of the
     ``images`` images on this rank: the activations autograd keeps of one image's forward pass and losses, twice
-    (kept, then their gradients beside them in the backward pass). Against the peak resident memory of real
-    steps it measured 0.96-1.20x at batch 16-128 and 96-192 pixels (``reports/step_memory.md``)."""
+    (kept, then their gradients beside them in the backward pass). ``reports/step_memory.md`` measures it against
+    the peak resident memory of real steps."""
 
     fixed: int
     per_image: int
