@@ -86,8 +86,8 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
         f"The estimate is {min(ratios):.2f}–{max(ratios):.2f}× the most the steps took. "
         + (
             "In every process measured it erred towards refusing a step a little larger than fits, not towards "
-            "starting one that the kernel then kills (one earlier run of the same case measured 0.96×: a step "
-            "within a few per cent of the free memory may still be killed).\n"
+            "starting one that the kernel then kills; resident memory varies from process to process, so a step "
+            "within a few per cent of the free memory may still be killed.\n"
             if min(ratios) >= 1
             else f"It can fall {(1 - min(ratios)) * 100:.0f} % short, so a step whose estimate comes that close to "
             "the free memory may still be killed by the kernel; one whose estimate exceeds it is refused before any "
