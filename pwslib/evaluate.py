@@ -11,6 +11,7 @@ The test images are for reporting; every tuning decision is scored on the toy pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -26,7 +27,7 @@ from pwslib.io import DataError, provenance, write_json_atomic
 from pwslib.metrics import evaluate_model
 from pwslib.metrics import format_scores
 from pwslib.model.maskformer import PointWeakShotMaskFormer
-from pwslib.runs import CHECKPOINT, load_checkpoint, scored_weights
+from pwslib.runs import CHECKPOINT, load_checkpoint, read_run_config, read_run_metrics, scored_weights
 
 VALIDATION_RECORD = "validation.json"
 
@@ -54,10 +55,7 @@ def load_model(folder: Path, subset: str = "test") -> LoadedRun:
             f"{folder} holds no {CHECKPOINT} yet: the run stopped before its first checkpoint; train it with "
             f"python -m pwslib.train --out {folder} --resume"
         )
-    try:
-        config = TrainConfig.from_saved(json.loads((folder / "config.json").read_text()))
-    except ValueError as error:  # JSONDecodeError, or a value the config refuses
-        raise DataError(f"{folder / 'config.json'} is not a valid run config ({error})") from error
+    config = read_run_config(folder)
     state = load_checkpoint(folder / CHECKPOINT, config)
     test = test_dataset(config, subset)
     # the checkpoint holds every weight: no pretrained backbone is loaded (or pretrained) first
@@ -73,12 +71,12 @@ def validation_scores(folder: Path) -> dict:
     record = folder / VALIDATION_RECORD
     if not (folder / "metrics.json").exists():
         raise DataError(f"{folder} has not finished training (no metrics.json): finish it before scoring it")
-    metrics = json.loads((folder / "metrics.json").read_text())
-    final_step = metrics.get("config", {}).get("iterations")
+    final_step = read_run_metrics(folder).get("config", {}).get("iterations")
     if record.exists():
-        saved = json.loads(record.read_text())
-        if isinstance(saved, dict) and saved.get("step") == final_step and "hiou" in saved:
-            return saved
+        with contextlib.suppress(ValueError):  # a damaged record is made again below
+            saved = json.loads(record.read_text())
+            if isinstance(saved, dict) and saved.get("step") == final_step and "hiou" in saved:
+                return saved
     loaded = load_model(folder, "validation")
     scores = scored_record(loaded, evaluate_model(loaded.model, loaded.test_set, loaded.split))
     write_json_atomic(record, scores)

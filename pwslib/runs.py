@@ -112,6 +112,44 @@ def run_lock(out: Path) -> Iterator[None]:
             out.rmdir()
 
 
+RECORDED_BY_EVERY_RUN = ("method", "dataset", "seed", "iterations")  # in every config.json since the first version
+
+
+def read_run_config(folder: Path) -> TrainConfig:
+    """The config a run folder's ``config.json`` records, checked: readable JSON, an object of known fields
+    (``TrainConfig.from_saved``), holding the fields every run has recorded; anything else is damage, and a
+    ``DataError`` says which file and how to go on."""
+    path = Path(folder) / "config.json"
+    fix = "restore it from a copy, or train the run again with another --out"
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8, or not JSON
+        raise DataError(f"{path} cannot be read as a run config ({error}): {fix}") from None
+    if isinstance(values, dict):
+        missing = [name for name in RECORDED_BY_EVERY_RUN if name not in values]
+        if missing:
+            raise DataError(f"{path} lacks {missing}, which every run records: it is damaged; {fix}")
+    return TrainConfig.from_saved(values)
+
+
+FINAL_SCORES = ("base_miou", "novel_miou", "total_miou", "hiou", "per_class_iou")  # in every metrics.json
+
+
+def read_run_metrics(folder: Path) -> dict:
+    """A finished run's ``metrics.json``, checked: readable JSON, an object holding every final score; anything
+    else is damage, and a ``DataError`` says which file and how to go on (the checkpoint scores the run again)."""
+    path = Path(folder) / METRICS
+    fix = f"delete it and score the run again with python -m pwslib.evaluate {folder}, or restore it from a copy"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} cannot be read as a run's scores ({error}): {fix}") from None
+    missing = [name for name in FINAL_SCORES if name not in metrics] if isinstance(metrics, dict) else list(FINAL_SCORES)
+    if missing:
+        raise DataError(f"{path} lacks the scores {missing}: it is damaged; {fix}")
+    return metrics
+
+
 def run_folder(runs_root: Path, config: TrainConfig) -> Path:
     """The folder of ``config``'s run under ``runs_root``."""
     return Path(runs_root) / f"{config.dataset}-{config.method}-s{config.seed}-{config.key()}"

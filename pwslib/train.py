@@ -47,6 +47,7 @@ from pwslib.runs import (
     log_fields,
     check_run_folder,
     load_checkpoint,
+    read_run_config,
     run_lock,
     truncate_log,
 )
@@ -487,7 +488,7 @@ def main(argv: list[str] | None = None) -> None:
                 "new run there"
             )
         if args.resume:
-            config = TrainConfig.from_saved(json.loads((args.out / "config.json").read_text()))
+            config = read_run_config(args.out)
             saved_values = json.loads(json.dumps(config.to_dict()))  # JSON types: a list and a tuple compare equal
             conflicts = {k: v for k, v in overrides.items() if saved_values.get(k) != json.loads(json.dumps(v))}
             if conflicts:

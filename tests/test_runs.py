@@ -4,11 +4,13 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import lock_holder
 from test_train import tiny_config
 
 from pwslib.io import DataError
-from pwslib.runs import CHECKPOINT, LOCK, check_run_folder, load_checkpoint, run_lock
+from pwslib.runs import CHECKPOINT, LOCK, check_run_folder, load_checkpoint, read_run_config, read_run_metrics, run_lock
 from pwslib.train import main, run
 
 
@@ -168,6 +170,9 @@ def test_resume_compares_values_as_json_so_an_equal_list_is_no_conflict(tmp_path
     "damage, message",
     [
         (lambda folder: (folder / "config.json").write_text("[1, 2]"), "a run config is a JSON object of fields, not list"),
+        (lambda folder: (folder / "config.json").write_text("{broken"), "cannot be read as a run config"),
+        (lambda folder: (folder / "config.json").write_text("{}"), r"lacks \['method', 'dataset', 'seed', 'iterations'\]"),
+        (lambda folder: (folder / "config.json").write_bytes(b"\xff\xfe"), "cannot be read as a run config"),
         (lambda folder: (folder / "log.csv").write_text("step,loss,other\n0,1.0,2\n"), "has the columns"),
         (lambda folder: (folder / "log.csv").write_text(",".join(__import__("pwslib.runs").runs.log_fields()) + "\n\0\0\0\n"), "damaged row"),
     ],
@@ -187,3 +192,36 @@ def test_a_toy_cache_record_of_the_wrong_type_is_one_line(tmp_path):
     (tmp_path / "meta.json").write_text("[]")
     with pytest.raises(DataError, match="is not a toy cache record; delete"):
         cache_meta(tmp_path)
+
+
+RECORD_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    content=st.one_of(
+        st.binary(max_size=40),
+        RECORD_VALUES.map(json.dumps),
+        st.fixed_dictionaries({}, optional={name: RECORD_VALUES for name in ("method", "dataset", "seed", "iterations",
+                                                                            "hiou", "per_class_iou")}).map(json.dumps),
+    )
+)
+def test_any_run_record_is_read_or_refused_in_one_error(tmp_path_factory, content):
+    """Whatever bytes a run's config.json or metrics.json holds, reading it returns a record or raises DataError."""
+    folder = tmp_path_factory.mktemp("record")
+    for name, read in (("config.json", read_run_config), ("metrics.json", read_run_metrics)):
+        (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+        try:
+            read(folder)
+        except DataError as error:
+            assert str(folder / name) in str(error) or "config" in str(error)
+
+
+def test_a_damaged_metrics_record_names_the_file_and_the_command_that_scores_the_run_again(tmp_path):
+    (tmp_path / "metrics.json").write_text('{"hiou": 1.0}')
+    with pytest.raises(DataError, match=r"lacks the scores \['base_miou', 'novel_miou', 'total_miou', 'per_class_iou'\].*pwslib.evaluate"):
+        read_run_metrics(tmp_path)

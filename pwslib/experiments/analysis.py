@@ -3,7 +3,6 @@ reference row, per-class IoU, the sentences that say what a table shows, and the
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from pwslib.data import class_split
 from pwslib.data.summaries import thing_classes
 from pwslib.experiments.report import differs, mean_std, score_cells, welch_p
 from pwslib.io import CHECKOUT
+from pwslib.runs import read_run_metrics
 
 FULL_SHARE = 0.9  # prediction (b): ours reaches this share of full_supervision's hIoU
 # Every preregistered check (reports/protocol.md), oldest first: its per-run results (relative to the checkout),
@@ -97,7 +97,7 @@ def class_iou(results: pd.DataFrame, classes: dict[str, list[str]]) -> pd.DataFr
     runs, from the runs' ``metrics.json``; a last column averages the chosen classes."""
     records = []
     for result in results.itertuples():
-        per_class = json.loads((Path(result.run) / "metrics.json").read_text())["per_class_iou"]
+        per_class = read_run_metrics(Path(result.run))["per_class_iou"]
         for name in classes.get(result.dataset, []):
             records.append(
                 {"row": result.row, "class": f"{result.dataset} {name}", "seed": result.seed, "iou": per_class[name]}
@@ -204,7 +204,7 @@ def per_class_results(results: pd.DataFrame, dataset: str):
     subset = results[results["dataset"] == dataset]
     per_class, split = {}, None
     for row in subset.groupby("row", sort=False).head(1).itertuples():
-        metrics = json.loads((Path(row.run) / "metrics.json").read_text())
+        metrics = read_run_metrics(Path(row.run))
         per_class[row.row] = metrics["per_class_iou"]
         split = class_split(dataset, metrics["config"]["split"])
     return per_class, split
