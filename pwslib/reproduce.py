@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from pwslib.experiments.cluster import RayCluster
 from pwslib.experiments.grid import planned_configs, train_all
 from pwslib.experiments.schedules import PRESET_REPORTS, SCHEDULES
 from pwslib.io import (
@@ -116,6 +117,11 @@ def main(argv: list[str] | None = None) -> None:
         "--stale", action="store_true", help="execute only the notebooks whose executed copy is stale (each trains "
         "or reuses the runs it shows)",
     )
+    parser.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="train the planned runs as Ray tasks (one CPU each) on the cluster whose head is at ADDRESS (without "
+        "one: $RAY_ADDRESS, else a new local cluster); the notebooks then read them",
+    )
     args = parser.parse_args(argv)
     os.environ["PWSLIB_WORKERS"] = str(args.workers)
     injected = preset_values(args.preset)  # what the notebooks' `preset` parameter resolves to, for the record
@@ -137,9 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     planned = planned_configs(args.preset) if args.only == list(NOTEBOOKS) else []
     if planned:
-        print(f"== training the {len(planned)} planned runs ({args.workers} processes, longest first)", flush=True)
+        where = f"{args.workers} processes" if args.ray is None else "Ray tasks"
+        print(f"== training the {len(planned)} planned runs ({where}, longest first)", flush=True)
         try:
-            train_all(planned, runs_root, progress=True, workers=args.workers)
+            cluster = None if args.ray is None else RayCluster(args.ray or None)
+            train_all(planned, runs_root, progress=True, workers=args.workers, cluster=cluster)
         except DataError as error:
             sys.exit(f"error: {error}")
         except KeyboardInterrupt:
@@ -177,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         planned_runs_seconds=planned_seconds,
         notebook_seconds=timings,
         workers=args.workers,
+        ray=args.ray,
         wall_seconds=round(total, 1),
     )
     record_reproduction(ROOT / "reports" / "reproduction.json", record)

@@ -75,6 +75,7 @@ def test_the_reproduction_trains_the_planned_runs_in_one_pool_before_the_noteboo
     import sys
 
     import pwslib.reproduce as reproduce
+    from pwslib.experiments.cluster import RayCluster
     from pwslib.experiments.grid import planned_configs
 
     events = []
@@ -82,10 +83,11 @@ def test_the_reproduction_trains_the_planned_runs_in_one_pool_before_the_noteboo
     monkeypatch.setitem(sys.modules, "papermill", fake_papermill(tmp_path, events))
     monkeypatch.setattr(reproduce, "ROOT", tmp_path)
     monkeypatch.setattr(
-        reproduce, "train_all", lambda configs, root, progress, workers: events.append(("train", len(configs), workers))
+        reproduce, "train_all",
+        lambda configs, root, progress, workers, cluster: events.append(("train", len(configs), workers, cluster)),
     )
     reproduce.main(["--workers", "2"])
-    assert events[0] == ("train", len(planned_configs("quick")), 2)
+    assert events[0] == ("train", len(planned_configs("quick")), 2, None)
     assert events[1:] == [("notebook", "quick")] * len(NOTEBOOKS)
     record = json.loads((tmp_path / "reports" / "reproduction.json").read_text())["quick"][-1]
     assert record["planned_runs"] == len(planned_configs("quick")) == 7  # Table 1 on toy-stuff and 4 ablation runs
@@ -93,6 +95,9 @@ def test_the_reproduction_trains_the_planned_runs_in_one_pool_before_the_noteboo
     events.clear()
     reproduce.main(["--only", "05_table1_methods"])  # one notebook: it trains what it needs itself
     assert events == [("notebook", "quick")]
+    events.clear()
+    reproduce.main(["--ray", "10.0.0.9:6379"])  # the planned runs as Ray tasks on that cluster
+    assert events[0] == ("train", len(planned_configs("quick")), 2, RayCluster("10.0.0.9:6379"))
 
 
 def test_stale_executes_only_the_notebooks_older_than_what_they_show(tmp_path, monkeypatch, capsys):

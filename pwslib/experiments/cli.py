@@ -14,6 +14,7 @@ from pwslib.config import TrainConfig
 from pwslib.data.summaries import UNSEPARATED_SHARE, unseparated_classes
 from pwslib.data.toy import PRESETS as TOY_PRESETS
 from pwslib.experiments.analysis import class_iou, compare_to_ours
+from pwslib.experiments.cluster import RayCluster
 from pwslib.experiments.grid import run_grid
 from pwslib.experiments.report import markdown_table, score_cells, write_table
 from pwslib.experiments.schedules import Schedule
@@ -25,7 +26,7 @@ from pwslib.experiments.tables import (
     select_rows,
 )
 from pwslib.io import DataError, check_writable
-from pwslib.command_line import positive_whole, refuse_repeats
+from pwslib.command_line import positive_seconds, positive_whole, refuse_repeats
 from pwslib.viz.figures import annotation_budget_figure, table_chart
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +55,14 @@ def main(argv: list[str] | None = None) -> None:
         default="test",
         help="validation: score on the toy preset's validation images, the ones to tune on (default: test, to report)",
     )
+    parser.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="train the runs as Ray tasks on the cluster whose head is at ADDRESS (host:port; without one: "
+        "$RAY_ADDRESS, else a new local cluster), --threads CPUs each (default 1); the runs root must be shared",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=positive_seconds, default=120.0, help="seconds between a run's checkpoints"
+    )
     args = parser.parse_args(argv)
     refuse_repeats(parser, args, "seeds", "datasets", "rows")
     if args.threads:
@@ -76,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
             workers=args.workers,
             overrides=parse_overrides(args.set),
             scored_on=args.scored_on,
+            cluster=None if args.ray is None else RayCluster(args.ray or None, args.threads or 1),
+            checkpoint_every=args.checkpoint_every,
         )
     except (DataError, FloatingPointError) as error:
         sys.exit(f"error: {error}")

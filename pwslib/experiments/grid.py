@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from pwslib.config import TrainConfig, config_for
 from pwslib.data import REAL_BENCHMARKS, ensure_points
+from pwslib.experiments.cluster import RayCluster, train_on_ray
 from pwslib.experiments.report import SCORES
 from pwslib.experiments.schedules import (
     PRESET_SPLITS,
@@ -37,7 +38,7 @@ from pwslib.experiments.tables import TABLES
 from pwslib.evaluate import validation_scores
 from pwslib.io import DataError, default_data_root
 from pwslib.pretraining import PretrainingRecipe, pretrained_backbone
-from pwslib.runs import RunInUse, run_folder
+from pwslib.runs import RunInUse, read_run_metrics, run_folder
 from pwslib.train import run
 
 def grid_config(method: str, dataset: str, split: int, seed: int, schedule: Schedule, overrides: dict) -> TrainConfig:
@@ -59,14 +60,15 @@ def planned_configs(preset: str) -> list[TrainConfig]:
     return sorted(configs.values(), key=lambda config: -config.iterations)
 
 
-def run_cached(config: TrainConfig, runs_root: Path, progress: bool = True) -> dict:
-    """The metrics of ``config``: read if finished, resumed if interrupted, trained otherwise."""
+def run_cached(config: TrainConfig, runs_root: Path, progress: bool = True, checkpoint_every: float = 120.0) -> dict:
+    """The metrics of ``config``: read if finished, resumed if interrupted, trained otherwise (checkpointed every
+    ``checkpoint_every`` seconds)."""
     folder = run_folder(runs_root, config)
     metrics_path = folder / "metrics.json"
     if metrics_path.exists():
-        return json.loads(metrics_path.read_text())
+        return read_run_metrics(folder)
     try:
-        return run(config, folder, resume=True, progress=progress)  # the folder is named by the config: continue it
+        return run(config, folder, resume=True, progress=progress, checkpoint_every=checkpoint_every)  # continue it
     except RunInUse as error:  # a grid names its folders itself: the way out is another runs root, not another --out
         who = str(error).split("; wait for it", 1)[0]
         raise DataError(
@@ -102,6 +104,8 @@ def run_grid(
     overrides: dict[str, Any] | None = None,
     train: bool = True,
     scored_on: str = "test",
+    cluster: RayCluster | None = None,
+    checkpoint_every: float = 120.0,
 ) -> pd.DataFrame:
     """Train (or reuse) every (row, dataset, seed); one result row per run.
 
@@ -113,7 +117,8 @@ def run_grid(
     ``train=False`` reads finished runs only: a run not finished is an error that names it (a report made again
     from its runs never trains by surprise). ``scored_on="validation"`` scores every run on its toy preset's
     validation images (``evaluate.validation_scores``): the scores to tune on; ``"test"`` (the default) reads the
-    reported test scores of ``metrics.json``.
+    reported test scores of ``metrics.json``. ``cluster``: train the runs as Ray tasks there instead
+    (``cluster.train_on_ray``); ``checkpoint_every``: seconds between a run's checkpoints.
     """
     if scored_on not in ("test", "validation"):
         raise DataError(f"scored_on must be 'test' or 'validation', got {scored_on!r}")
@@ -127,7 +132,7 @@ def run_grid(
                 config = grid_config(method, dataset, split, seed, schedule, {**(overrides or {}), **row_overrides})
                 planned.append((name, config, method == "ours" and not row_overrides))
     configs = list({config.key(): config for _, config, _ in planned}.values())
-    metrics = train_all(configs, Path(runs_root), progress, workers, train)
+    metrics = train_all(configs, Path(runs_root), progress, workers, train, cluster, checkpoint_every)
     if scored_on == "validation":
         for config in configs:
             scores = validation_scores(run_folder(runs_root, config))
@@ -151,9 +156,12 @@ def run_grid(
     return pd.DataFrame.from_records(records)
 
 
-def train_all(configs: list[TrainConfig], runs_root: Path, progress: bool, workers: int, train: bool = True) -> dict:
-    """Metrics of every config by its key: cached ones read, the rest trained here or in ``workers`` processes
-    (``train=False``: the rest is an error naming them)."""
+def train_all(
+    configs: list[TrainConfig], runs_root: Path, progress: bool, workers: int, train: bool = True,
+    cluster: RayCluster | None = None, checkpoint_every: float = 120.0,
+) -> dict:
+    """Metrics of every config by its key: cached ones read, the rest trained here, in ``workers`` processes or as
+    Ray tasks on ``cluster`` (``train=False``: the rest is an error naming them)."""
     pending = [c for c in configs if not (run_folder(runs_root, c) / "metrics.json").exists()]
     if pending and not train:
         names = ", ".join(run_folder(runs_root, c).name for c in pending)
@@ -161,17 +169,22 @@ def train_all(configs: list[TrainConfig], runs_root: Path, progress: bool, worke
             f"{len(pending)} of {len(configs)} runs have not finished in {runs_root} ({names}); nothing was trained: "
             "run the same command without --report-only to train them"
         )
-    if workers <= 1 or len(pending) <= 1:
-        return {config.key(): run_cached(config, runs_root, progress) for config in configs}
+    if cluster is None and (workers <= 1 or len(pending) <= 1):
+        return {config.key(): run_cached(config, runs_root, progress, checkpoint_every) for config in configs}
     for recipe in {PretrainingRecipe.of_run(config) for config in pending} - {None}:
         pretrained_backbone(recipe)  # once, before the workers would race to pretrain it
     for data in {_training_data(config) for config in pending}:
         ensure_points(*data[:5], data_seed=data[5], **json.loads(data[6]))  # the toy scenes and clicks, once too
-    train_in_processes(pending, runs_root, progress, workers)
+    if cluster is not None:
+        train_on_ray(pending, runs_root, cluster, run_cached, checkpoint_every, progress)
+    else:
+        train_in_processes(pending, runs_root, progress, workers, checkpoint_every)
     return {config.key(): run_cached(config, runs_root, progress) for config in configs}
 
 
-def train_in_processes(configs: list[TrainConfig], runs_root: Path, progress: bool, workers: int) -> None:
+def train_in_processes(
+    configs: list[TrainConfig], runs_root: Path, progress: bool, workers: int, checkpoint_every: float = 120.0
+) -> None:
     """Train ``configs`` in ``workers`` spawned processes, longest first, so that no core idles at the end.
 
     If this process stops early (Ctrl-C, a SIGTERM, a run that failed), its workers are stopped at once: each
@@ -184,7 +197,7 @@ def train_in_processes(configs: list[TrainConfig], runs_root: Path, progress: bo
     try:
         with sigterm_interrupts():
             longest_first = sorted(configs, key=lambda config: -config.iterations)
-            futures = [pool.submit(run_cached, config, runs_root, False) for config in longest_first]
+            futures = [pool.submit(run_cached, config, runs_root, False, checkpoint_every) for config in longest_first]
             for future in tqdm(futures, desc=f"runs ({workers} processes)", disable=not progress):
                 future.result()
     except BaseException:
