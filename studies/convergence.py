@@ -46,7 +46,7 @@ from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.metrics import evaluate_model
 from pwslib.experiments.report import markdown_table
 from pwslib.experiments.schedules import PRESET_SPLITS
-from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_json_atomic, write_text_atomic
+from pwslib.io import CHECKOUT, DataError, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import CHECKPOINT, load_checkpoint
 from pwslib.command_line import positive_whole, refuse_repeats
 from pwslib.train import Trainer
@@ -511,6 +511,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--note", default="one run at a time", help="how the runs shared the machine")
     args = parser.parse_args(argv)
     refuse_repeats(parser, args, "datasets", "methods", "iterations")
+    with one_line_errors("the convergence study"):
+        study(args)
+
+
+def study(args: argparse.Namespace) -> None:
+    """Train the curves still to train (unless --report-only), then write the report from every finished curve."""
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = parse_overrides(args.set)

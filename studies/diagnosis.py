@@ -32,7 +32,7 @@ from pwslib.metrics import confusion_matrix, segmentation_scores
 from pwslib.experiments.report import markdown_table, mean_std
 from pwslib.experiments.schedules import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES
 from pwslib.runs import run_folder
-from pwslib.io import CHECKOUT, provenance, report_header, write_text_atomic
+from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, write_text_atomic
 from pwslib.viz.figures import _pyplot, training_curves
 
 ROOT = CHECKOUT
@@ -193,10 +193,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", nargs="+", default=["toy-stuff", "toy-scene"])
     args = parser.parse_args(argv)
     runs_root = args.runs_root or ROOT / "runs" / args.preset
-    records, calibration, logs, missing = diagnose(args.preset, runs_root, args.datasets)
-    if records.empty:
-        raise SystemExit(f"no finished run of the {args.preset} preset in {runs_root}: run the reproduction first")
-    print(write_report(args.preset, records, calibration, logs, missing, ROOT / PRESET_REPORTS[args.preset]))
+    with one_line_errors("the diagnosis"):
+        records, calibration, logs, missing = diagnose(args.preset, runs_root, args.datasets)
+        if records.empty:
+            raise SystemExit(f"no finished run of the {args.preset} preset in {runs_root}: run the reproduction first")
+        print(write_report(args.preset, records, calibration, logs, missing, ROOT / PRESET_REPORTS[args.preset]))
 
 
 if __name__ == "__main__":

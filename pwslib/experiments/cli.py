@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
 from pathlib import Path
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         selected = select_rows(rows(), args.rows) if args.rows else rows()
     except ValueError as error:
         parser.error(str(error))
+    made = [folder for folder in (args.reports_dir, args.runs_root) if not folder.exists()]  # removed if refused
     try:
         schedule = Schedule(tuple(args.seeds), args.iterations, args.batch_size)
         check_writable(args.reports_dir, "choose a writable folder with --reports-dir")
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> None:
             checkpoint_every=args.checkpoint_every,
         )
     except (DataError, FloatingPointError) as error:
+        for folder in made:
+            with contextlib.suppress(OSError):  # only if still empty: a refused grid leaves nothing behind
+                folder.rmdir()
         sys.exit(f"error: {error}")
     if results.empty:
         sys.exit(f"error: none of {args.datasets} is prepared (see above): nothing was trained and no table written")

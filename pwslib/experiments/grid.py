@@ -93,6 +93,14 @@ def data_available(dataset: str) -> bool:
     return False
 
 
+def workers_from_environment() -> int:
+    """The processes ``PWSLIB_WORKERS`` asks for (1 when unset), checked: a whole number of at least 1."""
+    text = os.environ.get("PWSLIB_WORKERS", "1")
+    if not text.strip().isdigit() or int(text) < 1:
+        raise DataError(f"PWSLIB_WORKERS must be a whole number of at least 1, got {text!r}: set it so, or unset it")
+    return int(text)
+
+
 def run_grid(
     rows: dict[str, tuple[str, dict]],
     datasets: list[str],
@@ -122,7 +130,7 @@ def run_grid(
     """
     if scored_on not in ("test", "validation"):
         raise DataError(f"scored_on must be 'test' or 'validation', got {scored_on!r}")
-    workers = workers or int(os.environ.get("PWSLIB_WORKERS", "1"))
+    workers = workers or workers_from_environment()
     planned = []
     for dataset in datasets:
         if not data_available(dataset):

@@ -247,6 +247,25 @@ def test_a_table_of_unprepared_datasets_ends_in_one_line(tmp_path, monkeypatch, 
     assert not list((tmp_path / "reports").glob("*.md"))
 
 
+@pytest.mark.parametrize(
+    "flags, environment, says",
+    [
+        (["--split", "99"], {}, "toy-stuff has splits 1..7, not 99"),
+        ([], {"PWSLIB_WORKERS": "abc"}, "PWSLIB_WORKERS must be a whole number of at least 1, got 'abc'"),
+        ([], {"PWSLIB_WORKERS": "0"}, "PWSLIB_WORKERS must be a whole number of at least 1, got '0'"),
+    ],
+)
+def test_a_refused_table_says_why_in_one_line_and_leaves_no_folder_behind(flags, environment, says, tmp_path, monkeypatch):
+    from pwslib.experiments.cli import main
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        main(["table1", "--runs-root", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports"), *flags])
+    assert str(stopped.value) == f"error: {says}" or says in str(stopped.value)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+
+
 def test_a_run_another_grid_is_training_names_the_runs_root_not_an_out_flag(tmp_path, toy_root, monkeypatch):
     monkeypatch.setenv("PWSLIB_DATA", str(toy_root))
     config = config_for("point_naive", iterations=1, batch_size=2, toy_options=SMALL_TOY, pretrained_backbone=False)

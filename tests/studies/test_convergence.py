@@ -272,3 +272,11 @@ def test_where_each_method_levels_off_uses_its_longest_flat_curve_at_todays_defa
     assert levelled.loc["point_naive", "end of each run / plateau"] == "400: 0.98, 800: 1.00"
     gaps = plateau_gaps(levelling_off(curves, levels))
     assert gaps == "- toy-stuff: `ours` − `point_naive` at their plateaus: +0.2 novel mIoU, +0.2 total mIoU, +0.2 hIoU\n"
+
+
+def test_the_report_of_an_empty_runs_folder_is_one_line(tmp_path):
+    from studies.convergence import main
+
+    with pytest.raises(SystemExit, match="^error: no finished curve of toy-stuff/point_naive in"):
+        main(["--report-only", "--datasets", "toy-stuff", "--methods", "point_naive", "--runs-root", str(tmp_path),
+              "--reports", str(tmp_path / "reports")])
