@@ -29,6 +29,8 @@ import pwslib.data.toy as toy
 from pwslib.data import ensure_points
 from studies.datacard import main as datacard_main
 from pwslib.evaluate import main as evaluate_main
+from pwslib.evaluate import validation_scores
+from pwslib.experiments.cli import main as experiments_main
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_text_atomic
 from pwslib.runs import run_lock
 from pwslib.config import config_for
@@ -223,6 +225,26 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
             (folder / "meta.json").write_bytes(saved)
             toy._VERIFIED.clear()
 
+    def table(*arguments: str, workers: str | None = None) -> Callable[[], None]:
+        def case():
+            before = os.environ.get("PWSLIB_WORKERS")
+            if workers is not None:
+                os.environ["PWSLIB_WORKERS"] = workers
+            try:
+                experiments_main(["table1", "--runs-root", str(work / "table-runs"), "--reports-dir",
+                                  str(work / "table-reports"), *arguments])
+            finally:
+                os.environ.pop("PWSLIB_WORKERS", None)
+                if before is not None:
+                    os.environ["PWSLIB_WORKERS"] = before
+
+        return case
+
+    def damaged_metrics_then_validation_scores():
+        copy = copy_of_finished("damaged-metrics")
+        (copy / "metrics.json").write_text('{"hiou": 1.0}')
+        validation_scores(copy)  # what a table scored on validation images reads
+
     def flag(*arguments: str) -> Callable[[], None]:
         folder = work / ("flag" + "".join(c if c.isalnum() else "-" for c in "".join(arguments)))
         return lambda: _train("--out", str(folder), *TINY, NO_PRETRAINING, *arguments)
@@ -261,6 +283,13 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         "`config.json` holding a list, then `--resume`": (
             "run record", resume_damaged("run-list-config", lambda f: (f / "config.json").write_text("[1, 2]"))
         ),
+        "`config.json` not JSON, then `--resume`": (
+            "run record", resume_damaged("run-broken-config", lambda f: (f / "config.json").write_text("{broken"))
+        ),
+        "`config.json` an empty object, then `--resume`": (
+            "run record", resume_damaged("run-empty-config", lambda f: (f / "config.json").write_text("{}"))
+        ),
+        "`metrics.json` without its scores, then validation scores": ("run record", damaged_metrics_then_validation_scores),
         "`log.csv` with another header, then `--resume`": (
             "run record", resume_damaged("run-other-log", lambda f: (f / "log.csv").write_text("step,loss,x\n0,1,2\n"))
         ),
@@ -271,6 +300,10 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         "a points file with one image's novel clicks removed": ("data file", edit_points(drop_novel_clicks, "run-dropped")),
         "one novel click repeated 50 times under `points_per_class=1`": ("data file", edit_points(repeat_a_click, "run-repeated")),
         "`--batch-size 100000` on 24 training images": ("resources", flag("--batch-size", "100000")),
+        "`experiments --seeds 0 0`": ("table input", table("--seeds", "0", "0")),
+        "`experiments --workers 0`": ("table input", table("--workers", "0")),
+        "`PWSLIB_WORKERS=abc` for `experiments`": ("table input", table(workers="abc")),
+        "`experiments --split 99`": ("table input", table("--split", "99")),
         "`--set focal_weight=1e308 dice_weight=1e308` (the loss overflows)": (
             "config value",
             lambda: _train("--out", str(work / "run-overflow"), *TINY, NO_PRETRAINING, "focal_weight=1e308", "dice_weight=1e308"),
