@@ -65,7 +65,8 @@ def test_class_iou_reads_the_chosen_classes_of_every_run(tmp_path):
         folder = tmp_path / f"{row}-{seed}"
         folder.mkdir()
         per_class = {"box": ious[0], "tyre": ious[1], "sky": 99.0}
-        (folder / "metrics.json").write_text(json.dumps({"per_class_iou": per_class}))
+        scores = dict.fromkeys(("base_miou", "novel_miou", "total_miou", "hiou"), 0.0)  # a finished run's scores
+        (folder / "metrics.json").write_text(json.dumps({**scores, "per_class_iou": per_class}))
         records.append({"row": row, "dataset": "toy-stuff", "seed": seed, "run": str(folder)})
     table = class_iou(pd.DataFrame(records), {"toy-stuff": ["box", "tyre"]})
     assert list(table.columns) == ["toy-stuff box", "toy-stuff tyre", "mean"]
