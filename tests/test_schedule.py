@@ -21,11 +21,17 @@ def test_cosine_decay_halves_midway_and_an_unknown_decay_is_refused():
 
 
 def test_the_trainer_the_pretraining_and_the_probes_share_the_schedule():
-    from pwslib import pretraining, train
+    import torch
+
+    from pwslib import train
     from pwslib.config import config_for
-    from pwslib.pretraining import PretrainingRecipe
+    from pwslib.model.per_pixel import PerPixelSegmenter, fit_per_pixel
 
     config = config_for("ours", iterations=100, warmup_iterations=10)
     assert train.learning_rate(config, 40) == learning_rate_at(config.learning_rate, 0.4, 40, 10)
-    recipe = PretrainingRecipe(steps=1000, warmup_steps=100)
-    assert pretraining._learning_rate(recipe, 500) == learning_rate_at(recipe.learning_rate, 0.5, 500, 100)
+    # the pretraining and the data card's probes train through fit_per_pixel: step 500 of 1,000, 100 warm-up steps
+    model = PerPixelSegmenter(2, (8, 16, 16, 16), dim=8)
+    optimiser = torch.optim.AdamW(model.parameters())
+    batch = (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), torch.zeros(1, 32, 32, dtype=torch.long))
+    fit_per_pixel(model, optimiser, [batch], lambda step: step / 1000, 2e-3, warmup_steps=100, first_step=500)
+    assert optimiser.param_groups[0]["lr"] == learning_rate_at(2e-3, 0.5, 500, 100)
