@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from pwslib.experiments.grid import run_grid, train_all
 from pwslib.experiments.report import differs, markdown_table, mean_std, summarise, welch_p
 from pwslib.experiments.schedules import Schedule
 from pwslib.pretraining import PretrainingRecipe, pretraining_report
-from pwslib.runs import run_folder
+from pwslib.runs import read_run_metrics, run_folder
 from pwslib.command_line import positive_whole, refuse_repeats
 from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_text_atomic
 
@@ -99,7 +98,7 @@ def lever_table(results: pd.DataFrame, reference_row: str = DEFAULT_ROW) -> pd.D
 
 def precisions_ran(results: pd.DataFrame) -> str:
     """What the runs computed in (``precision_ran`` of their metrics.json), e.g. "bfloat16 (60 runs)"."""
-    ran = pd.Series([json.loads((Path(run) / "metrics.json").read_text()).get("precision_ran", "unrecorded") for run in results["run"]])
+    ran = pd.Series([read_run_metrics(Path(run)).get("precision_ran", "unrecorded") for run in results["run"]])
     return ", ".join(f"{precision} ({count} run{'s' if count > 1 else ''})" for precision, count in ran.value_counts().items())
 
 

@@ -22,6 +22,7 @@ import tempfile
 import traceback
 from pathlib import Path
 from typing import Callable
+from unittest import mock
 
 import numpy as np
 
@@ -227,16 +228,9 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
 
     def table(*arguments: str, workers: str | None = None) -> Callable[[], None]:
         def case():
-            before = os.environ.get("PWSLIB_WORKERS")
-            if workers is not None:
-                os.environ["PWSLIB_WORKERS"] = workers
-            try:
+            with mock.patch.dict(os.environ, {} if workers is None else {"PWSLIB_WORKERS": workers}):
                 experiments_main(["table1", "--runs-root", str(work / "table-runs"), "--reports-dir",
                                   str(work / "table-reports"), *arguments])
-            finally:
-                os.environ.pop("PWSLIB_WORKERS", None)
-                if before is not None:
-                    os.environ["PWSLIB_WORKERS"] = before
 
         return case
 

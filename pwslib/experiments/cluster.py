@@ -88,16 +88,12 @@ def train_on_ray(
             done, pending = ray.wait(pending, num_returns=1)
             ray.get(done)
             bar.update(len(done))
-    except ray.exceptions.RayTaskError as error:
+    except BaseException as error:  # Ctrl-C, or a run that failed: stop the others, each keeps its checkpoint
         for reference in pending:
             ray.cancel(reference, force=True)
-        cause = error.cause if isinstance(error.cause, Exception) else error
-        if isinstance(cause, (DataError, FloatingPointError)):
+        cause = getattr(error, "cause", None)  # a task's own exception, inside Ray's RayTaskError
+        if isinstance(error, ray.exceptions.RayTaskError) and isinstance(cause, (DataError, FloatingPointError)):
             raise type(cause)(str(cause)) from None
-        raise
-    except BaseException:
-        for reference in pending:
-            ray.cancel(reference, force=True)
         raise
     finally:
         bar.close()

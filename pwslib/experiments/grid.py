@@ -7,6 +7,7 @@ interrupted reproduction continues where it stopped.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import json
@@ -22,6 +23,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from pwslib.command_line import positive_whole
 from pwslib.config import TrainConfig, config_for
 from pwslib.data import REAL_BENCHMARKS, ensure_points
 from pwslib.experiments.cluster import RayCluster, train_on_ray
@@ -95,10 +97,10 @@ def data_available(dataset: str) -> bool:
 
 def workers_from_environment() -> int:
     """The processes ``PWSLIB_WORKERS`` asks for (1 when unset), checked: a whole number of at least 1."""
-    text = os.environ.get("PWSLIB_WORKERS", "1")
-    if not text.strip().isdigit() or int(text) < 1:
-        raise DataError(f"PWSLIB_WORKERS must be a whole number of at least 1, got {text!r}: set it so, or unset it")
-    return int(text)
+    try:
+        return positive_whole(os.environ.get("PWSLIB_WORKERS", "1"))
+    except argparse.ArgumentTypeError as error:
+        raise DataError(f"PWSLIB_WORKERS {error}: set it so, or unset it") from None
 
 
 def run_grid(

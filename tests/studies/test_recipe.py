@@ -109,7 +109,8 @@ def test_the_report_says_what_the_runs_computed_in(tmp_path):
     for index, precision in enumerate(["float32", "bfloat16", "float32"]):
         folder = tmp_path / f"run{index}"
         folder.mkdir()
-        (folder / "metrics.json").write_text(json.dumps({"precision_ran": precision}))
+        scores = dict.fromkeys(("base_miou", "novel_miou", "total_miou", "hiou", "per_class_iou"), 0.0)
+        (folder / "metrics.json").write_text(json.dumps({**scores, "precision_ran": precision}))
         runs.append(str(folder))
     assert precisions_ran(pd.DataFrame({"run": runs})) == "float32 (2 runs), bfloat16 (1 run)"
 
