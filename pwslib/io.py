@@ -75,6 +75,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def byte_size(count: float) -> str:
+    """``count`` bytes for a message: in GiB from 1 GiB up, else in MiB (``byte_size(3 * 2**29)`` is ``'1.5 GiB'``)."""
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
+
+
 @contextlib.contextmanager
 def one_line_errors(command: str) -> Iterator[None]:
     """Around a command's work: a DataError (bad input), an OSError (a file that cannot be read or written) or

@@ -37,7 +37,7 @@ from pwslib.config import METHODS, TrainConfig, config_for
 from pwslib.data import DATASETS, collate, training_cooccurrence
 from pwslib.distributed import Distributed, all_reduce_mean, batch_indices, free_memory, setup_distributed
 from pwslib.metrics import check_finite_parameters, evaluate_model, format_scores
-from pwslib.io import DataError, array_sha256, default_data_root, provenance, save_array_atomic, save_checkpoint, write_json_atomic
+from pwslib.io import DataError, array_sha256, byte_size, default_data_root, provenance, save_array_atomic, save_checkpoint, write_json_atomic
 from pwslib.method.losses import WeakShotCriterion, weighted_terms
 from pwslib.model.maskformer import PointWeakShotMaskFormer
 from pwslib.method.pseudo_labels import pseudo_labels
@@ -176,10 +176,9 @@ class Trainer:
         if need.total > free:
             fits = max(0, (free - need.fixed) // need.per_image) * self.distributed.world_size
             raise DataError(
-                f"--batch-size {self.config.batch_size} needs about {need.total / 2**30:.1f} GiB for a training step "
-                f"({need.per_image / 2**20:.1f} MiB per image for its activations and their gradients, estimated before "
-                f"starting), "
-                f"more than the {free / 2**30:.1f} GiB free on {self.distributed.device}: choose --batch-size "
+                f"--batch-size {self.config.batch_size} needs about {byte_size(need.total)} for a training step "
+                f"({byte_size(need.per_image)} per image for its activations and their gradients, estimated before "
+                f"starting), more than the {byte_size(free)} free on {self.distributed.device}: choose --batch-size "
                 f"{fits} or less" + (" (or a smaller crop_size)" if fits == 0 else "")
             )
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +33,7 @@ from pwslib.experiments.schedules import Schedule
 from pwslib.pretraining import PretrainingRecipe, pretraining_report
 from pwslib.runs import read_run_metrics, run_folder
 from pwslib.command_line import positive_whole, refuse_repeats
-from pwslib.io import CHECKOUT, DataError, provenance, report_header, write_text_atomic
+from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, write_text_atomic
 
 ROOT = CHECKOUT
 DEFAULT_ROW = "reference"
@@ -359,10 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     refuse_repeats(parser, args, "seeds", "levers")
     if args.levers and set(args.levers) - set(LEVERS):
         parser.error(f"unknown levers {sorted(set(args.levers) - set(LEVERS))}; choose from {list(LEVERS)}")
-    try:
+    with one_line_errors("the recipe study"):
         run_study(args)
-    except DataError as error:
-        sys.exit(f"error: {error}")
 
 
 def run_study(args: argparse.Namespace) -> None:

@@ -27,6 +27,7 @@ from unittest import mock
 import numpy as np
 
 import pwslib.data.toy as toy
+import pwslib.train as train_module
 from pwslib.data import ensure_points
 from studies.datacard import main as datacard_main
 from pwslib.evaluate import main as evaluate_main
@@ -226,6 +227,20 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
             (folder / "meta.json").write_bytes(saved)
             toy._VERIFIED.clear()
 
+    def room_for_two_images():
+        measured = []
+        estimate = train_module.Trainer.step_memory
+
+        def recording(trainer):
+            measured.append(estimate(trainer))
+            return measured[-1]
+
+        def free(device):  # what free_memory would say on a machine with room for 2.5 images' activations
+            return measured[-1].fixed + 2 * measured[-1].per_image + measured[-1].per_image // 2
+
+        with mock.patch.object(train_module.Trainer, "step_memory", recording), mock.patch.object(train_module, "free_memory", free):
+            _train("--out", str(work / "run-memory"), *TINY, NO_PRETRAINING)
+
     def table(*arguments: str, workers: str | None = None) -> Callable[[], None]:
         def case():
             with mock.patch.dict(os.environ, {} if workers is None else {"PWSLIB_WORKERS": workers}):
@@ -294,6 +309,7 @@ def _cases(work: Path) -> dict[str, Callable[[], None]]:
         "a points file with one image's novel clicks removed": ("data file", edit_points(drop_novel_clicks, "run-dropped")),
         "one novel click repeated 50 times under `points_per_class=1`": ("data file", edit_points(repeat_a_click, "run-repeated")),
         "`--batch-size 100000` on 24 training images": ("resources", flag("--batch-size", "100000")),
+        "`--batch-size 4` where free memory has room for 2 images (free memory lowered)": ("resources", room_for_two_images),
         "`experiments --seeds 0 0`": ("table input", table("--seeds", "0", "0")),
         "`experiments --workers 0`": ("table input", table("--workers", "0")),
         "`PWSLIB_WORKERS=abc` for `experiments`": ("table input", table(workers="abc")),

@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from pwslib.io import atomic_path, git_commit, provenance, write_json_atomic
+from pwslib.io import atomic_path, byte_size, git_commit, provenance, write_json_atomic
 
 
 def test_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
@@ -76,3 +76,10 @@ def test_one_line_errors_turns_bad_input_and_file_faults_into_one_line():
         with pytest.raises(SystemExit) as stopped, one_line_errors("the job"):
             raise fault
         assert str(stopped.value).startswith(expected) and stopped.value.__cause__ is None
+
+
+def test_a_byte_size_reads_in_mib_below_a_gib_and_in_gib_from_one_gib():
+    assert byte_size(3 * 2**29) == "1.5 GiB"
+    assert byte_size(2**30) == "1.0 GiB"
+    assert byte_size(2**30 - 2**20) == "1023.0 MiB"
+    assert byte_size(4.6 * 2**20) == "4.6 MiB"

@@ -514,7 +514,7 @@ def test_a_step_that_would_not_fit_in_memory_is_refused_before_any_work_naming_a
     assert need.images == 20 and need.per_image > 0 and need.total == need.fixed + 20 * need.per_image
     free = need.fixed + 7 * need.per_image + need.per_image // 2  # room for 7 images
     monkeypatch.setattr(pwslib.train, "free_memory", lambda device: free)
-    with pytest.raises(DataError, match=r"--batch-size 20 needs about .* GiB .* choose --batch-size 7 or less$"):
+    with pytest.raises(DataError, match=r"--batch-size 20 needs about [0-9.]+ [MG]iB .* choose --batch-size 7 or less$"):
         run(tiny_config(batch_size=20), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # a refused run leaves nothing behind
     assert run(tiny_config(batch_size=7, iterations=1), tmp_path / "fits", progress=False)["hiou"] >= 0
