@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from pwslib.config import TrainConfig
+from pwslib.experiments.progress import POLL_SECONDS, GridProgress
 from pwslib.io import DataError, default_data_root
 
 RETRIES = 3  # attempts after a worker dies, each resuming from the run's last checkpoint
@@ -82,12 +82,12 @@ def train_on_ray(
         )
         for config in sorted(configs, key=lambda config: -config.iterations)
     ]
-    bar = tqdm(total=len(pending), desc=f"runs (Ray, {threads} CPUs each)", disable=not progress)
+    line = GridProgress(configs, runs_root, f"grid (Ray, {threads} CPUs a run)", progress)
     try:
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
+            done, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
             ray.get(done)
-            bar.update(len(done))
+            line.poll()
     except BaseException as error:  # Ctrl-C, or a run that failed: stop the others, each keeps its checkpoint
         for reference in pending:
             ray.cancel(reference, force=True)
@@ -96,5 +96,5 @@ def train_on_ray(
             raise type(cause)(str(cause)) from None
         raise
     finally:
-        bar.close()
+        line.close()
 

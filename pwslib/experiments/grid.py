@@ -15,18 +15,18 @@ import multiprocessing
 import os
 import signal
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from pwslib.command_line import positive_whole
 from pwslib.config import TrainConfig, config_for
 from pwslib.data import REAL_BENCHMARKS, ensure_points
 from pwslib.experiments.cluster import RayCluster, train_on_ray
+from pwslib.experiments.progress import POLL_SECONDS, GridProgress
 from pwslib.experiments.report import SCORES
 from pwslib.experiments.schedules import (
     PRESET_SPLITS,
@@ -207,9 +207,13 @@ def train_in_processes(
     try:
         with sigterm_interrupts():
             longest_first = sorted(configs, key=lambda config: -config.iterations)
-            futures = [pool.submit(run_cached, config, runs_root, False, checkpoint_every) for config in longest_first]
-            for future in tqdm(futures, desc=f"runs ({workers} processes)", disable=not progress):
-                future.result()
+            waiting = {pool.submit(run_cached, config, runs_root, False, checkpoint_every) for config in longest_first}
+            with GridProgress(longest_first, runs_root, f"grid ({workers} processes)", progress) as line:
+                while waiting:
+                    done, waiting = wait(waiting, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                    line.poll()
     except BaseException:
         for worker in set(multiprocessing.active_children()) - others:
             worker.terminate()
