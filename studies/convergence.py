@@ -45,7 +45,7 @@ from pwslib.config import TrainConfig, config_for
 from pwslib.data.toy import GENERATOR_VERSION
 from pwslib.metrics import evaluate_model
 from pwslib.experiments.report import markdown_table
-from pwslib.experiments.schedules import PRESET_SPLITS
+from pwslib.experiments.schedules import PRESET_SPLITS, SCHEDULES
 from pwslib.io import CHECKOUT, DataError, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import CHECKPOINT, load_checkpoint
 from pwslib.command_line import positive_whole, refuse_repeats
@@ -59,6 +59,7 @@ SCORES = ("base_miou", "novel_miou", "total_miou", "hiou")
 SCORE_NAMES = {"base_miou": "base", "novel_miou": "novel", "total_miou": "total", "hiou": "hIoU"}
 FLAT_GAIN = 1.0  # a curve is flat when its fitted line gained at most this many points of total mIoU over its last quarter
 TARGET_RATIO = 0.9  # a preset's run is near its plateau at this share of it
+EARLIER_RECIPES_FIGURE = "convergence_earlier_recipes.png"  # in archive/figures: the curves off today's recipe
 SOURCE_KEYS = ("git_commit", "machine", "date_utc", "note")  # where a curve was trained, recorded with it
 # The Table 1 results divided by the plateaus: (key in convergence.json, heading, CSV under the reports folder, split)
 RATIO_TABLES = (
@@ -436,8 +437,15 @@ def write_report(
     elif not untested:
         verdict += "**At today's defaults** every method has a flat curve (`flat`: yes, `recipe`: default).\n\n"
     levelled = levelling_off(curves, levels)
-    figure = reports / "figures" / "convergence.png"
-    convergence_figure(curves, figure)
+    today = {name: curve for name, curve in curves.items() if not name_parts(name)[3]}
+    today_plateaus = {f"{row['dataset']}/{row['method']}": row["plateau total"] for row in levelled.to_dict("records")}
+    if today:
+        convergence_figure(today, today_plateaus, SCHEDULES["quick"].iterations, reports / "figures" / "convergence.png")
+    earlier = {name: curve for name, curve in curves.items() if name_parts(name)[3]}
+    earlier_line = ""
+    if earlier:
+        convergence_figure(earlier, {}, path=reports / "archive" / "figures" / EARLIER_RECIPES_FIGURE)
+        earlier_line = f"; the curves of earlier recipes are in [archive/figures/{EARLIER_RECIPES_FIGURE}](archive/figures/{EARLIER_RECIPES_FIGURE})"
     ratio_sections, preset_ratio_records = [], {}
     for label, heading, csv, split in RATIO_TABLES:
         csv = reports / csv
@@ -474,7 +482,9 @@ def write_report(
         f"- commit `{meta['git_commit']}`, {meta['machine']}, {meta['date_utc']} UTC; "
         f"{meta['threads']} torch thread(s) per run ({meta['note']})\n"
         f"{source_lines(sources, meta)}\n"
-        f"{markdown_table(summary)}\n{verdict}![convergence](figures/{figure.name})\n\n"
+        f"{markdown_table(summary)}\n{verdict}![convergence](figures/convergence.png)\n\n"
+        "The figure shows the curves at today's recipe (dotted: each method's plateau; dashed: the main job's "
+        f"iterations){earlier_line}.\n\n"
         f"{levelling_section(levelled)}"
         "## Presets against the plateaus (total mIoU of the preset's runs / plateau)\n\n"
         + ("\n".join(ratio_sections) if ratio_sections else "(no Table 1 results yet)\n")

@@ -218,43 +218,64 @@ def training_curves(
     return fig
 
 
-def convergence_figure(curves: dict[str, list[dict]], path=None):
-    """Total mIoU against iterations and against training seconds; curves: "dataset/method/iterations[/recipe]"
-    -> evaluations.
+def convergence_figure(curves: dict[str, list[dict]], plateaus: dict[str, float], budget: int | None = None, path=None):
+    """Total mIoU against iterations, one panel per dataset; ``curves``: "dataset/method/iterations[/recipe]" ->
+    evaluations, ``plateaus``: "dataset/method" -> the plateau drawn as a dotted line in the method's colour.
 
-    One row per dataset; a colour per method and a line style per curve length and recipe, the same in every
-    panel, explained in one legend under the panels; saved to ``path`` (PNG) when given."""
+    A colour per method; each method's longest curve drawn bold, its shorter ones thin (a shorter run's schedule
+    decays sooner, so it levels off lower); a line style per recipe when the curves hold more than one; the main
+    job's ``budget`` (iterations) marked; the legend inside the first panel. Saved to ``path`` (PNG) when given."""
     plt = _pyplot()
     from matplotlib.lines import Line2D
 
-    datasets = list(dict.fromkeys(name.split("/")[0] for name in curves))
-    methods = list(dict.fromkeys(name.split("/")[1] for name in curves))
-    variants = list(dict.fromkeys(name.split("/", 2)[2] for name in curves))  # "8000", "16000/pretraining_steps=8000"
+    parts = {name: name.split("/", 2) for name in curves}  # dataset, method, "16000" or "16000/pretraining_steps=..."
+    datasets = list(dict.fromkeys(dataset for dataset, _, _ in parts.values()))
+    methods = list(dict.fromkeys(method for _, method, _ in parts.values()))
+    recipes = list(dict.fromkeys(variant.partition("/")[2] for _, _, variant in parts.values()))
     colours = {method: f"C{index}" for index, method in enumerate(methods)}
-    styles = {variant: ("-", "--", ":", "-.")[index % 4] for index, variant in enumerate(variants)}
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.2 * len(datasets) + 0.3 * (len(methods) + len(variants))), squeeze=False)
-    for row, dataset in zip(axes, datasets):
-        for name, curve in curves.items():
-            curve_dataset, method, variant = name.split("/", 2)
+    styles = {recipe: ("-", "--", ":", "-.")[index % 4] for index, recipe in enumerate(recipes)}
+    longest = {}
+    for name, (dataset, method, _) in parts.items():
+        key = f"{dataset}/{method}"
+        longest[key] = max(longest.get(key, 0), curves[name][-1]["iteration"])
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.4 * len(datasets), 4.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for name, (curve_dataset, method, variant) in parts.items():
             if curve_dataset != dataset:
                 continue
-            total = [point["total_miou"] for point in curve]
-            look = dict(color=colours[method], linestyle=styles[variant], marker=".", markersize=3)
-            row[0].plot([point["iteration"] for point in curve], total, **look)
-            row[1].plot([point["train_seconds"] for point in curve], total, **look)
-        for ax, unit in zip(row, ("iterations", "training seconds")):
-            ax.set_xlabel(unit)
-            ax.set_ylabel("total mIoU (%)")
-            ax.set_title(dataset)
-            ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=colours[method], label=method) for method in methods]
-    handles += [
-        Line2D([], [], color="grey", linestyle=styles[variant], label=variant.replace("/", " iterations, ", 1)
-               if "/" in variant else f"{variant} iterations, today's recipe")
-        for variant in variants
-    ]
-    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.04 * (len(methods) + len(variants)) / len(datasets), 1, 1))
+            curve = curves[name]
+            bold = curve[-1]["iteration"] == longest[f"{dataset}/{method}"]
+            ax.plot(
+                [point["iteration"] for point in curve], [point["total_miou"] for point in curve],
+                color=colours[method], linestyle=styles[variant.partition("/")[2]],
+                linewidth=1.8 if bold else 0.8, alpha=1.0 if bold else 0.45,
+            )
+        for method in methods:
+            if f"{dataset}/{method}" in plateaus:
+                ax.axhline(plateaus[f"{dataset}/{method}"], color=colours[method], linestyle=":", linewidth=1.2)
+        if budget is not None:
+            ax.axvline(budget, color="0.3", linestyle="--", linewidth=1)
+            ax.annotate(f"main job: {budget:,}", (budget, 0.02), xycoords=("data", "axes fraction"),
+                        xytext=(4, 0), textcoords="offset points", fontsize=8, color="0.3")
+        ax.set_xlabel("iterations (each curve's own schedule)")
+        ax.set_ylabel("total mIoU on test images (%)")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=colours[method], linewidth=1.8, label=method) for method in methods]
+    if plateaus:
+        handles.append(Line2D([], [], color="grey", linestyle=":", label="plateau of the method"))
+    if budget is not None:
+        handles.append(Line2D([], [], color="0.3", linestyle="--", linewidth=1, label="the main job's iterations"))
+    if len(recipes) > 1:  # a recipe's name is long: the legend goes under the panels
+        handles += [
+            Line2D([], [], color="grey", linestyle=styles[recipe], label=recipe or "today's recipe") for recipe in recipes
+        ]
+        fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.06 * (len(handles) + 1) / 2, 1, 1))
+        fig.set_figheight(4.2 + 0.25 * (len(handles) + 1) / 2)
+    else:
+        axes[0][0].legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
+        fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=90)

@@ -95,14 +95,15 @@ def test_presets_are_divided_by_their_methods_plateau_and_the_report_is_written(
     variants = tmp_path / "archive" / "quick_variants"  # where the main job's earlier variants are archived
     variants.mkdir(parents=True)
     (variants / "table1_quick_5000.csv").write_text((tmp_path / "table1.csv").read_text())  # a longer main job
-    text = write_report({"toy-stuff/ours/300": curve}, meta, tmp_path)
+    text = write_report({"toy-stuff/ours/300": curve, "toy-stuff/ours/300/embedding_dim=32": curve}, meta, tmp_path)
     assert "| toy-stuff | ours | 300 |" in text and "0.9" in text and "Not flat yet" in text
     assert "Every run reaches 0.9" in text  # 45.0 of a 50.0 plateau
     assert "### `quick` preset (table1.csv)" in text and "### `quick` preset at 5,000 iterations" in text
     assert "`full` preset" not in text  # no full/table1.csv here
     saved = json.loads((tmp_path / "convergence.json").read_text())
     assert saved["ratios"]["quick_5000"] == saved["ratios"]["quick"] and saved["ratios"]["full"] == []
-    assert (tmp_path / "figures" / "convergence.png").exists()
+    assert (tmp_path / "figures" / "convergence.png").exists()  # today's recipe
+    assert (tmp_path / "archive" / "figures" / "convergence_earlier_recipes.png").exists()  # the others
 
 
 def test_a_table_on_another_split_names_the_commits_its_runs_were_trained_at(tmp_path):
@@ -118,7 +119,7 @@ def test_a_table_on_another_split_names_the_commits_its_runs_were_trained_at(tmp
     ]
     meta = {"test_images": 5, "every": 100, "recipe": {}, "git_commit": "abc", "machine": "m", "date_utc": "d"}
     meta.update(threads=1, note="alone")
-    text = write_report({"toy-stuff/ours/300": curve}, meta, tmp_path)
+    text = write_report({"toy-stuff/ours/300": curve, "toy-stuff/ours/300/embedding_dim=32": curve}, meta, tmp_path)
     assert "its runs are on split 2, trained at commit(s) `aaa111`, `bbb222` (provenance in full/table1.md)" in text
 
 

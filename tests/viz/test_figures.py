@@ -2,7 +2,7 @@ import matplotlib
 import numpy as np
 
 from pwslib.data.splits import ClassSplit
-from pwslib.viz.figures import label_palette, visual_comparison
+from pwslib.viz.figures import convergence_figure, label_palette, visual_comparison
 
 matplotlib.use("Agg")
 SPLIT = ClassSplit(("sky", "grass", "water", "boat", "cow", "kite"), (3, 4, 5))
@@ -27,3 +27,17 @@ def test_the_comparison_names_the_unlabelled_pixels_and_captions_each_row():
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert "unlabelled" in legend and "boat *" in legend
     assert figure.axes[0].get_ylabel() == "image 7\nrandom"
+
+
+def test_the_convergence_figure_marks_each_plateau_and_the_budget_and_keeps_its_legend_inside():
+    curve = lambda end, top: [{"iteration": i, "total_miou": top * i / end} for i in range(1000, end + 1, 1000)]  # noqa: E731
+    curves = {"toy-stuff/ours/8000": curve(8000, 60.0), "toy-stuff/ours/4000": curve(4000, 55.0),
+              "toy-stuff/point_naive/8000": curve(8000, 58.0)}
+    figure = convergence_figure(curves, {"toy-stuff/ours": 60.0, "toy-stuff/point_naive": 58.0}, budget=5000)
+    ax = figure.axes[0]
+    flat = sorted(line.get_ydata()[0] for line in ax.lines if len(set(line.get_ydata())) == 1)
+    assert flat == [58.0, 60.0]  # one dotted plateau line per method
+    assert [line.get_xdata()[0] for line in ax.lines if len(set(line.get_xdata())) == 1] == [5000]
+    widths = {line.get_xdata()[-1]: line.get_linewidth() for line in ax.lines[:2]}
+    assert widths[8000] > widths[4000]  # the longest curve of a method is the bold one
+    assert not figure.legends and "ours" in [text.get_text() for text in ax.get_legend().get_texts()]
