@@ -35,6 +35,7 @@ from pwslib.metrics import ConfusionMatrix, segmentation_scores
 from pwslib.config import TrainConfig
 from pwslib.model.per_pixel import PerPixelSegmenter, fit_per_pixel, plain_cross_entropy
 from pwslib.viz.figures import cooccurrence_heatmap, sample_grid
+from studies import learning_curves
 
 COLOUR_BAND = 15.0
 LEARNABLE_BAND = (45.0, 85.0)
@@ -226,8 +227,8 @@ def describe_preset(preset_name: str, minutes: float, figures: Path, click_steps
         split,
     )
     probe = learnability_probe(preset_name, minutes)
-    # on the development split and on the split the learning curves report (studies/learning_curves.py)
-    clicks = [click_probe(preset_name, click_steps, split=number) for number in (1, preset.reporting_splits[0])]
+    # on the development split and on the split the learning curves report
+    clicks = [click_probe(preset_name, click_steps, split=number) for number in (1, learning_curves.SPLIT)]
     partners = [
         {
             "thing": t.name,

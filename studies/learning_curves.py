@@ -8,7 +8,7 @@ Every table compares methods at one budget. A method that learns faster from cli
 still end level (on toy-stuff split 1, ``ours`` led ``point_naive`` at 5,000 iterations and not at the plateau), so
 this study follows ``point_naive``, ``ours`` and ``full_supervision`` from the start to a flat curve, on a
 **reporting split** of each toy preset (its novel classes disjoint from the development split's:
-``ToyPreset.reporting_splits``), seeds 0, 1, 2, scored every ``--every`` iterations (1,000: a sixteenth of a curve) on the test images
+``ToyPreset.reporting_splits``), split 7, the one preregistered in ``reports/protocol.md``, seeds 0, 1, 2, scored every ``--every`` iterations (1,000: a sixteenth of a curve) on the test images
 (``studies.convergence.curve_run``, resumable from checkpoints). The learning-rate schedule is stretched over
 ``--iterations``; the **budget** is read from separate runs trained at the main job's schedule (5,000 iterations),
 so a budget number is what the main job delivers, not a point of a longer schedule.
@@ -50,9 +50,14 @@ TARGET_SHARE = 0.9  # of full_supervision's plateau
 SCORE = "hiou"
 
 
+SPLIT = 7  # preregistered in reports/protocol.md: the reporting split of both presets that no run had used
+
+
 def reporting_split(preset: str) -> int:
-    """The split a preset's learning curves run on: its first reporting split."""
-    return PRESETS[preset].reporting_splits[0]
+    """The split a preset's learning curves run on: the preregistered ``SPLIT``, one of its reporting splits."""
+    if SPLIT not in PRESETS[preset].reporting_splits:
+        raise DataError(f"split {SPLIT} is not a reporting split of {preset} ({PRESETS[preset].reporting_splits})")
+    return SPLIT
 
 
 def grid_configs(presets, methods, seeds, iterations: int, overrides: dict) -> list:

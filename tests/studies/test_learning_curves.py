@@ -34,6 +34,14 @@ def test_every_curve_runs_on_a_reporting_split_disjoint_from_the_development_spl
         assert config.split == reporting_split(config.dataset) != 1
 
 
+def test_the_curves_run_on_the_split_their_preregistration_names():
+    from pwslib.io import CHECKOUT
+
+    protocol = (CHECKOUT / "reports" / "protocol.md").read_text()
+    assert f"## Preregistered: learning curves on split {learning_curves.SPLIT}," in protocol
+    assert {config.split for config in grid_configs(["toy-stuff", "toy-scene"], ["ours"], [0], 100, {})} == {7}
+
+
 def test_iterations_to_reach_read_the_seed_mean():
     curves = synthetic_curves({"ours": 50.0, "full_supervision": 60.0})
     assert iterations_to_reach(curves, "toy-stuff", "ours", 0.5 * 50) == 200
