@@ -11,7 +11,9 @@ this study follows ``point_naive``, ``ours`` and ``full_supervision`` from the s
 ``ToyPreset.reporting_splits``), split 7, the one preregistered in ``reports/protocol.md``, seeds 0, 1, 2, scored every ``--every`` iterations (1,000: a sixteenth of a curve) on the test images
 (``studies.convergence.curve_run``, resumable from checkpoints). The learning-rate schedule is stretched over
 ``--iterations``; the **budget** is read from separate runs trained at the main job's schedule (5,000 iterations),
-so a budget number is what the main job delivers, not a point of a longer schedule.
+so a budget number is what the main job delivers, not a point of a longer schedule. Where a curve is not flat
+by the convergence rule, seed 0 of its method is trained again over twice the iterations, and the report shows
+that longer curve beside the 3-seed ones.
 
 For each preset the report gives hIoU at the budget and at the plateau (the mean of a curve's last two
 evaluations), mean ± std over seeds with Welch's test of ``ours`` against each baseline, whether every curve is
@@ -47,6 +49,7 @@ SEEDS = (0, 1, 2)
 ITERATIONS = 16000  # split 1: every method at >= 0.97 of its plateau by 16,000 iterations (reports/convergence.md)
 BUDGET = 5000  # the main job's iterations per run
 TARGET_SHARE = 0.9  # of full_supervision's plateau
+CONTINUED_LENGTH = 2  # a curve not flat by ITERATIONS is trained again, seed 0, over this many times as many
 SCORE = "hiou"
 
 
@@ -116,6 +119,44 @@ def iterations_to_reach(curves: pd.DataFrame, preset: str, method: str, target: 
     return int(reached.index.min()) if len(reached) else None
 
 
+def not_flat(curves: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (preset, method) pairs with a curve that is not flat (any seed; ``studies.convergence.is_flat``'s rule on
+    hIoU): their plateaus are lower bounds, so seed 0 is trained again over a longer schedule."""
+    if curves.empty:
+        return []
+    levels = curve_plateaus(curves)
+    rising = levels[levels["fitted_quarter_gain"] > FLAT_GAIN]
+    return sorted(set(zip(rising["preset"], rising["method"])))
+
+
+def continued_configs(curves: pd.DataFrame, iterations: int, overrides: dict) -> list:
+    """Seed 0 of every pair ``not_flat`` names, over ``CONTINUED_LENGTH`` x ``iterations`` (the schedule stretched)."""
+    return [
+        grid_configs([preset], [method], [0], CONTINUED_LENGTH * iterations, overrides)[0]
+        for preset, method in not_flat(curves)
+    ]
+
+
+def continued_table(continued: pd.DataFrame) -> pd.DataFrame:
+    """Per continued curve: its length, plateau, fitted gain over its last quarter and whether it is flat now."""
+    if continued.empty:
+        return pd.DataFrame()
+    levels = curve_plateaus(continued)
+    lengths = continued.groupby(["preset", "method", "seed"])["iteration"].max()
+    return pd.DataFrame.from_records(
+        {
+            "preset": row.preset,
+            "method": row.method,
+            "seed": row.seed,
+            "iterations": f"{lengths[(row.preset, row.method, row.seed)]:,}",
+            "plateau": f"{row.plateau:.1f}",
+            "gain over last quarter (fit)": f"{row.fitted_quarter_gain:+.1f}",
+            "flat": "yes" if row.fitted_quarter_gain <= FLAT_GAIN else "no",
+        }
+        for row in levels.itertuples(index=False)
+    )
+
+
 def click_probe_ratios(datacard_json: Path) -> dict[str, dict[int, float]]:
     """The data card's click-probe ratio per preset and split (``{preset: {split: ratio}}``)."""
     if not Path(datacard_json).exists():
@@ -175,7 +216,9 @@ def summary(curves: pd.DataFrame, budget: pd.DataFrame, probes: dict) -> pd.Data
     return pd.DataFrame.from_records(rows)
 
 
-def write_report(curves: pd.DataFrame, budget: pd.DataFrame, probes: dict, meta: dict, reports: Path) -> str:
+def write_report(
+    curves: pd.DataFrame, budget: pd.DataFrame, probes: dict, meta: dict, reports: Path, continued: pd.DataFrame | None = None
+) -> str:
     from pwslib.viz.figures import learning_curves_figure, transfer_gain_figure
 
     table = summary(curves, budget, probes)
@@ -199,6 +242,19 @@ def write_report(curves: pd.DataFrame, budget: pd.DataFrame, probes: dict, meta:
         "",
         markdown_table(table) if not table.empty else "No curve has finished yet.",
         "",
+    ]
+    extended = continued_table(continued if continued is not None else pd.DataFrame())
+    if not extended.empty:
+        lines += [
+            f"## Curves continued where one was not flat at {meta['iterations']:,} iterations",
+            "",
+            f"Seed 0 trained again over {CONTINUED_LENGTH}x the iterations (the schedule stretched over the run); "
+            "the table above keeps the 3-seed curves; where one of them is not flat, its plateau there is a lower bound.",
+            "",
+            markdown_table(extended.set_index("preset")),
+            "",
+        ]
+    lines += [
         "![learning curves](figures/learning_curves.png)",
         "",
         "![gain against the click probe](figures/transfer_gain.png)",
@@ -243,6 +299,11 @@ def run_study(args: argparse.Namespace) -> None:
             if not args.no_budget:
                 run_cached(budget, Path(args.runs_root) / "budget")
     curves = read_curves(args.runs_root, curve_configs)
+    if not args.report_only:
+        for config in continued_configs(curves, args.iterations, overrides):
+            print(f"not flat: {config.dataset} {config.method}; seed 0 again over {config.iterations:,} iterations")
+            curve_run(config, curve_folder(args.runs_root, config), args.every, args.test_images, source=source)
+    continued = read_curves(args.runs_root, continued_configs(curves, args.iterations, overrides))
     budget = read_budget_runs(args.runs_root, budget_configs)
     if curves.empty and budget.empty:
         raise DataError(f"no finished curve or budget run in {args.runs_root}: run python -m studies.learning_curves")
@@ -254,7 +315,7 @@ def run_study(args: argparse.Namespace) -> None:
         wall_seconds=round(time.perf_counter() - start, 1),
     )
     probes = click_probe_ratios(Path(args.reports) / "toy_datacard.json")
-    print(write_report(curves, budget, probes, meta, args.reports))
+    print(write_report(curves, budget, probes, meta, args.reports, continued))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from conftest import SMALL_TOY
 from studies import learning_curves
 from studies.learning_curves import (
     click_probe_ratios,
+    continued_configs,
+    not_flat,
     grid_configs,
     iterations_to_reach,
     read_curves,
@@ -99,3 +101,18 @@ def test_the_study_trains_curves_and_budget_runs_resumably_and_reports_them(tmp_
 def test_repeated_seeds_are_refused():
     with pytest.raises(SystemExit):
         learning_curves.main(["--seeds", "0", "0", "--report-only"])
+
+
+def test_a_curve_not_flat_sends_seed_0_of_its_method_round_again_over_a_longer_schedule(tmp_path):
+    curves = synthetic_curves({"ours": 50.0, "full_supervision": 60.0})
+    rising = curves[curves.method == "ours"].copy()
+    rising["hiou"] += rising["iteration"] / 100  # still gaining 1 point per 100 iterations at the end
+    curves = pd.concat([curves[curves.method != "ours"], rising])
+    assert not_flat(curves) == [("toy-stuff", "ours")]
+    (config,) = continued_configs(curves, 1000, {})
+    assert (config.method, config.seed, config.iterations, config.split) == ("ours", 0, 2000, learning_curves.SPLIT)
+    longer = synthetic_curves({"ours": 52.0}, seeds=(0,))
+    meta = {"git_commit": "abc", "machine": "m", "date_utc": "d", "iterations": 1000, "every": 100, "seeds": [0, 1, 2]}
+    text = write_report(curves, pd.DataFrame(), {}, meta, tmp_path, continued=longer)
+    assert "## Curves continued where one was not flat at 1,000 iterations" in text
+    assert "| toy-stuff | ours | 0 | 1,000 | 52.0 | +0.0 | yes |" in text
