@@ -41,7 +41,7 @@ from pwslib.experiments.report import differs, markdown_table, mean_std, welch_p
 from pwslib.io import CHECKOUT, DataError, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.runs import run_folder
 from pwslib.command_line import positive_whole, refuse_repeats
-from studies.convergence import FLAT_GAIN, curve_run, plateau, source_of
+from studies.convergence import curve_run, is_flat, plateau, source_of
 
 ROOT = CHECKOUT
 METHODS = ("point_naive", "ours", "full_supervision")
@@ -56,17 +56,10 @@ SCORE = "hiou"
 SPLIT = 7  # preregistered in reports/protocol.md: the reporting split of both presets that no run had used
 
 
-def reporting_split(preset: str) -> int:
-    """The split a preset's learning curves run on: the preregistered ``SPLIT``, one of its reporting splits."""
-    if SPLIT not in PRESETS[preset].reporting_splits:
-        raise DataError(f"split {SPLIT} is not a reporting split of {preset} ({PRESETS[preset].reporting_splits})")
-    return SPLIT
-
-
 def grid_configs(presets, methods, seeds, iterations: int, overrides: dict) -> list:
     """Every curve's config, ordered so that each (preset, seed) finishes all its methods before the next seed."""
     return [
-        config_for(method, dataset=preset, split=reporting_split(preset), seed=seed, iterations=iterations, **overrides)
+        config_for(method, dataset=preset, split=SPLIT, seed=seed, iterations=iterations, **overrides)
         for seed in seeds
         for preset in presets
         for method in methods
@@ -125,8 +118,7 @@ def not_flat(curves: pd.DataFrame) -> list[tuple[str, str]]:
     if curves.empty:
         return []
     levels = curve_plateaus(curves)
-    rising = levels[levels["fitted_quarter_gain"] > FLAT_GAIN]
-    return sorted(set(zip(rising["preset"], rising["method"])))
+    return sorted({(row["preset"], row["method"]) for row in levels.to_dict("records") if not is_flat(row)})
 
 
 def continued_configs(curves: pd.DataFrame, iterations: int, overrides: dict) -> list:
@@ -137,9 +129,9 @@ def continued_configs(curves: pd.DataFrame, iterations: int, overrides: dict) ->
     ]
 
 
-def continued_table(continued: pd.DataFrame) -> pd.DataFrame:
+def continued_table(continued: pd.DataFrame | None) -> pd.DataFrame:
     """Per continued curve: its length, plateau, fitted gain over its last quarter and whether it is flat now."""
-    if continued.empty:
+    if continued is None or continued.empty:
         return pd.DataFrame()
     levels = curve_plateaus(continued)
     lengths = continued.groupby(["preset", "method", "seed"])["iteration"].max()
@@ -151,7 +143,7 @@ def continued_table(continued: pd.DataFrame) -> pd.DataFrame:
             "iterations": f"{lengths[(row.preset, row.method, row.seed)]:,}",
             "plateau": f"{row.plateau:.1f}",
             "gain over last quarter (fit)": f"{row.fitted_quarter_gain:+.1f}",
-            "flat": "yes" if row.fitted_quarter_gain <= FLAT_GAIN else "no",
+            "flat": "yes" if is_flat(row._asdict()) else "no",
         }
         for row in levels.itertuples(index=False)
     )
@@ -191,7 +183,7 @@ def summary(curves: pd.DataFrame, budget: pd.DataFrame, probes: dict) -> pd.Data
     budget = budget if not budget.empty else pd.DataFrame(columns=[*columns, SCORE])
     rows = []
     for preset in sorted(set(levels.preset) | set(budget.preset)):
-        row = {"preset": preset, "split": reporting_split(preset)}
+        row = {"preset": preset, "split": SPLIT}
         plateau_of = {m: levels[(levels.preset == preset) & (levels.method == m)]["plateau"] for m in METHODS}
         budget_of = {m: budget[(budget.preset == preset) & (budget.method == m)][SCORE] for m in METHODS}
         for method in METHODS:
@@ -208,8 +200,8 @@ def summary(curves: pd.DataFrame, budget: pd.DataFrame, probes: dict) -> pd.Data
         for method in ("point_naive", "ours"):
             reached = iterations_to_reach(curves, preset, method, TARGET_SHARE * full.mean()) if len(full) else None
             row[f"{method}: iterations to 0.9x full"] = "-" if reached is None else f"{reached:,}"
-        flat = levels[levels.preset == preset]["fitted_quarter_gain"] <= FLAT_GAIN
-        row["curves flat"] = f"{int(flat.sum())} of {len(flat)}"
+        flat = [is_flat(level) for level in levels[levels.preset == preset].to_dict("records")]
+        row["curves flat"] = f"{sum(flat)} of {len(flat)}"
         ratio = probes.get(preset, {}).get(row["split"])
         row["click probe ratio"] = "-" if ratio is None else f"{ratio:.2f}"
         rows.append(row)
@@ -243,7 +235,7 @@ def write_report(
         markdown_table(table) if not table.empty else "No curve has finished yet.",
         "",
     ]
-    extended = continued_table(continued if continued is not None else pd.DataFrame())
+    extended = continued_table(continued)
     if not extended.empty:
         lines += [
             f"## Curves continued where one was not flat at {meta['iterations']:,} iterations",
@@ -299,11 +291,12 @@ def run_study(args: argparse.Namespace) -> None:
             if not args.no_budget:
                 run_cached(budget, Path(args.runs_root) / "budget")
     curves = read_curves(args.runs_root, curve_configs)
+    longer = continued_configs(curves, args.iterations, overrides)
     if not args.report_only:
-        for config in continued_configs(curves, args.iterations, overrides):
+        for config in longer:
             print(f"not flat: {config.dataset} {config.method}; seed 0 again over {config.iterations:,} iterations")
             curve_run(config, curve_folder(args.runs_root, config), args.every, args.test_images, source=source)
-    continued = read_curves(args.runs_root, continued_configs(curves, args.iterations, overrides))
+    continued = read_curves(args.runs_root, longer)
     budget = read_budget_runs(args.runs_root, budget_configs)
     if curves.empty and budget.empty:
         raise DataError(f"no finished curve or budget run in {args.runs_root}: run python -m studies.learning_curves")

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from conftest import SMALL_TOY
 
+from pwslib.data.toy import PRESETS
 from studies import learning_curves
 from studies.learning_curves import (
     click_probe_ratios,
@@ -12,7 +13,6 @@ from studies.learning_curves import (
     grid_configs,
     iterations_to_reach,
     read_curves,
-    reporting_split,
     summary,
     write_report,
 )
@@ -33,7 +33,7 @@ def test_every_curve_runs_on_a_reporting_split_disjoint_from_the_development_spl
     configs = grid_configs(["toy-stuff", "toy-scene"], ["ours"], [0, 1], 100, {})
     assert [(c.dataset, c.seed) for c in configs] == [("toy-stuff", 0), ("toy-scene", 0), ("toy-stuff", 1), ("toy-scene", 1)]
     for config in configs:
-        assert config.split == reporting_split(config.dataset) != 1
+        assert config.split == learning_curves.SPLIT != 1 and config.split in PRESETS[config.dataset].reporting_splits
 
 
 def test_the_curves_run_on_the_split_their_preregistration_names():
@@ -55,7 +55,7 @@ def test_the_summary_gives_the_plateaus_the_gaps_and_the_click_probe_of_the_same
     budget = pd.DataFrame.from_records(
         [{"preset": "toy-stuff", "method": m, "seed": s, "hiou": v + s} for m, v in (("point_naive", 30), ("ours", 40), ("full_supervision", 45)) for s in (0, 1, 2)]
     )
-    table = summary(curves, budget, {"toy-stuff": {reporting_split("toy-stuff"): 0.97}})
+    table = summary(curves, budget, {"toy-stuff": {learning_curves.SPLIT: 0.97}})
     row = table.iloc[0]
     assert row["ours plateau"] == "50.1 ± 0.1" and row["point_naive plateau"].endswith("*")
     assert row["ours − point_naive at plateau"].startswith("+5.0") and row["ours − point_naive at budget"].startswith("+10.0")
