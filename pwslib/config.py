@@ -274,7 +274,8 @@ REAL_RECIPES: dict[str, dict[str, Any]] = {
 
 
 def config_for(method: str, **overrides: Any) -> TrainConfig:
-    """The config of ``method`` (a key of METHODS), with the real recipe for real datasets, then overrides.
+    """The config of ``method`` (a key of METHODS), with the real recipe for real datasets and a toy preset's
+    ``point_rule``, then overrides.
 
     ``precision`` stays what was asked (``auto`` by default), so the same command has the same cache key on
     every machine; the precision a run computed in is decided when its model is built (``resolve_precision``)
@@ -285,5 +286,7 @@ def config_for(method: str, **overrides: Any) -> TrainConfig:
     values: dict[str, Any] = {"method": method, **METHODS[method]}
     dataset = overrides.get("dataset", TrainConfig.dataset)
     values.update(REAL_RECIPES.get(dataset, {}))
+    if dataset in TOY_PRESETS:  # where this toy preset's annotators click
+        values["point_rule"] = TOY_PRESETS[dataset].point_rule
     values.update(overrides)
     return TrainConfig.from_dict(values)

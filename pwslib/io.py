@@ -247,10 +247,9 @@ def save_checkpoint(path: Path, state: dict, how_to_resume: str = "resume with -
         with atomic_path(path) as tmp:
             tmp.write_bytes(CHECKSUM_HEADER + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
     except (OSError, RuntimeError) as error:
-        needed = len(payload) / 2**20
-        free = shutil.disk_usage(path.parent).free / 2**20
+        free = byte_size(shutil.disk_usage(path.parent).free)
         kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint existed"
         raise DataError(
-            f"could not write the checkpoint in {path.parent} ({type(error).__name__}: {error}); {free:.0f} MiB free, "
-            f"about {needed:.0f} MiB needed; {kept}: free some space and {how_to_resume}"
+            f"could not write the checkpoint in {path.parent} ({type(error).__name__}: {error}); {free} free, "
+            f"about {byte_size(len(payload))} needed; {kept}: free some space and {how_to_resume}"
         ) from error

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from pwslib.data import build_dataset, class_split, collate, training_cooccurrence
 from pwslib.data.summaries import UNSEPARATED_SHARE, unlabelled_surroundings
 from pwslib.data.splits import IGNORE_INDEX, ClassSplit
-from pwslib.data.toy import PRESETS, load_toy
+from pwslib.data.toy import PRESETS, get_preset, load_toy
 from pwslib.io import one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.metrics import ConfusionMatrix, segmentation_scores
 from pwslib.config import TrainConfig
@@ -154,16 +154,18 @@ def clicked_labels(batch: dict) -> torch.Tensor:
 
 
 def click_probe(
-    preset: str, steps: int, split: int = 1, seed: int = 0, point_rule: str = "uniform", scored_on: str = "validation"
+    preset: str, steps: int, split: int = 1, seed: int = 0, point_rule: str | None = None, scored_on: str = "validation"
 ) -> dict:
     """A method-blind measure of how much one click per novel class tells: the per-pixel probe trained for
     ``steps`` on base masks + novel clicks (``points_per_class`` 1) against the same probe on full masks.
     ``novel_ratio`` = novel mIoU with clicks / with full masks (on PASCAL VOC, one click per class reached
     far below full supervision: Bearman et al., ECCV 2016). Both use the class-balanced loss: with plain
     cross-entropy a class known at one pixel per image is never predicted (novel mIoU 0 on the toy). ``point_rule``
-    places the clicks: anywhere on the mask (``uniform``) or at its deepest pixel, as annotators tend to (``centre``).
+    places the clicks: anywhere on the mask (``uniform``) or at its deepest pixel, as annotators tend to (``centre``);
+    by default where the preset's annotators click (``ToyPreset.point_rule``).
     Scored on the preset's ``validation`` images: the probe chooses between generators, and a choice is never made
     on the images results are reported on (``scored_on="test"`` reproduces the probes made before that rule)."""
+    point_rule = point_rule or get_preset(preset).point_rule
     train = build_dataset(preset, "train", split=split, seed=seed, point_rule=point_rule)
     scored = build_dataset(preset, scored_on, split=split)
     scores = {}

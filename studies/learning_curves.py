@@ -193,10 +193,10 @@ def summary(curves: pd.DataFrame, budget: pd.DataFrame, probes: dict) -> pd.Data
             row[f"{method} plateau"] = _cell(plateau_of[method], reference) if len(plateau_of[method]) else "-"
         row["ours − point_naive at budget"] = _gap(budget_of["ours"], budget_of["point_naive"])
         row["ours − point_naive at plateau"] = _gap(plateau_of["ours"], plateau_of["point_naive"])
+        for when, of in (("budget", budget_of), ("plateau", plateau_of)):
+            ours, full = of["ours"], of["full_supervision"]
+            row[f"ours / full at {when}"] = f"{ours.mean() / full.mean():.3f}" if len(full) and len(ours) else "-"
         full = plateau_of["full_supervision"]
-        row["ours / full at plateau"] = (
-            f"{plateau_of['ours'].mean() / full.mean():.3f}" if len(full) and len(plateau_of["ours"]) else "-"
-        )
         for method in ("point_naive", "ours"):
             reached = iterations_to_reach(curves, preset, method, TARGET_SHARE * full.mean()) if len(full) else None
             row[f"{method}: iterations to 0.9x full"] = "-" if reached is None else f"{reached:,}"

@@ -97,3 +97,16 @@ def test_switches_added_later_stay_out_of_the_key_at_their_neutral_value():
         config_for("ours", weight_average_decay=1.0)
     with pytest.raises(DataError, match=r"unknown pixel_decoder_kernel 5; choose one of \[1, 3\]"):
         config_for("ours", pixel_decoder_kernel=5)
+
+
+def test_a_toy_preset_that_clicks_at_the_centre_gives_its_runs_centre_clicks_unless_overridden(monkeypatch):
+    import dataclasses
+
+    from pwslib.data.toy import PRESETS
+
+    assert config_for("ours").point_rule == "uniform"
+    centred = dataclasses.replace(PRESETS["toy-scene"], name="toy-centred", point_rule="centre")
+    monkeypatch.setitem(PRESETS, "toy-centred", centred)
+    assert config_for("ours", dataset="toy-centred").point_rule == "centre"
+    assert config_for("ours", dataset="toy-centred", point_rule="uniform").point_rule == "uniform"
+    assert config_for("ours", dataset="toy-scene").key() == config_for("ours", dataset="toy-scene", point_rule="uniform").key()

@@ -349,7 +349,7 @@ def test_a_checkpoint_write_that_fails_half_way_keeps_the_previous_one_and_the_r
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "write_bytes", disk_full)
-    with pytest.raises(DataError, match="MiB free, about .* needed; the previous checkpoint is intact"):
+    with pytest.raises(DataError, match=r"[MG]iB free, about [0-9.]+ MiB needed; the previous checkpoint is intact"):
         run(config, folder, resume=True, progress=False, stop_after=2)
     monkeypatch.setattr(Path, "write_bytes", real_write)
     assert (folder / CHECKPOINT).read_bytes() == before

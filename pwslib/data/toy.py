@@ -27,7 +27,8 @@ measures each lever): things that draw each part's look from a pool shared with 
 things that wear the texture of the stuff under them (``camouflage``), things placed against each other
 (``touching_probability``), thin ones (the ``rod`` shape), and things with an outline band in a look of their own
 that a centre click never lands on (``rim_looks``; with ``rim_labelled`` off the band is a halo of the stuff under
-the thing).
+the thing). A preset also says where its annotators click (``point_rule``: anywhere on a mask, or at its deepest
+pixel); ``config_for`` gives its runs that rule.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class ToyPreset:
     touching_probability: float = 0.0  # a thing is placed against the one drawn before it (no draw when 0)
     camouflage: float = 0.0  # the chance that a part of a thing wears the look of the stuff it sits on (no draw when 0)
     reporting_splits: tuple[int, ...] = ()  # splits to report on: none of their novel classes is novel in split 1
+    point_rule: str = "uniform"  # where a training click lands: anywhere on a mask, or at its deepest pixel (centre)
     num_train: int = 2000
     num_test: int = 500
     num_validation: int = 500  # tuning images: a third stream of the generator, never trained on nor reported

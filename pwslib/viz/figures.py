@@ -270,9 +270,10 @@ def convergence_figure(curves: dict[str, list[dict]], plateaus: dict[str, float]
         handles += [
             Line2D([], [], color="grey", linestyle=styles[recipe], label=recipe or "today's recipe") for recipe in recipes
         ]
+        legend_inches = 0.2 * ((len(handles) + 1) // 2) + 0.1  # two columns of 8-point lines
+        fig.set_figheight(4.2 + legend_inches)  # first the height, then the layout within it
         fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
-        fig.tight_layout(rect=(0, 0.06 * (len(handles) + 1) / 2, 1, 1))
-        fig.set_figheight(4.2 + 0.25 * (len(handles) + 1) / 2)
+        fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
     else:
         axes[0][0].legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
         fig.tight_layout()

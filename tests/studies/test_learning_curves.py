@@ -59,10 +59,26 @@ def test_the_summary_gives_the_plateaus_the_gaps_and_the_click_probe_of_the_same
     row = table.iloc[0]
     assert row["ours plateau"] == "50.1 ± 0.1" and row["point_naive plateau"].endswith("*")
     assert row["ours − point_naive at plateau"].startswith("+5.0") and row["ours − point_naive at budget"].startswith("+10.0")
-    assert row["ours / full at plateau"] == f"{50.1 / 60.1:.3f}"
+    assert row["ours / full at plateau"] == f"{50.1 / 60.1:.3f}" and row["ours / full at budget"] == f"{41 / 46:.3f}"
     assert row["ours: iterations to 0.9x full"] == "-"  # 50 never reaches 54
     assert row["point_naive: iterations to 0.9x full"] == "-"
     assert row["curves flat"] == "9 of 9" and row["click probe ratio"] == "0.97"
+
+
+def test_the_readme_lead_has_a_budget_and_a_plateau_row_per_preset_from_the_summary():
+    from studies.guide import learning_curves_table
+
+    curves = synthetic_curves({"point_naive": 45.0, "ours": 50.0, "full_supervision": 60.0})
+    budget = pd.DataFrame.from_records(
+        [{"preset": "toy-stuff", "method": m, "seed": s, "hiou": v + s} for m, v in (("point_naive", 30), ("ours", 40), ("full_supervision", 45)) for s in (0, 1, 2)]
+    )
+    records = summary(curves, budget, {}).to_dict("records")
+    lead = learning_curves_table(records, 5000)
+    assert list(lead["when"]) == ["5,000 iterations", "plateau"]
+    assert list(lead["`ours`"]) == ["41.0 ± 1.0", "50.1 ± 0.1"]
+    assert lead["`ours` − `point_naive`"].iloc[1].startswith("+5.0")
+    assert list(lead["`ours` / full"]) == [f"{41 / 46:.3f}", f"{50.1 / 60.1:.3f}"]
+    assert set(lead["preset"]) == {f"toy-stuff (split {learning_curves.SPLIT})"}
 
 
 def test_click_probe_ratios_read_every_split_of_the_data_card(tmp_path):
