@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 
-import pandas as pd
-
 from pwslib.experiments.analysis import preregistered_checks
 from pwslib.experiments.report import markdown_table
 from pwslib.io import CHECKOUT, DataError, one_line_errors, write_text_atomic
@@ -27,25 +25,6 @@ CHECKS_END = "<!-- end of checks -->"
 def checks_block(root=ROOT) -> str:
     """The README's table of every preregistered check (``analysis.preregistered_checks``), between its markers."""
     return "\n".join([CHECKS_BEGIN, "", markdown_table(preregistered_checks(root)).rstrip(), "", CHECKS_END])
-
-
-def learning_curves_table(summary: list[dict], budget: int) -> pd.DataFrame:
-    """The README's lead: per preset, hIoU of the three methods at the main job's ``budget`` and at the plateau
-    (mean ± std over seeds, ``*`` beyond the seed noise of ``ours``), the gap of ``ours`` over ``point_naive`` (Welch)
-    and ``ours`` / ``full_supervision``, from ``reports/learning_curves.json``'s summary rows."""
-    rows = []
-    for entry in summary:
-        for when, column, gap in ((f"{budget:,} iterations", f"at {budget}", "budget"), ("plateau", "plateau", "plateau")):
-            rows.append(
-                {
-                    "preset": f"{entry['preset']} (split {entry['split']})",
-                    "when": when,
-                    **{f"`{m}`": entry[f"{m} {column}"] for m in ("point_naive", "ours", "full_supervision")},
-                    "`ours` − `point_naive`": entry[f"ours − point_naive at {gap}"],
-                    "`ours` / full": entry[f"ours / full at {gap}"],
-                }
-            )
-    return pd.DataFrame.from_records(rows)
 
 
 def replace_block(text: str, block: str, begin: str = CHECKS_BEGIN, end: str = CHECKS_END) -> str:

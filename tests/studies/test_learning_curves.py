@@ -12,6 +12,7 @@ from studies.learning_curves import (
     not_flat,
     grid_configs,
     iterations_to_reach,
+    lead_table,
     read_curves,
     summary,
     write_report,
@@ -66,14 +67,12 @@ def test_the_summary_gives_the_plateaus_the_gaps_and_the_click_probe_of_the_same
 
 
 def test_the_readme_lead_has_a_budget_and_a_plateau_row_per_preset_from_the_summary():
-    from studies.guide import learning_curves_table
-
     curves = synthetic_curves({"point_naive": 45.0, "ours": 50.0, "full_supervision": 60.0})
     budget = pd.DataFrame.from_records(
         [{"preset": "toy-stuff", "method": m, "seed": s, "hiou": v + s} for m, v in (("point_naive", 30), ("ours", 40), ("full_supervision", 45)) for s in (0, 1, 2)]
     )
     records = summary(curves, budget, {}).to_dict("records")
-    lead = learning_curves_table(records, 5000)
+    lead = lead_table(records)
     assert list(lead["when"]) == ["5,000 iterations", "plateau"]
     assert list(lead["`ours`"]) == ["41.0 ± 1.0", "50.1 ± 0.1"]
     assert lead["`ours` − `point_naive`"].iloc[1].startswith("+5.0")
@@ -94,6 +93,7 @@ def test_the_report_and_its_figures_are_written(tmp_path):
     meta = {"git_commit": "abc", "machine": "m", "date_utc": "d", "iterations": 1000, "every": 100, "seeds": [0, 1, 2]}
     text = write_report(curves, pd.DataFrame(), {}, meta, tmp_path)
     assert "| toy-stuff |" in text and (tmp_path / "figures" / "learning_curves.png").exists()
+    assert f"| toy-stuff (split {learning_curves.SPLIT}) | plateau |" in text  # the lead table comes first
     assert (tmp_path / "figures" / "transfer_gain.png").exists() and (tmp_path / "learning_curves.csv").exists()
 
 
