@@ -140,3 +140,16 @@ def test_the_study_probes_only_the_variants_not_yet_in_its_record(tmp_path, monk
     assert [row["variant"] for row in json.loads((tmp_path / "click_ambiguity.json").read_text())["rows"]] == ["a", "b"]
     click_ambiguity.main(["--reports", str(tmp_path), "--fresh"])
     assert probed == ["a", "b", "a", "b"]
+
+
+def test_the_protocol_states_the_record_s_probe_count_and_lowest_ratio():
+    from pwslib.io import CHECKOUT
+    from studies.datacard import CLICK_BAND
+
+    rows = json.loads((CHECKOUT / "reports" / "click_ambiguity.json").read_text())["rows"]
+    protocol = " ".join((CHECKOUT / "reports" / "protocol.md").read_text().split())
+    lowest = min(row["ratio"] for row in rows)
+    assert f"{len(rows)} probes, the lowest ratio {lowest:.2f}" in protocol
+    assert set(variants()) == {row["variant"] for row in rows}  # every variant is in the record, and only those
+    if lowest > CLICK_BAND[1]:
+        assert "is not yet part of this check" in protocol  # no variant in the band: no third preset is claimed
