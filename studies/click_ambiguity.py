@@ -38,7 +38,7 @@ Uniform clicks are an unbiased sample of a mask's pixels under the probe's class
 click cannot sample (the centre rule) or too few samples can pull the ratio down.
 
 A variant is chosen from these data statistics alone; no method has run on any of them. Each probe is one seed, so
-a ratio moves by a few hundredths between seeds. Writes ``reports/click_ambiguity.{md,json}``.
+a ratio moves by a few hundredths between seeds. Writes ``reports/click_ambiguity.{md,json}`` and ``reports/figures/click_ambiguity.png``.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ import torch
 from pwslib.data.toy import PRESETS, ThingClass, ToyPreset, _stuff
 from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.command_line import positive_whole
+from pwslib.viz.figures import click_probe_figure
 from studies.datacard import CLICK_BAND, click_probe
 
 ROOT = CHECKOUT
@@ -255,6 +256,8 @@ def render(rows: list[dict], meta: dict) -> str:
         "at its deepest pixel, where an annotator tends to click (`centre`). Probes are scored on validation images "
         "from now on; the rows made before that rule were scored on the test images.",
         "",
+        "![every probe's ratio against the band](figures/click_ambiguity.png)",
+        "",
         "| variant | clicks | probe steps | scored on | ratio | in the band | novel mIoU, clicks | novel mIoU, full "
         "masks | total mIoU, full masks | commit, date |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -293,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
                     write_json_atomic(record_path, record)  # a probe finished is kept if a later one fails
                     print(f"{label}: ratio {record['rows'][-1]['ratio']:.2f}", flush=True)
         text = render(record["rows"], record["meta"])
+        (args.reports / "figures").mkdir(parents=True, exist_ok=True)
+        click_probe_figure(record["rows"], CLICK_BAND).savefig(args.reports / "figures" / "click_ambiguity.png", dpi=90)
         write_text_atomic(args.reports / "click_ambiguity.md", text)
         print(text)
 

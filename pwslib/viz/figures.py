@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import re
 from pathlib import Path
 
 import numpy as np
@@ -472,4 +473,26 @@ def transfer_gain_figure(summary):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def click_probe_figure(rows: list[dict], band: tuple[float, float]):
+    """The click probe's ratio (novel mIoU with one click per novel class / with full masks) of every generator
+    variant in ``rows`` (``studies.click_ambiguity``'s record), lowest first, against ``band``, the ratio on real
+    photographs; a bar's colour says where the clicks land, its label how long the probe trained."""
+    plt = _pyplot()
+    ordered = sorted(rows, key=lambda row: row["ratio"])
+    fig, ax = plt.subplots(figsize=(13, 0.26 * len(ordered) + 1.6), layout="constrained")
+    colours = {"uniform": "tab:blue", "centre": "tab:orange"}
+    positions = np.arange(len(ordered))
+    ax.axvspan(*band, color="tab:green", alpha=0.15, label=f"real photographs ({band[0]:.2f}-{band[1]:.2f})")
+    for rule, colour in colours.items():
+        picked = [i for i, row in enumerate(ordered) if row.get("point_rule", "uniform") == rule]
+        ax.barh(positions[picked], [ordered[i]["ratio"] for i in picked], color=colour, label=f"{rule} clicks")
+    names = [re.sub(r", probe trained \d+x longer", "", row["variant"]) for row in ordered]  # the steps say it
+    ax.set_yticks(positions, [f"{name} ({row.get('steps', 1000):,} steps)" for name, row in zip(names, ordered)], fontsize=6)
+    ax.set_xlim(0.5, 1.05)
+    ax.set_xlabel("click probe: novel mIoU with one click / with full masks")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     return fig

@@ -2,7 +2,7 @@ import matplotlib
 import numpy as np
 
 from pwslib.data.splits import ClassSplit
-from pwslib.viz.figures import convergence_figure, label_palette, visual_comparison
+from pwslib.viz.figures import click_probe_figure, convergence_figure, label_palette, visual_comparison
 
 matplotlib.use("Agg")
 SPLIT = ClassSplit(("sky", "grass", "water", "boat", "cow", "kite"), (3, 4, 5))
@@ -41,3 +41,19 @@ def test_the_convergence_figure_marks_each_plateau_and_the_budget_and_keeps_its_
     widths = {line.get_xdata()[-1]: line.get_linewidth() for line in ax.lines[:2]}
     assert widths[8000] > widths[4000]  # the longest curve of a method is the bold one
     assert not figure.legends and "ours" in [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_the_click_probe_figure_draws_one_bar_per_probe_lowest_first_coloured_by_click_rule():
+    rows = [
+        {"variant": "b, probe trained 4x longer", "ratio": 0.9, "point_rule": "centre", "steps": 4000},
+        {"variant": "a", "ratio": 0.7},  # a row made before rows carried their rule and steps
+        {"variant": "c", "ratio": 1.0, "point_rule": "uniform", "steps": 1000},
+    ]
+    fig = click_probe_figure(rows, (0.6, 0.73))
+    ax = fig.axes[0]
+    labels = [tick.get_text() for tick in ax.get_yticklabels()]
+    assert labels == ["a (1,000 steps)", "b (4,000 steps)", "c (1,000 steps)"]
+    widths = {round(patch.get_width(), 2): patch.get_facecolor() for patch in ax.patches if patch.get_height() < 1}
+    assert set(widths) == {0.7, 0.9, 1.0}
+    assert widths[0.7] == widths[1.0] != widths[0.9]  # uniform (the default) and centre differ
+    matplotlib.pyplot.close(fig)
