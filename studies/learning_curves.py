@@ -188,9 +188,9 @@ def summary(curves: pd.DataFrame, budget: pd.DataFrame, probes: dict) -> pd.Data
         budget_of = {m: budget[(budget.preset == preset) & (budget.method == m)][SCORE] for m in METHODS}
         for method in METHODS:
             reference = None if method == "ours" else budget_of["ours"]
-            row[f"{method} at {BUDGET}"] = _cell(budget_of[method], reference) if len(budget_of[method]) else "-"
+            row[f"{method} at budget"] = _cell(budget_of[method], reference) if len(budget_of[method]) else "-"
             reference = None if method == "ours" else plateau_of["ours"]
-            row[f"{method} plateau"] = _cell(plateau_of[method], reference) if len(plateau_of[method]) else "-"
+            row[f"{method} at plateau"] = _cell(plateau_of[method], reference) if len(plateau_of[method]) else "-"
         row["ours − point_naive at budget"] = _gap(budget_of["ours"], budget_of["point_naive"])
         row["ours − point_naive at plateau"] = _gap(plateau_of["ours"], plateau_of["point_naive"])
         for when, of in (("budget", budget_of), ("plateau", plateau_of)):
@@ -214,14 +214,14 @@ def lead_table(summary: list[dict]) -> pd.DataFrame:
     of ``ours`` over ``point_naive`` (Welch) and ``ours`` / ``full_supervision``, from ``summary``'s rows."""
     rows = []
     for entry in summary:
-        for when, column, gap in ((f"{BUDGET:,} iterations", f"at {BUDGET}", "budget"), ("plateau", "plateau", "plateau")):
+        for when, at in ((f"{BUDGET:,} iterations", "budget"), ("plateau", "plateau")):
             rows.append(
                 {
                     "preset": f"{entry['preset']} (split {entry['split']})",
                     "when": when,
-                    **{f"`{m}`": entry[f"{m} {column}"] for m in ("point_naive", "ours", "full_supervision")},
-                    "`ours` − `point_naive`": entry[f"ours − point_naive at {gap}"],
-                    "`ours` / full": entry[f"ours / full at {gap}"],
+                    **{f"`{m}`": entry[f"{m} at {at}"] for m in ("point_naive", "ours", "full_supervision")},
+                    "`ours` − `point_naive`": entry[f"ours − point_naive at {at}"],
+                    "`ours` / full": entry[f"ours / full at {at}"],
                 }
             )
     return pd.DataFrame.from_records(rows)

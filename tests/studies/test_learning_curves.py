@@ -58,7 +58,8 @@ def test_the_summary_gives_the_plateaus_the_gaps_and_the_click_probe_of_the_same
     )
     table = summary(curves, budget, {"toy-stuff": {learning_curves.SPLIT: 0.97}})
     row = table.iloc[0]
-    assert row["ours plateau"] == "50.1 ± 0.1" and row["point_naive plateau"].endswith("*")
+    assert row["ours at plateau"] == "50.1 ± 0.1" and row["point_naive at plateau"].endswith("*")
+    assert row["ours at budget"] == "41.0 ± 1.0"  # every column names when it is read: at budget or at plateau
     assert row["ours − point_naive at plateau"].startswith("+5.0") and row["ours − point_naive at budget"].startswith("+10.0")
     assert row["ours / full at plateau"] == f"{50.1 / 60.1:.3f}" and row["ours / full at budget"] == f"{41 / 46:.3f}"
     assert row["ours: iterations to 0.9x full"] == "-"  # 50 never reaches 54
