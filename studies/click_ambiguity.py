@@ -59,7 +59,7 @@ from pwslib.data.toy import PRESETS, ThingClass, ToyPreset, _stuff
 from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
 from pwslib.command_line import positive_whole
 from pwslib.viz.figures import click_probe_figure
-from studies.datacard import CLICK_BAND, click_probe
+from studies.datacard import CLICK_BAND, click_probe, save_figure
 
 ROOT = CHECKOUT
 
@@ -241,8 +241,15 @@ def probe_variant(label: str, variant: Variant) -> dict:
     }
 
 
+def completed(row: dict, meta: dict) -> dict:
+    """``row`` with what the first rows of the record leave to its ``meta``: they were made before rows carried their
+    click rule, steps, scoring images, commit and date (uniform clicks, the record's steps, the test images)."""
+    made_by = {"git_commit": meta["git_commit"], "date_utc": meta["date_utc"]}
+    return {"point_rule": "uniform", "steps": meta["steps"], "scored_on": "test", **made_by, **row}
+
+
 def render(rows: list[dict], meta: dict) -> str:
-    """The report; a row without its own commit (probed before rows carried one) was made at the record's first."""
+    """The report, one line per probe (``completed`` with the record's ``meta``)."""
     low, high = CLICK_BAND
     lines = [
         report_header("Click ambiguity: the data card's click probe on generator levers", "`python -m studies.click_ambiguity`")
@@ -262,13 +269,13 @@ def render(rows: list[dict], meta: dict) -> str:
         "masks | total mIoU, full masks | commit, date |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
+    for row in (completed(row, meta) for row in rows):
         inside = "yes" if low <= row["ratio"] <= high else "no"
         lines.append(
-            f"| {row['variant']} | {row.get('point_rule', 'uniform')} | {row.get('steps', meta['steps'])} | "
-            f"{row.get('scored_on', 'test')} images | {row['ratio']:.2f} | {inside} | {row['novel_clicks']:.1f} | {row['novel_full_masks']:.1f} | "
-            f"{row['total_full_masks']:.1f} | `{row.get('git_commit', meta['git_commit'])}`, "
-            f"{row.get('date_utc', meta['date_utc'])[:10]} |"
+            f"| {row['variant']} | {row['point_rule']} | {row['steps']} | "
+            f"{row['scored_on']} images | {row['ratio']:.2f} | {inside} | {row['novel_clicks']:.1f} | {row['novel_full_masks']:.1f} | "
+            f"{row['total_full_masks']:.1f} | `{row['git_commit']}`, "
+            f"{row['date_utc'][:10]} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -296,8 +303,8 @@ def main(argv: list[str] | None = None) -> None:
                     write_json_atomic(record_path, record)  # a probe finished is kept if a later one fails
                     print(f"{label}: ratio {record['rows'][-1]['ratio']:.2f}", flush=True)
         text = render(record["rows"], record["meta"])
-        (args.reports / "figures").mkdir(parents=True, exist_ok=True)
-        click_probe_figure(record["rows"], CLICK_BAND).savefig(args.reports / "figures" / "click_ambiguity.png", dpi=90)
+        figure = click_probe_figure([completed(row, record["meta"]) for row in record["rows"]], CLICK_BAND)
+        save_figure(figure, args.reports / "figures" / "click_ambiguity.png")
         write_text_atomic(args.reports / "click_ambiguity.md", text)
         print(text)
 

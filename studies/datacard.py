@@ -183,7 +183,8 @@ def click_probe(
     return scores
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """``fig`` written to ``path`` (its folder made) and closed."""
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,11 +214,11 @@ def describe_preset(preset_name: str, minutes: float, figures: Path, click_steps
     split = class_split(preset_name, 1)
     train = build_dataset(preset_name, "train", augment=False)
     cooc = training_cooccurrence(train)
-    _save(
+    save_figure(
         sample_grid(train, title=f"{preset_name}: samples (* = novel class in split 1; black = no label)"),
         figures / f"toy_{preset_name}_samples.png",
     )
-    _save(
+    save_figure(
         cooccurrence_heatmap(cooc, split, f"{preset_name}: co-occurrence from training image labels (split 1)"),
         figures / f"toy_{preset_name}_cooccurrence.png",
     )

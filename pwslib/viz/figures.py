@@ -478,7 +478,7 @@ def transfer_gain_figure(summary):
 
 def click_probe_figure(rows: list[dict], band: tuple[float, float]):
     """The click probe's ratio (novel mIoU with one click per novel class / with full masks) of every generator
-    variant in ``rows`` (``studies.click_ambiguity``'s record), lowest first, against ``band``, the ratio on real
+    variant in ``rows`` (``studies.click_ambiguity``'s record, each row with its ``point_rule`` and ``steps``), lowest first, against ``band``, the ratio on real
     photographs; a bar's colour says where the clicks land, its label how long the probe trained."""
     plt = _pyplot()
     ordered = sorted(rows, key=lambda row: row["ratio"])
@@ -487,10 +487,10 @@ def click_probe_figure(rows: list[dict], band: tuple[float, float]):
     positions = np.arange(len(ordered))
     ax.axvspan(*band, color="tab:green", alpha=0.15, label=f"real photographs ({band[0]:.2f}-{band[1]:.2f})")
     for rule, colour in colours.items():
-        picked = [i for i, row in enumerate(ordered) if row.get("point_rule", "uniform") == rule]
+        picked = [i for i, row in enumerate(ordered) if row["point_rule"] == rule]
         ax.barh(positions[picked], [ordered[i]["ratio"] for i in picked], color=colour, label=f"{rule} clicks")
     names = [re.sub(r", probe trained \d+x longer", "", row["variant"]) for row in ordered]  # the steps say it
-    ax.set_yticks(positions, [f"{name} ({row.get('steps', 1000):,} steps)" for name, row in zip(names, ordered)], fontsize=6)
+    ax.set_yticks(positions, [f"{name} ({row['steps']:,} steps)" for name, row in zip(names, ordered)], fontsize=6)
     ax.set_xlim(0.5, 1.05)
     ax.set_xlabel("click probe: novel mIoU with one click / with full masks")
     ax.grid(axis="x", alpha=0.3)

@@ -46,7 +46,7 @@ def test_the_convergence_figure_marks_each_plateau_and_the_budget_and_keeps_its_
 def test_the_click_probe_figure_draws_one_bar_per_probe_lowest_first_coloured_by_click_rule():
     rows = [
         {"variant": "b, probe trained 4x longer", "ratio": 0.9, "point_rule": "centre", "steps": 4000},
-        {"variant": "a", "ratio": 0.7},  # a row made before rows carried their rule and steps
+        {"variant": "a", "ratio": 0.7, "point_rule": "uniform", "steps": 1000},
         {"variant": "c", "ratio": 1.0, "point_rule": "uniform", "steps": 1000},
     ]
     fig = click_probe_figure(rows, (0.6, 0.73))
@@ -55,5 +55,5 @@ def test_the_click_probe_figure_draws_one_bar_per_probe_lowest_first_coloured_by
     assert labels == ["a (1,000 steps)", "b (4,000 steps)", "c (1,000 steps)"]
     widths = {round(patch.get_width(), 2): patch.get_facecolor() for patch in ax.patches if patch.get_height() < 1}
     assert set(widths) == {0.7, 0.9, 1.0}
-    assert widths[0.7] == widths[1.0] != widths[0.9]  # uniform (the default) and centre differ
+    assert widths[0.7] == widths[1.0] != widths[0.9]  # uniform and centre differ
     matplotlib.pyplot.close(fig)
