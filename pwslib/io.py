@@ -135,6 +135,18 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
+def save_figure(figure, path: str | os.PathLike, dpi: int = 90, close: bool = False) -> None:
+    """A matplotlib ``figure`` written to ``path`` whole or not at all (``atomic_path``: an interrupted write leaves
+    the previous file), in the format its suffix names; ``close`` frees it afterwards (scripts; a notebook shows it)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or None)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()

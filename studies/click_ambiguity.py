@@ -33,6 +33,10 @@ the properties that make a click ambiguous on photographs:
   on the others to the thing), alone and with 300 training images; and halos on toy-stuff, whose looks name their
   class: on the candidate both networks first have to tell classes apart (full masks reach ~30 novel mIoU), which
   may leave a click's missing extent little to cost.
+- the literature's own setting, on toy-stuff and on the candidate: one centre click on every class present, base
+  classes included, and no mask at all (``clicked="every class"``), as in Bearman et al.'s point supervision. The
+  data card's probe keeps the base classes' masks, and those masks teach where a thing ends; this setting does not
+  have them, so the two say whether the toy's clicks are too informative or the base masks carry the extent.
 
 Uniform clicks are an unbiased sample of a mask's pixels under the probe's class-balanced loss, so only what a
 click cannot sample (the centre rule) or too few samples can pull the ratio down.
@@ -56,10 +60,10 @@ from typing import Iterator
 import torch
 
 from pwslib.data.toy import PRESETS, ThingClass, ToyPreset, _stuff
-from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
+from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, save_figure, write_json_atomic, write_text_atomic
 from pwslib.command_line import positive_whole
 from pwslib.viz.figures import click_probe_figure
-from studies.datacard import CLICK_BAND, click_probe, save_figure
+from studies.datacard import CLICK_BAND, click_probe
 
 ROOT = CHECKOUT
 
@@ -124,11 +128,13 @@ def with_pools(preset: ToyPreset, parts: int, pool: int) -> ToyPreset:
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One probe: a preset, where its clicks land (``uniform`` or ``centre``) and how long the probe trains."""
+    """One probe: a preset, where its clicks land (``uniform`` or ``centre``), how long the probe trains, and which
+    classes it knows by a click (``novel``: the data card's probe; ``every class``: the literature's setting)."""
 
     preset: ToyPreset
     point_rule: str = "uniform"
     steps: int = 1000
+    clicked: str = "novel"
 
 
 def with_outline_bands(preset: ToyPreset, width: float = 0.5, halos: bool = False) -> ToyPreset:
@@ -204,6 +210,12 @@ def variants() -> dict[str, Variant]:
         "toy-stuff, outline bands, every other class's a halo of stuff, clicks at the centre, probe trained 4x longer": (
             Variant(with_outline_bands(PRESETS["toy-stuff"], halos=True), "centre", steps=4000)
         ),
+        "toy-stuff, a centre click on every class and no mask at all, probe trained 4x longer": Variant(
+            PRESETS["toy-stuff"], "centre", steps=4000, clicked="every class"
+        ),
+        "candidate, a centre click on every class and no mask at all, probe trained 4x longer": Variant(
+            CANDIDATE, "centre", steps=4000, clicked="every class"
+        ),
     }
 
 
@@ -223,19 +235,21 @@ def probe_variant(label: str, variant: Variant) -> dict:
     start, made_by = time.perf_counter(), provenance()  # the commit the probe starts from
     preset = variant.preset
     if PRESETS.get(preset.name) == preset:  # a preset of the benchmark: its own data
-        result = click_probe(preset.name, variant.steps, point_rule=variant.point_rule)
+        result = click_probe(preset.name, variant.steps, point_rule=variant.point_rule, clicked=variant.clicked)
     else:
         with registered(preset, "toy-candidate-" + hashlib.sha256(repr(preset).encode()).hexdigest()[:8]) as name:
-            result = click_probe(name, variant.steps, point_rule=variant.point_rule)
+            result = click_probe(name, variant.steps, point_rule=variant.point_rule, clicked=variant.clicked)
     return {
         "variant": label,
         "point_rule": variant.point_rule,
+        "clicked": variant.clicked,
         "steps": variant.steps,
         "ratio": result["novel_ratio"],
         "scored_on": result["scored_on"],
         "novel_clicks": result["clicks"]["novel_miou"],
         "novel_full_masks": result["full_masks"]["novel_miou"],
         "total_full_masks": result["full_masks"]["total_miou"],
+        "total_clicks": result["clicks"]["total_miou"],
         "seconds": round(time.perf_counter() - start, 1),
         **{key: value for key, value in made_by.items() if key in ("git_commit", "date_utc")},
     }
@@ -243,9 +257,10 @@ def probe_variant(label: str, variant: Variant) -> dict:
 
 def completed(row: dict, meta: dict) -> dict:
     """``row`` with what the first rows of the record leave to its ``meta``: they were made before rows carried their
-    click rule, steps, scoring images, commit and date (uniform clicks, the record's steps, the test images)."""
+    click rule, steps, scoring images, commit and date (uniform clicks, the record's steps, the test images), and
+    before any probe clicked every class (novel classes clicked, base classes by masks)."""
     made_by = {"git_commit": meta["git_commit"], "date_utc": meta["date_utc"]}
-    return {"point_rule": "uniform", "steps": meta["steps"], "scored_on": "test", **made_by, **row}
+    return {"point_rule": "uniform", "steps": meta["steps"], "scored_on": "test", "clicked": "novel", **made_by, **row}
 
 
 def render(rows: list[dict], meta: dict) -> str:
@@ -260,8 +275,10 @@ def render(rows: list[dict], meta: dict) -> str:
         f"Ratio = novel mIoU with one click per novel class / with full masks; the band of real photographs: "
         f"{low:.2f}-{high:.2f} (Bearman et al., ECCV 2016, PASCAL VOC 2012 val: one point per class 35.1, with an "
         "objectness prior 42.7, full supervision 58.3 mIoU). Clicks land anywhere on a class's mask (`uniform`) or "
-        "at its deepest pixel, where an annotator tends to click (`centre`). Probes are scored on validation images "
-        "from now on; the rows made before that rule were scored on the test images.",
+        "at its deepest pixel, where an annotator tends to click (`centre`). Every probe keeps the base classes' "
+        "masks except those marked `every class`: one centre click on every class present and no mask at all, the "
+        "setting the band was measured in. Probes are scored on validation images from now on; the rows made before "
+        "that rule were scored on the test images.",
         "",
         "![every probe's ratio against the band](figures/click_ambiguity.png)",
         "",
@@ -272,7 +289,7 @@ def render(rows: list[dict], meta: dict) -> str:
     for row in (completed(row, meta) for row in rows):
         inside = "yes" if low <= row["ratio"] <= high else "no"
         lines.append(
-            f"| {row['variant']} | {row['point_rule']} | {row['steps']} | "
+            f"| {row['variant']} | {row['point_rule']}{', every class' * (row['clicked'] == 'every class')} | {row['steps']} | "
             f"{row['scored_on']} images | {row['ratio']:.2f} | {inside} | {row['novel_clicks']:.1f} | {row['novel_full_masks']:.1f} | "
             f"{row['total_full_masks']:.1f} | `{row['git_commit']}`, "
             f"{row['date_utc'][:10]} |"
@@ -304,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"{label}: ratio {record['rows'][-1]['ratio']:.2f}", flush=True)
         text = render(record["rows"], record["meta"])
         figure = click_probe_figure([completed(row, record["meta"]) for row in record["rows"]], CLICK_BAND)
-        save_figure(figure, args.reports / "figures" / "click_ambiguity.png")
+        save_figure(figure, args.reports / "figures" / "click_ambiguity.png", close=True)
         write_text_atomic(args.reports / "click_ambiguity.md", text)
         print(text)
 

@@ -32,7 +32,7 @@ from pwslib.metrics import confusion_matrix, segmentation_scores
 from pwslib.experiments.report import markdown_table, mean_std
 from pwslib.experiments.schedules import PRESET_REPORTS, PRESET_SPLITS, SCHEDULES
 from pwslib.runs import run_folder
-from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, write_text_atomic
+from pwslib.io import CHECKOUT, one_line_errors, provenance, report_header, save_figure, write_text_atomic
 from pwslib.viz.figures import _pyplot, training_curves
 
 ROOT = CHECKOUT
@@ -134,8 +134,7 @@ def destinations_figure(records: pd.DataFrame, path: Path):
             ax.set_title(f"{dataset}: {kind} pixels predicted as (% of {kind} pixels)", fontsize=9)
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, close=True)
 
 
 def loss_terms_figure(logs: dict, path: Path):
@@ -148,7 +147,7 @@ def loss_terms_figure(logs: dict, path: Path):
         f"{dataset}: loss terms (a method without a term draws no curve there)",
         columns=3,
     )
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, dpi=80, close=True)
 
 
 def calibration_table(calibration: pd.DataFrame) -> pd.DataFrame:

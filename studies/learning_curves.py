@@ -38,7 +38,7 @@ from pwslib.config import config_for
 from pwslib.data.toy import PRESETS
 from pwslib.experiments.grid import run_cached
 from pwslib.experiments.report import differs, markdown_table, mean_std, welch_p
-from pwslib.io import CHECKOUT, DataError, one_line_errors, provenance, report_header, write_json_atomic, write_text_atomic
+from pwslib.io import CHECKOUT, DataError, one_line_errors, provenance, report_header, save_figure, write_json_atomic, write_text_atomic
 from pwslib.runs import run_folder
 from pwslib.command_line import positive_whole, refuse_repeats
 from studies.convergence import curve_run, is_flat, plateau, source_of
@@ -236,8 +236,8 @@ def write_report(
     figures = Path(reports) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     if not curves.empty:
-        learning_curves_figure(curves, SCORE, BUDGET).savefig(figures / "learning_curves.png", dpi=90)
-        transfer_gain_figure(table).savefig(figures / "transfer_gain.png", dpi=90)
+        save_figure(learning_curves_figure(curves, SCORE, BUDGET), figures / "learning_curves.png", close=True)
+        save_figure(transfer_gain_figure(table), figures / "transfer_gain.png", close=True)
     curves.to_csv(Path(reports) / "learning_curves.csv", index=False)
     write_json_atomic(Path(reports) / "learning_curves.json", {"meta": meta, "summary": table.to_dict("records")})
     lines = [

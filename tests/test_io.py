@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from pwslib.io import atomic_path, byte_size, git_commit, provenance, write_json_atomic
+from pwslib.io import atomic_path, byte_size, git_commit, provenance, save_figure, write_json_atomic
 
 
 def test_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
@@ -83,3 +83,27 @@ def test_a_byte_size_reads_in_mib_below_a_gib_and_in_gib_from_one_gib():
     assert byte_size(2**30) == "1.0 GiB"
     assert byte_size(2**30 - 2**20) == "1023.0 MiB"
     assert byte_size(4.6 * 2**20) == "4.6 MiB"
+
+
+def test_a_figure_is_written_whole_or_the_previous_file_stays(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = tmp_path / "figures" / "curve.png"
+    figure = plt.figure(figsize=(1, 1))
+    save_figure(figure, target)
+    first = target.read_bytes()
+    assert first.startswith(b"\x89PNG") and plt.fignum_exists(figure.number)  # a notebook still shows it
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    figure.savefig = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        save_figure(figure, target)
+    assert target.read_bytes() == first and [p.name for p in target.parent.iterdir()] == ["curve.png"]
+    del figure.savefig
+    save_figure(figure, target, close=True)
+    assert not plt.fignum_exists(figure.number)

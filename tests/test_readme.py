@@ -87,3 +87,9 @@ def test_the_click_probe_ratios_and_the_literature_band_are_the_data_cards():
     ratios = " / ".join(f"{cards[name]['click_probe']['novel_ratio']:.2f}" for name in ("toy-stuff", "toy-scene"))
     assert f"click probe {ratios} of full masks" in WORDS
     assert f"on PASCAL VOC, {CLICK_BAND[0]:.2f}-{CLICK_BAND[1]:.2f} (Bearman et al.)" in WORDS
+
+
+def test_the_ratio_without_masks_is_the_click_ambiguity_record_s():
+    rows = json.loads((ROOT / "reports" / "click_ambiguity.json").read_text())["rows"]
+    (ratio,) = [r["ratio"] for r in rows if r.get("clicked") == "every class" and r["variant"].startswith("toy-stuff")]
+    assert f"with none, one click per class gives {ratio:.2f} on toy-stuff" in WORDS

@@ -40,7 +40,7 @@ def base_label_map(label: np.ndarray, split: ClassSplit) -> np.ndarray:
     return np.where(is_novel[label], IGNORE_INDEX, label).astype(label.dtype)
 
 
-def _pick_pixels(mask: np.ndarray, count: int, rule: str, rng: np.random.Generator) -> list[list[int]]:
+def pick_pixels(mask: np.ndarray, count: int, rule: str, rng: np.random.Generator) -> list[list[int]]:
     ys, xs = np.nonzero(mask)
     if rule == "uniform":
         picks = rng.choice(len(ys), size=count, replace=len(ys) < count)
@@ -74,10 +74,10 @@ def simulate_image_points(
     points = []
     for cls in present:
         if cls in novel:
-            points += [[y, x, cls] for y, x in _pick_pixels(label == cls, points_per_class, rule, rng)]
+            points += [[y, x, cls] for y, x in pick_pixels(label == cls, points_per_class, rule, rng)]
     base_pixels = np.isin(label, [c for c in present if c not in novel])
     if base_points_per_image and base_pixels.any():
-        for y, x in _pick_pixels(base_pixels, base_points_per_image, "uniform", rng):
+        for y, x in pick_pixels(base_pixels, base_points_per_image, "uniform", rng):
             points.append([y, x, int(label[y, x])])
     return {"points": points, "image_labels": present}
 

@@ -26,7 +26,7 @@ from pwslib.experiments.tables import (
     annotation_budget_points,
     select_rows,
 )
-from pwslib.io import DataError, check_writable
+from pwslib.io import DataError, check_writable, save_figure
 from pwslib.command_line import positive_seconds, positive_whole, refuse_repeats
 from pwslib.viz.figures import annotation_budget_figure, table_chart
 
@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             annotation_budget_points(results), f"split {args.split}, seeds {args.seeds}, {args.iterations} iterations"
         )
         figure_path = args.reports_dir / "figures" / f"{args.name or args.table}.png"
-        figure_path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(figure_path, dpi=90)
+        save_figure(figure, figure_path, close=True)
         notes = (
             f"\nAnnotation seconds per image: full masks {SECONDS_FULL_MASKS} s, {SECONDS_PER_CLICK_ROUND} s per click "
             "per class (PASCAL VOC 2012 timings of Bearman et al., ECCV 2016; further clicks assumed to cost as much "
@@ -129,8 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         name = args.name or args.table
         figure = table_chart(score_cells(results), f"{title}: split {args.split}, seeds {args.seeds}, {args.iterations} iterations")
         figure_path = args.reports_dir / "figures" / f"{name}.png"
-        figure_path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(figure_path, dpi=90)
+        save_figure(figure, figure_path, close=True)
         notes += f"\nChart: `figures/{figure_path.name}`.\n"
     command = "`python -m pwslib.experiments " + shlex.join(sys.argv[1:] if argv is None else argv) + "`"
     print(write_table(results, args.name or args.table, title, args.reports_dir, schedule, args.split, notes, command))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import colorsys
 import re
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from pwslib.data.points import base_label_map, simulate_image_points
 from pwslib.data.splits import IGNORE_INDEX
+from pwslib.io import save_figure
 from pwslib.model.maskformer import mask_probabilities
 
 
@@ -279,9 +279,7 @@ def convergence_figure(curves: dict[str, list[dict]], plateaus: dict[str, float]
         axes[0][0].legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
         fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
+        save_figure(fig, path, close=True)
     return fig
 
 
@@ -478,21 +476,27 @@ def transfer_gain_figure(summary):
 
 def click_probe_figure(rows: list[dict], band: tuple[float, float]):
     """The click probe's ratio (novel mIoU with one click per novel class / with full masks) of every generator
-    variant in ``rows`` (``studies.click_ambiguity``'s record, each row with its ``point_rule`` and ``steps``), lowest first, against ``band``, the ratio on real
-    photographs; a bar's colour says where the clicks land, its label how long the probe trained."""
+    variant in ``rows`` (``studies.click_ambiguity``'s record, each row with its ``point_rule``, ``clicked`` and
+    ``steps``), lowest first, against ``band``, the ratio on real photographs; a bar's colour says where the clicks
+    land and which classes are clicked, its label how long the probe trained."""
     plt = _pyplot()
     ordered = sorted(rows, key=lambda row: row["ratio"])
     fig, ax = plt.subplots(figsize=(13, 0.26 * len(ordered) + 1.6), layout="constrained")
-    colours = {"uniform": "tab:blue", "centre": "tab:orange"}
+    kinds = {
+        ("uniform", "novel"): ("tab:blue", "uniform clicks on novel classes, base masks"),
+        ("centre", "novel"): ("tab:orange", "centre clicks on novel classes, base masks"),
+        ("centre", "every class"): ("tab:purple", "centre clicks on every class, no mask"),
+    }
     positions = np.arange(len(ordered))
     ax.axvspan(*band, color="tab:green", alpha=0.15, label=f"real photographs ({band[0]:.2f}-{band[1]:.2f})")
-    for rule, colour in colours.items():
-        picked = [i for i, row in enumerate(ordered) if row["point_rule"] == rule]
-        ax.barh(positions[picked], [ordered[i]["ratio"] for i in picked], color=colour, label=f"{rule} clicks")
+    for kind, (colour, label) in kinds.items():
+        picked = [i for i, row in enumerate(ordered) if (row["point_rule"], row["clicked"]) == kind]
+        if picked:
+            ax.barh(positions[picked], [ordered[i]["ratio"] for i in picked], color=colour, label=label)
     names = [re.sub(r", probe trained \d+x longer", "", row["variant"]) for row in ordered]  # the steps say it
     ax.set_yticks(positions, [f"{name} ({row['steps']:,} steps)" for name, row in zip(names, ordered)], fontsize=6)
-    ax.set_xlim(0.5, 1.05)
+    ax.set_xlim(min(0.5, ordered[0]["ratio"] - 0.05), 1.05)
     ax.set_xlabel("click probe: novel mIoU with one click / with full masks")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     return fig

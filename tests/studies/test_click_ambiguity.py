@@ -5,7 +5,7 @@ import numpy as np
 
 from pwslib.data.toy import PRESETS, generate_subset, render_scene, shape_mask
 from studies import click_ambiguity
-from studies.click_ambiguity import CANDIDATE, registered, render, variants, with_outline_bands, with_pools
+from studies.click_ambiguity import CANDIDATE, completed, registered, render, variants, with_outline_bands, with_pools
 
 
 def digest(*arrays):
@@ -146,10 +146,17 @@ def test_the_protocol_states_the_record_s_probe_count_and_lowest_ratio():
     from pwslib.io import CHECKOUT
     from studies.datacard import CLICK_BAND
 
-    rows = json.loads((CHECKOUT / "reports" / "click_ambiguity.json").read_text())["rows"]
+    record = json.loads((CHECKOUT / "reports" / "click_ambiguity.json").read_text())
+    rows = [completed(row, record["meta"]) for row in record["rows"]]
     protocol = " ".join((CHECKOUT / "reports" / "protocol.md").read_text().split())
-    lowest = min(row["ratio"] for row in rows)
-    assert f"{len(rows)} probes, the lowest ratio {lowest:.2f}" in protocol
     assert set(variants()) == {row["variant"] for row in rows}  # every variant is in the record, and only those
+    data_card_probes = [row for row in rows if row["clicked"] == "novel"]  # base masks kept, as in the data card
+    lowest = min(row["ratio"] for row in data_card_probes)
+    assert f"{len(data_card_probes)} probes, the lowest ratio {lowest:.2f}" in protocol
     if lowest > CLICK_BAND[1]:
         assert "is not yet part of this check" in protocol  # no variant in the band: no third preset is claimed
+    without_masks = {row["variant"].split(",")[0]: row["ratio"] for row in rows if row["clicked"] == "every class"}
+    assert f"toy-stuff {without_masks['toy-stuff']:.2f}, the candidate {without_masks['candidate']:.2f}" in protocol
+    with_masks = {row["variant"]: row["ratio"] for row in rows}
+    stuff, candidate = (with_masks[f"{name}, probe trained 4x longer"] for name in ("toy-stuff (reference)", "candidate"))
+    assert f"uniform clicks the same presets give {stuff:.2f} and {candidate:.2f} at 4,000 steps" in protocol

@@ -71,6 +71,31 @@ def test_click_probe_compares_clicks_with_full_masks_at_the_same_steps(toy_root,
     assert built == ["train", "validation"] and scores["scored_on"] == "validation"  # a probe chooses: never on test
 
 
+def test_clicks_on_every_class_know_each_class_present_at_one_deep_pixel_and_nothing_else():
+    import torch
+
+    from studies.datacard import clicks_on_every_class
+
+    full = torch.full((2, 9, 9), 255)
+    full[0, :, :5], full[0, :, 5:] = 0, 3  # two classes side by side
+    full[1, 1:8, 1:8] = 2  # one class, an unlabelled border
+    labels = clicks_on_every_class(full)  # (2, 9, 9)
+    clicked = labels != 255
+    assert clicked.sum(dim=(1, 2)).tolist() == [2, 1]
+    assert sorted(labels[0][clicked[0]].tolist()) == [0, 3] and labels[1][clicked[1]].tolist() == [2]
+    assert (labels[clicked] == full[clicked]).all()  # a click carries its pixel's class
+    assert torch.nonzero(clicked[1]).tolist() == [[4, 4]]  # the deepest pixel of the square
+
+
+def test_the_probe_clicks_every_class_only_at_centres_and_names_its_choices(monkeypatch):
+    from studies import datacard
+
+    with pytest.raises(ValueError, match="point_rule='centre'"):
+        datacard.click_probe("toy-stuff", steps=1, point_rule="uniform", clicked="every class")
+    with pytest.raises(ValueError, match="clicked must be one of"):
+        datacard.click_probe("toy-stuff", steps=1, clicked="base")
+
+
 def test_unlabelled_surroundings_measure_the_ring_outside_the_class():
     from pwslib.data.summaries import unlabelled_surroundings
 
@@ -97,3 +122,16 @@ def test_class_balanced_loss_weighs_a_one_pixel_class_like_a_large_one():
     per_class = torch.nn.functional.cross_entropy(logits, target, ignore_index=255, reduction="none")[0]
     expected = (per_class[target[0] == 0].mean() + per_class[0, 0]) / 2
     assert torch.isclose(class_balanced_cross_entropy(logits, target), expected)
+
+
+def test_the_card_is_remade_from_its_record_without_probing_and_matches_the_committed_one(tmp_path):
+    import shutil
+
+    from pwslib.io import CHECKOUT
+    from studies import datacard
+
+    shutil.copy(CHECKOUT / "reports" / "toy_datacard.json", tmp_path / "toy_datacard.json")
+    datacard.main(["--report-only", "--out", str(tmp_path)])
+    remade = (tmp_path / "toy_datacard.md").read_text()
+    assert remade == (CHECKOUT / "reports" / "toy_datacard.md").read_text()  # no hand edit, no stale render
+    assert "measured with no mask of any class" in remade

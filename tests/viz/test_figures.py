@@ -43,17 +43,20 @@ def test_the_convergence_figure_marks_each_plateau_and_the_budget_and_keeps_its_
     assert not figure.legends and "ours" in [text.get_text() for text in ax.get_legend().get_texts()]
 
 
-def test_the_click_probe_figure_draws_one_bar_per_probe_lowest_first_coloured_by_click_rule():
+def test_the_click_probe_figure_draws_one_bar_per_probe_lowest_first_coloured_by_what_is_clicked():
     rows = [
         {"variant": "b, probe trained 4x longer", "ratio": 0.9, "point_rule": "centre", "steps": 4000},
         {"variant": "a", "ratio": 0.7, "point_rule": "uniform", "steps": 1000},
         {"variant": "c", "ratio": 1.0, "point_rule": "uniform", "steps": 1000},
     ]
+    rows = [{**row, "clicked": "novel"} for row in rows]
+    rows.append({"variant": "d", "ratio": 0.4, "point_rule": "centre", "steps": 4000, "clicked": "every class"})
     fig = click_probe_figure(rows, (0.6, 0.73))
     ax = fig.axes[0]
     labels = [tick.get_text() for tick in ax.get_yticklabels()]
-    assert labels == ["a (1,000 steps)", "b (4,000 steps)", "c (1,000 steps)"]
+    assert labels == ["d (4,000 steps)", "a (1,000 steps)", "b (4,000 steps)", "c (1,000 steps)"]
     widths = {round(patch.get_width(), 2): patch.get_facecolor() for patch in ax.patches if patch.get_height() < 1}
-    assert set(widths) == {0.7, 0.9, 1.0}
-    assert widths[0.7] == widths[1.0] != widths[0.9]  # uniform and centre differ
+    assert set(widths) == {0.4, 0.7, 0.9, 1.0}
+    assert widths[0.7] == widths[1.0] != widths[0.9] != widths[0.4] != widths[0.7]  # uniform, centre, every class
+    assert ax.get_xlim()[0] < 0.4  # the lowest bar is drawn whole
     matplotlib.pyplot.close(fig)
