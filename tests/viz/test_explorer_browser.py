@@ -9,6 +9,7 @@ no widget error appeared. Needs Debian's ``chromium`` and ``chromium-driver`` an
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -134,7 +135,10 @@ def browser(tmp_path):
     try:
         yield driver
     finally:
-        driver.save_screenshot(str(tmp_path / "last_page.png"))  # what the page showed at the end, for a failure
+        from selenium.common.exceptions import WebDriverException
+
+        with contextlib.suppress(WebDriverException):  # a crashed browser has no page left: its failure says so
+            driver.save_screenshot(str(tmp_path / "last_page.png"))  # what the page showed at the end, for a failure
         driver.quit()
 
 
