@@ -36,7 +36,8 @@ the properties that make a click ambiguous on photographs:
 - the literature's own setting, on toy-stuff and on the candidate: one centre click on every class present, base
   classes included, and no mask at all (``clicked="every class"``), as in Bearman et al.'s point supervision. The
   data card's probe keeps the base classes' masks, and those masks teach where a thing ends; this setting does not
-  have them, so the two say whether the toy's clicks are too informative or the base masks carry the extent.
+  have them, so the two say whether the toy's clicks are too informative or the base masks carry the extent; beside
+  them, the data card's probe with the same centre clicks and steps, on both presets.
 
 Uniform clicks are an unbiased sample of a mask's pixels under the probe's class-balanced loss, so only what a
 click cannot sample (the centre rule) or too few samples can pull the ratio down.
@@ -210,6 +211,8 @@ def variants() -> dict[str, Variant]:
         "toy-stuff, outline bands, every other class's a halo of stuff, clicks at the centre, probe trained 4x longer": (
             Variant(with_outline_bands(PRESETS["toy-stuff"], halos=True), "centre", steps=4000)
         ),
+        "toy-stuff, clicks at the centre, probe trained 4x longer": Variant(PRESETS["toy-stuff"], "centre", steps=4000),
+        "candidate, clicks at the centre, probe trained 4x longer": Variant(CANDIDATE, "centre", steps=4000),
         "toy-stuff, a centre click on every class and no mask at all, probe trained 4x longer": Variant(
             PRESETS["toy-stuff"], "centre", steps=4000, clicked="every class"
         ),
