@@ -163,6 +163,8 @@ def test_the_protocol_states_the_record_s_probe_count_and_lowest_ratio():
     stuff, candidate = (with_masks[f"{name}, clicks at the centre, probe trained 4x longer"] for name in ("toy-stuff", "candidate"))
     assert f"the same centre clicks on the novel classes they give {stuff:.2f} and {candidate:.2f}" in protocol
     assert f"toy-stuff and on the candidate, 4,000 steps: {stuff:.2f} and {candidate:.2f}" in protocol
+    scene, few = (with_masks[f"{name}, clicks at the centre, probe trained 4x longer"] for name in ("toy-scene", "toy-stuff, 300 training images"))
+    assert f"on toy-scene {scene:.2f}, on toy-stuff with 300 training images {few:.2f}" in protocol
     short = [with_masks[f"{name}, clicks at the centre"] for name in ("toy-stuff", "candidate")]
     assert f"({short[0]:.2f} and {short[1]:.2f} at 1,000 steps)" in protocol
     added = sorted([stuff - without_masks["toy-stuff"], candidate - without_masks["candidate"]])
