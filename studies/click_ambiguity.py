@@ -244,10 +244,11 @@ def probe_variant(label: str, variant: Variant) -> dict:
     start, made_by = time.perf_counter(), provenance()  # the commit the probe starts from
     preset = variant.preset
     if PRESETS.get(preset.name) == preset:  # a preset of the benchmark: its own data
-        result = click_probe(preset.name, variant.steps, point_rule=variant.point_rule, clicked=variant.clicked)
+        named = contextlib.nullcontext(preset.name)
     else:
-        with registered(preset, "toy-candidate-" + hashlib.sha256(repr(preset).encode()).hexdigest()[:8]) as name:
-            result = click_probe(name, variant.steps, point_rule=variant.point_rule, clicked=variant.clicked)
+        named = registered(preset, "toy-candidate-" + hashlib.sha256(repr(preset).encode()).hexdigest()[:8])
+    with named as name:
+        result = click_probe(name, variant.steps, point_rule=variant.point_rule, clicked=variant.clicked)
     return {
         "variant": label,
         "point_rule": variant.point_rule,

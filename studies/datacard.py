@@ -162,9 +162,10 @@ def clicks_on_every_class(full_label: torch.Tensor) -> torch.Tensor:
     (B, H, W), 255 everywhere but at the clicks. Only the centre rule: a uniform click redrawn on every augmented
     batch would label a new pixel of the class each epoch."""
     labels = torch.full_like(full_label, IGNORE_INDEX)
+    unused = np.random.default_rng(0)  # one centre click draws nothing
     for image, label in enumerate(full_label.numpy()):
         for cls in np.unique(label[label != IGNORE_INDEX]):
-            (y, x), = pick_pixels(label == cls, 1, "centre", np.random.default_rng(0))
+            (y, x), = pick_pixels(label == cls, 1, "centre", unused)
             labels[image, y, x] = int(cls)
     return labels
 
